@@ -1,0 +1,159 @@
+//! JWT verification (RFC 7515/7519) with the checks a gateway must not
+//! skip: size limit before any work, `crit` refused, `alg` from a per-issuer
+//! allow-list (never `none`), key chosen by `kid` within the algorithm's
+//! family, NumericDate claims that really are numbers, iss/aud/exp/nbf.
+//! Verified tokens are cached by SHA-256 of their text so ES/RS tokens cost
+//! a hash on repeat; exp/nbf are still checked on every request.
+
+use super::claims::{audience_matches, numeric_date, string_claim, Claims};
+use super::keys::KeySet;
+use crate::error::Rejection;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use jsonwebtoken::Algorithm;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// What one issuer accepts.
+pub struct IssuerRule {
+    pub issuer: String,
+    pub issuer_tag: Arc<str>,
+    pub audiences: Vec<String>,
+    pub algorithms: Vec<Algorithm>,
+    pub keys: KeySet,
+}
+
+pub struct Verifier {
+    issuers: HashMap<String, IssuerRule>,
+    leeway_secs: i64,
+    max_token_bytes: usize,
+    require_exp: bool,
+    verified: quick_cache::sync::Cache<[u8; 32], Arc<Claims>>,
+}
+
+#[derive(Deserialize)]
+struct JoseHeader {
+    alg: String,
+    #[serde(default)]
+    kid: Option<String>,
+    #[serde(default)]
+    crit: Option<Value>,
+}
+
+impl Verifier {
+    pub fn new(
+        issuers: Vec<IssuerRule>,
+        leeway_secs: i64,
+        max_token_bytes: usize,
+        require_exp: bool,
+        cache_entries: usize,
+    ) -> Self {
+        Self {
+            issuers: issuers.into_iter().map(|r| (r.issuer.clone(), r)).collect(),
+            leeway_secs,
+            max_token_bytes,
+            require_exp,
+            verified: quick_cache::sync::Cache::new(cache_entries.max(1)),
+        }
+    }
+
+    pub fn leeway_secs(&self) -> i64 {
+        self.leeway_secs
+    }
+
+    pub fn issuers(&self) -> impl Iterator<Item = &IssuerRule> {
+        self.issuers.values()
+    }
+
+    /// Verifies `token` at time `now` and returns its claims.
+    pub fn verify(&self, token: &str, now: i64) -> Result<Arc<Claims>, Rejection> {
+        if token.len() > self.max_token_bytes {
+            return Err(Rejection::TooLarge);
+        }
+        let fingerprint: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let claims = match self.verified.get(&fingerprint) {
+            Some(claims) => claims,
+            None => {
+                let claims = Arc::new(self.verify_uncached(token)?);
+                self.verified.insert(fingerprint, claims.clone());
+                claims
+            }
+        };
+        claims.check_times(now, self.leeway_secs)?;
+        Ok(claims)
+    }
+
+    fn verify_uncached(&self, token: &str) -> Result<Claims, Rejection> {
+        let mut parts = token.split('.');
+        let (Some(h64), Some(p64), Some(sig64), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+            return Err(Rejection::Malformed);
+        };
+        let header_json = decode_part(h64)?;
+        let header: JoseHeader = serde_json::from_slice(&header_json).map_err(|_| Rejection::Malformed)?;
+        if header.crit.is_some() {
+            return Err(Rejection::UnsupportedCrit);
+        }
+        let alg: Algorithm = header.alg.parse().map_err(|_| Rejection::AlgorithmNotAllowed)?;
+        let payload_json = decode_part(p64)?;
+        let payload: Map<String, Value> = serde_json::from_slice(&payload_json).map_err(|_| Rejection::Malformed)?;
+
+        let iss = string_claim(&payload, "iss")?.ok_or(Rejection::WrongIssuer)?;
+        let rule = self.issuers.get(&iss).ok_or(Rejection::WrongIssuer)?;
+        if !rule.algorithms.contains(&alg) {
+            return Err(Rejection::AlgorithmNotAllowed);
+        }
+        check_signature(rule, header.kid.as_deref(), alg, &token[..h64.len() + 1 + p64.len()], sig64)?;
+
+        let exp_unix = numeric_date(&payload, "exp")?;
+        let nbf_unix = numeric_date(&payload, "nbf")?;
+        let iat_unix = numeric_date(&payload, "iat")?;
+        if self.require_exp && exp_unix.is_none() {
+            return Err(Rejection::InvalidClaims("exp is required"));
+        }
+        if !rule.audiences.is_empty() {
+            audience_matches(&payload, &rule.audiences)?;
+        }
+        let mut hasher = Sha256::new();
+        hasher.update(&header_json);
+        hasher.update(b".");
+        hasher.update(&payload_json);
+        Ok(Claims {
+            sub: string_claim(&payload, "sub")?,
+            jti: string_claim(&payload, "jti")?,
+            iss,
+            issuer_tag: rule.issuer_tag.clone(),
+            exp_unix,
+            nbf_unix,
+            iat_unix,
+            content_sha256: hasher.finalize().into(),
+        })
+    }
+}
+
+/// Strict base64url without padding; non-canonical encodings are refused.
+fn decode_part(part: &str) -> Result<Vec<u8>, Rejection> {
+    if part.is_empty() {
+        return Err(Rejection::Malformed);
+    }
+    URL_SAFE_NO_PAD.decode(part).map_err(|_| Rejection::Malformed)
+}
+
+fn check_signature(
+    rule: &IssuerRule,
+    kid: Option<&str>,
+    alg: Algorithm,
+    message: &str,
+    sig64: &str,
+) -> Result<(), Rejection> {
+    let mut tried_any = false;
+    for key in rule.keys.candidates(kid, alg) {
+        tried_any = true;
+        if let Ok(true) = jsonwebtoken::crypto::verify(sig64, message.as_bytes(), &key.decoding, alg) {
+            return Ok(());
+        }
+    }
+    Err(if tried_any { Rejection::BadSignature } else { Rejection::UnknownKey })
+}

@@ -1,0 +1,203 @@
+//! Reading and compiling the config: YAML → [`FileConfig`] (serde, with the
+//! field path and line of any error) → [`Runtime`] (keys loaded, routes
+//! compiled). `compile` is pure apart from reading key files and env vars.
+
+use super::FileConfig;
+use crate::runtime::Runtime;
+use std::fmt;
+use std::path::Path;
+
+/// A config error that says where: file, line and column when known, the
+/// field path, and what is wrong. Never echoes values (they may be secrets).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub origin: String,
+    pub line_col: Option<(usize, usize)>,
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.origin)?;
+        if let Some((line, col)) = self.line_col {
+            write!(f, ":{line}:{col}")?;
+        }
+        if self.field.is_empty() {
+            write!(f, ": {}", self.message)
+        } else {
+            write!(f, ": {}: {}", self.field, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl ConfigError {
+    /// An error found after parsing, at `field`; the line is looked up in
+    /// the source text so the message still points at the file position.
+    pub fn at(origin: &Origin<'_>, field: impl Into<String>, message: impl Into<String>) -> Self {
+        let field = field.into();
+        Self {
+            origin: origin.name.to_string(),
+            line_col: origin.text.and_then(|t| locate(t, &field)).map(|l| (l, 1)),
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+/// Where a config came from: its display name, its directory (relative key
+/// paths resolve against it) and its text (to find line numbers).
+pub struct Origin<'a> {
+    pub name: &'a str,
+    pub dir: &'a Path,
+    pub text: Option<&'a str>,
+}
+
+/// Reads, parses and compiles a config file.
+pub fn load_file(path: &Path) -> Result<Runtime, ConfigError> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        origin: name.clone(),
+        line_col: None,
+        field: String::new(),
+        message: format!("cannot read config: {e}"),
+    })?;
+    let file = parse_str(&text, &name)?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    compile(file, &Origin { name: &name, dir, text: Some(&text) })
+}
+
+/// Parses YAML text into the as-written config, refusing unknown fields.
+pub fn parse_str(text: &str, origin: &str) -> Result<FileConfig, ConfigError> {
+    let de = serde_yaml::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(de).map_err(|err| {
+        let field = match err.path().to_string() {
+            p if p == "." => String::new(),
+            p => p,
+        };
+        let inner = err.into_inner();
+        // serde_yaml places errors raised inside a value (a bad duration)
+        // at the enclosing map; the field path finds the exact line.
+        let serde_pos = inner.location().map(|l| (l.line(), l.column()));
+        let line_col = match (locate(text, &field), serde_pos) {
+            (Some(line), Some((l, c))) if l == line => Some((l, c)),
+            (Some(line), _) => Some((line, column_of(text, line))),
+            (None, pos) => pos,
+        };
+        ConfigError { origin: origin.to_string(), line_col, field, message: strip_location(&inner.to_string()) }
+    })
+}
+
+pub use crate::runtime::compile;
+
+/// serde_yaml appends " at line X column Y"; we print the position up front.
+fn strip_location(message: &str) -> String {
+    match message.find(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message.to_string(),
+    }
+}
+
+/// Finds the line of a dotted field path such as `jwt.issuers[1].keys[0].pem_file`
+/// by walking the YAML text: each name is looked for below the previous
+/// match, each `[i]` counts list items. Best effort, for messages only.
+fn locate(text: &str, field: &str) -> Option<usize> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut from = 0usize;
+    let mut min_indent = 0usize;
+    for segment in field.split('.') {
+        let (name, indexes) = match segment.find('[') {
+            Some(i) => (&segment[..i], &segment[i..]),
+            None => (segment, ""),
+        };
+        if !name.is_empty() {
+            let (at, indent) = find_key(&lines, from, min_indent, name)?;
+            from = at;
+            min_indent = indent + 1;
+        }
+        for index in indexes.split('[').filter_map(|s| s.strip_suffix(']')) {
+            let n: usize = index.parse().ok()?;
+            let (at, indent) = find_item(&lines, from + 1, n)?;
+            from = at;
+            min_indent = indent;
+        }
+    }
+    Some(from + 1)
+}
+
+/// 1-based column of the first non-blank character of 1-based `line`.
+fn column_of(text: &str, line: usize) -> usize {
+    text.lines().nth(line.saturating_sub(1)).map_or(1, |l| indent_of(l.trim_start_matches("- ")) + 1)
+}
+
+fn indent_of(line: &str) -> usize {
+    line.len() - line.trim_start().len()
+}
+
+fn find_key(lines: &[&str], from: usize, min_indent: usize, name: &str) -> Option<(usize, usize)> {
+    let key = format!("{name}:");
+    let inline = [format!("{{ {name}:"), format!("{{{name}:"), format!(", {name}:")];
+    lines.iter().enumerate().skip(from).find_map(|(i, line)| {
+        let body = line.trim_start().trim_start_matches("- ");
+        let hit = body.starts_with(&key) || inline.iter().any(|p| line.contains(p.as_str()));
+        (hit && indent_of(line) >= min_indent && !line.trim_start().starts_with('#'))
+            .then_some((i, indent_of(line) + (line.trim_start().len() - body.len())))
+    })
+}
+
+fn find_item(lines: &[&str], from: usize, n: usize) -> Option<(usize, usize)> {
+    let first = lines.iter().enumerate().skip(from).find(|(_, l)| l.trim_start().starts_with("- "))?;
+    let indent = indent_of(first.1);
+    let mut count = 0;
+    for (i, line) in lines.iter().enumerate().skip(first.0) {
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        if indent_of(line) < indent {
+            return None;
+        }
+        if indent_of(line) == indent && trimmed.starts_with("- ") {
+            if count == n {
+                return Some((i, indent));
+            }
+            count += 1;
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = "listen: 127.0.0.1:0\nupstream:\n  url: http://127.0.0.1:9\njwt:\n  issuers:\n    - issuer: a\n      algorithms: [HS256]\n      keys:\n        - { insecure_secret: s }\n    - issuer: b\n      algorithms: [RS256]\n      keys:\n        - { kid: k, pem_file: nope.pem }\n";
+
+    #[test]
+    fn unknown_field_names_line_and_path() {
+        let text = MINIMAL.replace("  url:", "  uri:");
+        let err = parse_str(&text, "c.yaml").unwrap_err();
+        assert_eq!(err.field, "upstream.uri");
+        assert_eq!(err.line_col.map(|l| l.0), Some(3));
+        assert!(err.to_string().starts_with("c.yaml:3:"), "{err}");
+        assert!(err.message.contains("unknown field `uri`"), "{err}");
+    }
+
+    #[test]
+    fn bad_duration_names_the_field() {
+        let text = MINIMAL.replace("  url: http://127.0.0.1:9\n", "  url: http://127.0.0.1:9\n  timeout: 5 parsecs\n");
+        let err = parse_str(&text, "c.yaml").unwrap_err();
+        assert_eq!(err.field, "upstream.timeout");
+        assert_eq!(err.line_col.map(|l| l.0), Some(4));
+        assert!(err.message.contains("invalid duration"), "{err}");
+    }
+
+    #[test]
+    fn locate_walks_lists_and_inline_maps() {
+        assert_eq!(locate(MINIMAL, "jwt.issuers[1].keys[0].pem_file"), Some(13));
+        assert_eq!(locate(MINIMAL, "jwt.issuers[1].algorithms"), Some(11));
+        assert_eq!(locate(MINIMAL, "upstream.url"), Some(3));
+    }
+}

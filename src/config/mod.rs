@@ -1,0 +1,265 @@
+//! The YAML configuration as written (serde types). `load` validates and
+//! compiles it into a [`crate::runtime::Runtime`]; nothing here is used on the
+//! request path.
+
+mod duration;
+pub mod load;
+pub mod secret;
+
+pub use duration::parse_duration;
+pub use load::{compile, load_file, parse_str, ConfigError};
+pub use secret::SecretSource;
+
+use serde::Deserialize;
+use std::time::Duration;
+
+/// The whole file. Every struct refuses unknown fields so a typo is an error,
+/// not a silently ignored setting.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: String,
+    pub upstream: UpstreamSpec,
+    pub jwt: JwtSpec,
+    #[serde(default)]
+    pub revocation: RevocationSpec,
+    #[serde(default)]
+    pub logout: LogoutSpec,
+    #[serde(default)]
+    pub routes: Vec<RouteSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamSpec {
+    pub url: String,
+    #[serde(default = "defaults::upstream_timeout", with = "duration::serde_fmt")]
+    pub timeout: Duration,
+    #[serde(default = "defaults::connect_timeout", with = "duration::serde_fmt")]
+    pub connect_timeout: Duration,
+    #[serde(default = "defaults::pool_max_idle")]
+    pub pool_max_idle: usize,
+    #[serde(default = "defaults::pool_idle_timeout", with = "duration::serde_fmt")]
+    pub pool_idle_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtSpec {
+    #[serde(default = "defaults::realm")]
+    pub realm: String,
+    #[serde(default = "defaults::leeway", with = "duration::serde_fmt")]
+    pub leeway: Duration,
+    #[serde(default = "defaults::max_token_bytes")]
+    pub max_token_bytes: usize,
+    #[serde(default = "defaults::yes")]
+    pub require_exp: bool,
+    #[serde(default)]
+    pub cookie: Option<String>,
+    #[serde(default = "defaults::cache_entries")]
+    pub verified_cache_entries: usize,
+    pub issuers: Vec<IssuerSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerSpec {
+    pub issuer: String,
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    pub algorithms: Vec<String>,
+    pub keys: Vec<KeySpec>,
+}
+
+/// One key source; exactly one of the source fields must be set (checked in
+/// `load`, where the error can name the field).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeySpec {
+    #[serde(default)]
+    pub kid: Option<String>,
+    #[serde(default)]
+    pub pem_file: Option<String>,
+    #[serde(default)]
+    pub jwks_file: Option<String>,
+    #[serde(default)]
+    pub secret_env: Option<String>,
+    #[serde(default)]
+    pub secret_file: Option<String>,
+    #[serde(default)]
+    pub insecure_secret: Option<SecretSource>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreKind {
+    #[default]
+    Memory,
+    Redis,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnStoreError {
+    #[default]
+    FailClosed,
+    FailOpen,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MissingJti {
+    #[default]
+    Reject,
+    Hash,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevocationSpec {
+    #[serde(default)]
+    pub store: StoreKind,
+    #[serde(default)]
+    pub redis: Option<RedisSpec>,
+    #[serde(default)]
+    pub on_store_error: OnStoreError,
+    #[serde(default)]
+    pub missing_jti: MissingJti,
+    #[serde(default = "defaults::max_token_lifetime", with = "duration::serde_fmt")]
+    pub max_token_lifetime: Duration,
+    #[serde(default)]
+    pub cache: CacheSpec,
+}
+
+impl Default for RevocationSpec {
+    fn default() -> Self {
+        Self {
+            store: StoreKind::Memory,
+            redis: None,
+            on_store_error: OnStoreError::FailClosed,
+            missing_jti: MissingJti::Reject,
+            max_token_lifetime: defaults::max_token_lifetime(),
+            cache: CacheSpec::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSpec {
+    pub url: String,
+    #[serde(default = "defaults::key_prefix")]
+    pub key_prefix: String,
+    #[serde(default = "defaults::redis_timeout", with = "duration::serde_fmt")]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheSpec {
+    #[serde(default = "defaults::cache_entries")]
+    pub max_entries: usize,
+    #[serde(default = "defaults::not_revoked_ttl", with = "duration::serde_fmt")]
+    pub not_revoked_ttl: Duration,
+}
+
+impl Default for CacheSpec {
+    fn default() -> Self {
+        Self { max_entries: defaults::cache_entries(), not_revoked_ttl: defaults::not_revoked_ttl() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogoutSpec {
+    #[serde(default = "defaults::logout_path")]
+    pub path: String,
+    #[serde(default = "defaults::logout_methods")]
+    pub methods: Vec<String>,
+    #[serde(default)]
+    pub forward: bool,
+}
+
+impl Default for LogoutSpec {
+    fn default() -> Self {
+        Self { path: defaults::logout_path(), methods: defaults::logout_methods(), forward: false }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSpec {
+    #[serde(rename = "match")]
+    pub matcher: MatchSpec,
+    #[serde(default)]
+    pub auth: AuthMode,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatchSpec {
+    #[serde(default)]
+    pub path: Option<String>,
+    #[serde(default)]
+    pub path_prefix: Option<String>,
+    #[serde(default)]
+    pub methods: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMode {
+    #[default]
+    Required,
+    None,
+    Deny,
+}
+
+mod defaults {
+    use std::time::Duration;
+    pub fn upstream_timeout() -> Duration {
+        Duration::from_secs(30)
+    }
+    pub fn connect_timeout() -> Duration {
+        Duration::from_secs(2)
+    }
+    pub fn pool_max_idle() -> usize {
+        256
+    }
+    pub fn pool_idle_timeout() -> Duration {
+        Duration::from_secs(90)
+    }
+    pub fn realm() -> String {
+        "jwtgate".into()
+    }
+    pub fn leeway() -> Duration {
+        Duration::from_secs(30)
+    }
+    pub fn max_token_bytes() -> usize {
+        8192
+    }
+    pub fn yes() -> bool {
+        true
+    }
+    pub fn cache_entries() -> usize {
+        100_000
+    }
+    pub fn max_token_lifetime() -> Duration {
+        Duration::from_secs(24 * 3600)
+    }
+    pub fn key_prefix() -> String {
+        "jwtgate:".into()
+    }
+    pub fn redis_timeout() -> Duration {
+        Duration::from_millis(50)
+    }
+    pub fn not_revoked_ttl() -> Duration {
+        Duration::from_secs(5)
+    }
+    pub fn logout_path() -> String {
+        "/logout".into()
+    }
+    pub fn logout_methods() -> Vec<String> {
+        vec!["POST".into()]
+    }
+}

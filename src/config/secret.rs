@@ -1,0 +1,75 @@
+//! Secret material: loaded from env or file at config load, held in a type
+//! whose `Debug` never prints the bytes.
+
+use serde::{Deserialize, Deserializer};
+
+/// Secret bytes. `Debug` prints `***` so a secret cannot reach a log line by
+/// accident through `{:?}` of a config struct.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretSource(Vec<u8>);
+
+impl SecretSource {
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Self(bytes)
+    }
+
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretSource {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Self(String::deserialize(d)?.into_bytes()))
+    }
+}
+
+/// Reads a secret from an environment variable.
+pub fn from_env(name: &str) -> Result<SecretSource, String> {
+    match std::env::var_os(name) {
+        Some(v) if !v.is_empty() => Ok(SecretSource(v.into_encoded_bytes())),
+        Some(_) => Err(format!("environment variable {name} is empty")),
+        None => Err(format!("environment variable {name} is not set")),
+    }
+}
+
+/// Reads a secret from a file; one trailing newline (as editors and
+/// `kubectl create secret --from-file` leave it) is not part of the secret.
+pub fn from_file(path: &std::path::Path) -> Result<SecretSource, String> {
+    let mut bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if bytes.last() == Some(&b'\n') {
+        bytes.pop();
+        if bytes.last() == Some(&b'\r') {
+            bytes.pop();
+        }
+    }
+    if bytes.is_empty() {
+        return Err(format!("{} is empty", path.display()));
+    }
+    Ok(SecretSource(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_secret() {
+        let s = SecretSource::new(b"hunter2".to_vec());
+        assert_eq!(format!("{s:?}"), "***");
+    }
+
+    #[test]
+    fn file_secret_drops_one_trailing_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s");
+        std::fs::write(&p, "abc\n").unwrap();
+        assert_eq!(from_file(&p).unwrap().expose(), b"abc");
+    }
+}

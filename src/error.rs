@@ -1,0 +1,191 @@
+//! Every way a request can end early, and the one table that maps each to
+//! an HTTP status, an RFC 6750 challenge and a JSON body. Messages are fixed
+//! strings: no token content, no internals.
+
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::{HeaderValue, Response, StatusCode};
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+
+/// A response body: streamed from the upstream, or a small one of ours.
+pub type Body = Either<Incoming, Full<Bytes>>;
+
+/// Why a token (or the lack of one) was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    NoToken,
+    InvalidRequest(&'static str),
+    Malformed,
+    TooLarge,
+    UnsupportedCrit,
+    AlgorithmNotAllowed,
+    UnknownKey,
+    BadSignature,
+    WrongIssuer,
+    WrongAudience,
+    Expired,
+    NotYetValid,
+    InvalidClaims(&'static str),
+    MissingJti,
+    Revoked,
+}
+
+/// Why a request was not forwarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyError {
+    Refused(Rejection),
+    AmbiguousPath,
+    Forbidden,
+    MethodNotAllowed,
+    StoreUnavailable,
+    UpstreamUnavailable,
+    UpstreamTimeout,
+}
+
+impl From<Rejection> for ProxyError {
+    fn from(r: Rejection) -> Self {
+        ProxyError::Refused(r)
+    }
+}
+
+/// The RFC 6750 §3.1 error attribute of a challenge, when there is one.
+enum Challenge {
+    None,
+    Bare,
+    Error(&'static str),
+}
+
+impl Rejection {
+    /// (JSON `error` code, human description) — the description doubles as
+    /// `error_description` in the challenge, so it stays short and fixed.
+    pub fn code_and_message(&self) -> (&'static str, &'static str) {
+        use Rejection::*;
+        match self {
+            NoToken => ("missing_token", "a bearer token is required"),
+            InvalidRequest(why) => ("invalid_request", why),
+            Malformed => ("malformed_token", "token is not a well-formed JWT"),
+            TooLarge => ("token_too_large", "token exceeds the size limit"),
+            UnsupportedCrit => ("unsupported_critical_header", "token has a crit header this gate does not understand"),
+            AlgorithmNotAllowed => ("algorithm_not_allowed", "token algorithm is not allowed"),
+            UnknownKey => ("unknown_key", "no key matches the token"),
+            BadSignature => ("invalid_signature", "token signature is invalid"),
+            WrongIssuer => ("wrong_issuer", "token issuer is not accepted"),
+            WrongAudience => ("wrong_audience", "token audience is not accepted"),
+            Expired => ("token_expired", "token has expired"),
+            NotYetValid => ("token_not_yet_valid", "token is not valid yet"),
+            InvalidClaims(why) => ("invalid_claims", why),
+            MissingJti => ("missing_jti", "token has no jti and cannot be revoked"),
+            Revoked => ("token_revoked", "token has been revoked"),
+        }
+    }
+}
+
+impl ProxyError {
+    /// The only status table. No `_` arm: a new variant forces a decision.
+    fn status_and_challenge(&self) -> (StatusCode, Challenge) {
+        use Rejection::*;
+        match self {
+            // RFC 6750 §3.1: no error code when no credentials were sent.
+            ProxyError::Refused(NoToken) => (StatusCode::UNAUTHORIZED, Challenge::Bare),
+            ProxyError::Refused(InvalidRequest(_)) => (StatusCode::BAD_REQUEST, Challenge::Error("invalid_request")),
+            ProxyError::Refused(
+                Malformed | TooLarge | UnsupportedCrit | AlgorithmNotAllowed | UnknownKey | BadSignature | WrongIssuer
+                | WrongAudience | Expired | NotYetValid | InvalidClaims(_) | MissingJti | Revoked,
+            ) => (StatusCode::UNAUTHORIZED, Challenge::Error("invalid_token")),
+            ProxyError::AmbiguousPath => (StatusCode::BAD_REQUEST, Challenge::None),
+            ProxyError::Forbidden => (StatusCode::FORBIDDEN, Challenge::None),
+            ProxyError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, Challenge::None),
+            ProxyError::StoreUnavailable => (StatusCode::SERVICE_UNAVAILABLE, Challenge::None),
+            ProxyError::UpstreamUnavailable => (StatusCode::BAD_GATEWAY, Challenge::None),
+            ProxyError::UpstreamTimeout => (StatusCode::GATEWAY_TIMEOUT, Challenge::None),
+        }
+    }
+
+    pub fn code_and_message(&self) -> (&'static str, &'static str) {
+        match self {
+            ProxyError::Refused(r) => r.code_and_message(),
+            ProxyError::AmbiguousPath => ("ambiguous_path", "path has dot segments or encoded separators"),
+            ProxyError::Forbidden => ("forbidden", "this route is closed"),
+            ProxyError::MethodNotAllowed => ("method_not_allowed", "CONNECT is not supported"),
+            ProxyError::StoreUnavailable => ("store_unavailable", "revocation store unavailable"),
+            ProxyError::UpstreamUnavailable => ("upstream_unavailable", "upstream unavailable"),
+            ProxyError::UpstreamTimeout => ("upstream_timeout", "upstream did not answer in time"),
+        }
+    }
+
+    /// The response for this error; `realm` goes into the challenge.
+    pub fn into_response(self, realm: &str) -> Response<Body> {
+        let (status, challenge) = self.status_and_challenge();
+        let (code, message) = self.code_and_message();
+        let mut rsp = json_response(status, &serde_json::json!({ "error": code, "message": message }));
+        let header = match challenge {
+            Challenge::None => None,
+            Challenge::Bare => Some(format!("Bearer realm=\"{realm}\"")),
+            Challenge::Error(e) => {
+                Some(format!("Bearer realm=\"{realm}\", error=\"{e}\", error_description=\"{message}\""))
+            }
+        };
+        if let Some(value) = header.and_then(|h| HeaderValue::from_str(&h).ok()) {
+            rsp.headers_mut().insert(WWW_AUTHENTICATE, value);
+        }
+        if status == StatusCode::METHOD_NOT_ALLOWED {
+            rsp.headers_mut()
+                .insert(http::header::ALLOW, HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"));
+        }
+        rsp
+    }
+}
+
+/// A small JSON response of our own (never cached by intermediaries).
+pub fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
+    let body = serde_json::to_vec(value).unwrap_or_default();
+    let mut rsp = Response::new(Either::Right(Full::new(Bytes::from(body))));
+    *rsp.status_mut() = status;
+    rsp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    rsp.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    rsp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_row_of_the_table() {
+        use Rejection::*;
+        let rows: &[(ProxyError, u16, Option<&str>, &str)] = &[
+            (NoToken.into(), 401, Some(r#"Bearer realm="r""#), "missing_token"),
+            (InvalidRequest("x").into(), 400, Some(r#"error="invalid_request""#), "invalid_request"),
+            (Malformed.into(), 401, Some(r#"error="invalid_token""#), "malformed_token"),
+            (TooLarge.into(), 401, Some(r#"error="invalid_token""#), "token_too_large"),
+            (UnsupportedCrit.into(), 401, Some(r#"error="invalid_token""#), "unsupported_critical_header"),
+            (AlgorithmNotAllowed.into(), 401, Some(r#"error="invalid_token""#), "algorithm_not_allowed"),
+            (UnknownKey.into(), 401, Some(r#"error="invalid_token""#), "unknown_key"),
+            (BadSignature.into(), 401, Some(r#"error="invalid_token""#), "invalid_signature"),
+            (WrongIssuer.into(), 401, Some(r#"error="invalid_token""#), "wrong_issuer"),
+            (WrongAudience.into(), 401, Some(r#"error="invalid_token""#), "wrong_audience"),
+            (Expired.into(), 401, Some(r#"error="invalid_token""#), "token_expired"),
+            (NotYetValid.into(), 401, Some(r#"error="invalid_token""#), "token_not_yet_valid"),
+            (InvalidClaims("x").into(), 401, Some(r#"error="invalid_token""#), "invalid_claims"),
+            (MissingJti.into(), 401, Some(r#"error="invalid_token""#), "missing_jti"),
+            (Revoked.into(), 401, Some(r#"error="invalid_token""#), "token_revoked"),
+            (ProxyError::AmbiguousPath, 400, None, "ambiguous_path"),
+            (ProxyError::Forbidden, 403, None, "forbidden"),
+            (ProxyError::MethodNotAllowed, 405, None, "method_not_allowed"),
+            (ProxyError::StoreUnavailable, 503, None, "store_unavailable"),
+            (ProxyError::UpstreamUnavailable, 502, None, "upstream_unavailable"),
+            (ProxyError::UpstreamTimeout, 504, None, "upstream_timeout"),
+        ];
+        for (err, status, challenge, code) in rows {
+            let rsp = err.into_response("r");
+            assert_eq!(rsp.status().as_u16(), *status, "{err:?}");
+            let got = rsp.headers().get(WWW_AUTHENTICATE).map(|v| v.to_str().unwrap().to_string());
+            match challenge {
+                Some(part) => assert!(got.as_deref().unwrap_or("").contains(part), "{err:?}: {got:?}"),
+                None => assert_eq!(got, None, "{err:?}"),
+            }
+            assert_eq!(err.code_and_message().0, *code);
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! The `jwtgate` command: parse arguments, load config, run. Nothing else.
+
+use clap::{Parser, Subcommand};
+use jwtgate::{config, demo, server};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "jwtgate", version, about = "JWT-verifying, revocation-enforcing reverse proxy sidecar")]
+struct Cli {
+    /// Log filter (tracing EnvFilter syntax); RUST_LOG overrides it.
+    #[arg(long, global = true, default_value = "info")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the proxy with a config file.
+    Run {
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+    /// Validate a config file and print a summary; non-zero exit on error.
+    Check {
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+    /// Run on the embedded demo config: memory store, built-in upstream,
+    /// fresh HS256 secret; prints a token and curl lines to try.
+    Demo {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+    },
+    /// Serve the tiny built-in upstream (for demos and benchmarks).
+    Upstream {
+        #[arg(long, default_value = "127.0.0.1:3000")]
+        listen: SocketAddr,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&cli.log))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
+    if let Command::Check { config } = &cli.command {
+        return check(config);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return fail(format!("cannot start the async runtime: {e}")),
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => fail(msg),
+    }
+}
+
+fn fail(msg: String) -> ExitCode {
+    eprintln!("jwtgate: {msg}");
+    ExitCode::FAILURE
+}
+
+fn check(path: &std::path::Path) -> ExitCode {
+    match config::load_file(path) {
+        Ok(rt) => {
+            println!("{}: ok", path.display());
+            println!("  listen     {}", rt.listen);
+            println!("  upstream   http://{}", rt.upstream.authority);
+            for issuer in rt.verifier.issuers() {
+                println!(
+                    "  issuer     {} ({:?}, {} key(s), audiences {:?})",
+                    issuer.issuer,
+                    issuer.algorithms,
+                    issuer.keys.len(),
+                    issuer.audiences
+                );
+            }
+            println!("  routes     {} rule(s), default auth: required", rt.routes.len());
+            println!("  logout     {:?} {} (forward: {})", rt.logout.methods, rt.logout.path, rt.logout.forward);
+            println!(
+                "  store      {:?}, on_store_error {:?}, missing_jti {:?}",
+                rt.store, rt.policy.on_store_error, rt.policy.missing_jti
+            );
+            ExitCode::SUCCESS
+        }
+        Err(err) => fail(err.to_string()),
+    }
+}
+
+async fn run(command: Command) -> Result<(), String> {
+    match command {
+        Command::Run { config } => {
+            let runtime = config::load_file(&config).map_err(|e| e.to_string())?;
+            let listener =
+                server::bind(runtime.listen).await.map_err(|e| format!("cannot listen on {}: {e}", runtime.listen))?;
+            let gate = server::build_gate(runtime)?;
+            server::serve(listener, gate, server::shutdown_signal()).await;
+            Ok(())
+        }
+        Command::Demo { listen } => run_demo(listen).await,
+        Command::Upstream { listen } => {
+            let listener =
+                tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+            let local = listener.local_addr().map_err(|e| e.to_string())?;
+            println!("jwtgate upstream listening on http://{local}");
+            tokio::select! { () = demo::serve_upstream(listener) => {}, () = server::shutdown_signal() => {} }
+            Ok(())
+        }
+        Command::Check { .. } => Ok(()),
+    }
+}
+
+async fn run_demo(listen: SocketAddr) -> Result<(), String> {
+    let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
+    let upstream_addr = upstream.local_addr().map_err(|e| e.to_string())?;
+    tokio::spawn(demo::serve_upstream(upstream));
+    let secret = demo::random_hex(32).into_bytes();
+    let file = demo::demo_config(listen, upstream_addr, &secret).map_err(|e| e.to_string())?;
+    let origin = config::load::Origin {
+        name: "config/demo.yaml (embedded)",
+        dir: std::path::Path::new("."),
+        text: Some(demo::DEMO_YAML),
+    };
+    let runtime = config::compile(file, &origin).map_err(|e| e.to_string())?;
+    let listener = server::bind(runtime.listen).await.map_err(|e| {
+        format!("cannot listen on {listen}: {e} (pick another address with `jwtgate demo --listen 127.0.0.1:18080`)")
+    })?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let token = demo::mint_demo_token(&secret, 3600).map_err(|e| format!("cannot mint the demo token: {e}"))?;
+    println!("{}", demo::instructions(local, &token));
+    let gate = server::build_gate(runtime)?;
+    server::serve(listener, gate, server::shutdown_signal()).await;
+    Ok(())
+}

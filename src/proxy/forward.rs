@@ -1,0 +1,68 @@
+//! Forwarding to the one upstream over a pooled keep-alive HTTP/1.1 client.
+//! Bodies stream both ways; the response head must arrive within
+//! `upstream.timeout` (504), a refused or failed connection is a 502.
+
+use super::headers;
+use crate::error::{Body, ProxyError};
+use crate::runtime::UpstreamSettings;
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{Request, Response, Uri, Version};
+use http_body_util::Either;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+pub struct Upstream {
+    client: Client<HttpConnector, Incoming>,
+    authority: Authority,
+    timeout: Duration,
+}
+
+impl Upstream {
+    pub fn new(settings: &UpstreamSettings) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(settings.connect_timeout));
+        connector.set_keepalive(Some(Duration::from_secs(60)));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(settings.pool_idle_timeout)
+            .pool_max_idle_per_host(settings.pool_max_idle)
+            .build(connector);
+        Self { client, authority: settings.authority.clone(), timeout: settings.timeout }
+    }
+
+    /// Sends `req` upstream: same method, path and query bytes, same body
+    /// stream; hop-by-hop headers removed and `X-Forwarded-*` set.
+    pub async fn send(&self, mut req: Request<Incoming>, client: SocketAddr) -> Result<Response<Body>, ProxyError> {
+        let host = req
+            .headers()
+            .get(http::header::HOST)
+            .cloned()
+            .or_else(|| req.uri().authority().and_then(|a| http::HeaderValue::from_str(a.as_str()).ok()));
+        let path_and_query = req.uri().path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
+        let parts =
+            Uri::builder().scheme(Scheme::HTTP).authority(self.authority.clone()).path_and_query(path_and_query);
+        *req.uri_mut() = parts.build().map_err(|_| ProxyError::UpstreamUnavailable)?;
+        *req.version_mut() = Version::HTTP_11;
+        headers::strip_hop_by_hop(req.headers_mut());
+        headers::set_forwarded(req.headers_mut(), client.ip(), host.as_ref());
+
+        let mut rsp = match tokio::time::timeout(self.timeout, self.client.request(req)).await {
+            Ok(Ok(rsp)) => rsp,
+            Ok(Err(err)) => {
+                tracing::warn!(error = %err, source = ?std::error::Error::source(&err), "upstream request failed");
+                return Err(ProxyError::UpstreamUnavailable);
+            }
+            Err(_) => {
+                tracing::warn!(timeout = ?self.timeout, "upstream did not answer in time");
+                return Err(ProxyError::UpstreamTimeout);
+            }
+        };
+        headers::strip_hop_by_hop(rsp.headers_mut());
+        Ok(rsp.map(Either::Left))
+    }
+}

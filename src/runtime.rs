@@ -1,0 +1,251 @@
+//! The compiled configuration: everything the request path reads, built
+//! once from a [`FileConfig`] (keys decoded, routes compiled, values
+//! checked). One `Runtime` is one consistent snapshot.
+
+use crate::auth::keys::{self, KeySet};
+use crate::auth::{IssuerRule, Verifier};
+use crate::config::load::Origin;
+use crate::config::{ConfigError, FileConfig, IssuerSpec, KeySpec, RouteSpec, StoreKind};
+use crate::revocation::Policy;
+use crate::routes::{PathMatch, Route, RouteTable};
+use http::uri::Authority;
+use http::{Method, Uri};
+use jsonwebtoken::Algorithm;
+use sha2::{Digest, Sha256};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct Runtime {
+    pub listen: SocketAddr,
+    pub upstream: UpstreamSettings,
+    pub verifier: Verifier,
+    pub routes: RouteTable,
+    pub logout: LogoutRule,
+    pub realm: Arc<str>,
+    pub cookie: Option<String>,
+    pub store: StoreSettings,
+    pub policy: Policy,
+}
+
+#[derive(Debug, Clone)]
+pub struct UpstreamSettings {
+    pub authority: Authority,
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    pub pool_max_idle: usize,
+    pub pool_idle_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogoutRule {
+    pub path: String,
+    pub methods: Vec<Method>,
+    pub forward: bool,
+}
+
+impl LogoutRule {
+    pub fn matches(&self, method: &Method, path: &str) -> bool {
+        path == self.path && self.methods.contains(method)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum StoreSettings {
+    Memory,
+    Redis { url: String, timeout: Duration },
+}
+
+/// Validates and compiles a parsed config. Reads key files and secret env
+/// vars; errors name the field (and its line when `origin` has the text).
+pub fn compile(file: FileConfig, origin: &Origin<'_>) -> Result<Runtime, ConfigError> {
+    let err = |field: &str, msg: String| ConfigError::at(origin, field, msg);
+    let listen = file.listen.parse().map_err(|e| err("listen", format!("not an ip:port address: {e}")))?;
+    let upstream = compile_upstream(&file, origin)?;
+    if file.jwt.issuers.is_empty() {
+        return Err(err("jwt.issuers", "at least one issuer is required".into()));
+    }
+    let mut rules = Vec::new();
+    for (i, spec) in file.jwt.issuers.iter().enumerate() {
+        if file.jwt.issuers[..i].iter().any(|o| o.issuer == spec.issuer) {
+            return Err(err(&format!("jwt.issuers[{i}].issuer"), format!("duplicate issuer `{}`", spec.issuer)));
+        }
+        rules.push(compile_issuer(spec, &format!("jwt.issuers[{i}]"), origin)?);
+    }
+    let leeway_secs = file.jwt.leeway.as_secs() as i64;
+    let verifier = Verifier::new(
+        rules,
+        leeway_secs,
+        file.jwt.max_token_bytes,
+        file.jwt.require_exp,
+        file.jwt.verified_cache_entries,
+    );
+    let routes = compile_routes(&file.routes, origin)?;
+    let logout = LogoutRule {
+        path: compile_path(&file.logout.path, "logout.path", origin)?,
+        methods: compile_methods(&file.logout.methods, "logout.methods", origin)?,
+        forward: file.logout.forward,
+    };
+    let rev = &file.revocation;
+    let store = match (rev.store, &rev.redis) {
+        (StoreKind::Memory, _) => StoreSettings::Memory,
+        (StoreKind::Redis, None) => {
+            return Err(err("revocation.redis", "store: redis needs a `redis:` section with a url".into()))
+        }
+        (StoreKind::Redis, Some(r)) => {
+            redis::Client::open(r.url.as_str())
+                .map_err(|e| err("revocation.redis.url", format!("not a usable redis url: {e}")))?;
+            StoreSettings::Redis { url: r.url.clone(), timeout: r.timeout }
+        }
+    };
+    let policy = Policy {
+        key_prefix: rev.redis.as_ref().map_or_else(|| "jwtgate:".into(), |r| r.key_prefix.clone()),
+        on_store_error: rev.on_store_error,
+        missing_jti: rev.missing_jti,
+        leeway_secs,
+        max_token_lifetime: rev.max_token_lifetime,
+        not_revoked_ttl: rev.cache.not_revoked_ttl,
+        cache_entries: rev.cache.max_entries,
+    };
+    Ok(Runtime {
+        listen,
+        upstream,
+        verifier,
+        routes,
+        logout,
+        realm: file.jwt.realm.replace('"', "").into(),
+        cookie: file.jwt.cookie.clone(),
+        store,
+        policy,
+    })
+}
+
+fn compile_upstream(file: &FileConfig, origin: &Origin<'_>) -> Result<UpstreamSettings, ConfigError> {
+    let bad = |msg: &str| ConfigError::at(origin, "upstream.url", msg.to_string());
+    let uri: Uri = file.upstream.url.parse().map_err(|_| bad("not a URL"))?;
+    if uri.scheme_str() != Some("http") {
+        return Err(bad("only http://host:port upstreams are supported"));
+    }
+    if uri.path_and_query().is_some_and(|pq| pq.as_str() != "/") {
+        return Err(bad("the upstream URL must not have a path (paths are forwarded as received)"));
+    }
+    let authority = uri.authority().cloned().ok_or_else(|| bad("missing host"))?;
+    Ok(UpstreamSettings {
+        authority,
+        timeout: file.upstream.timeout,
+        connect_timeout: file.upstream.connect_timeout,
+        pool_max_idle: file.upstream.pool_max_idle,
+        pool_idle_timeout: file.upstream.pool_idle_timeout,
+    })
+}
+
+fn compile_issuer(spec: &IssuerSpec, at: &str, origin: &Origin<'_>) -> Result<IssuerRule, ConfigError> {
+    let mut algorithms = Vec::new();
+    for (i, name) in spec.algorithms.iter().enumerate() {
+        let alg: Algorithm = name.parse().map_err(|_| {
+            ConfigError::at(origin, format!("{at}.algorithms[{i}]"), format!("unknown algorithm `{name}`; expected one of HS256, HS384, HS512, RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA (`none` is never accepted)"))
+        })?;
+        algorithms.push(alg);
+    }
+    if algorithms.is_empty() {
+        return Err(ConfigError::at(origin, format!("{at}.algorithms"), "at least one algorithm is required"));
+    }
+    let mut keys = KeySet::default();
+    for (i, key) in spec.keys.iter().enumerate() {
+        let field = format!("{at}.keys[{i}]");
+        for k in load_key(key, origin.dir).map_err(|(f, msg)| ConfigError::at(origin, format!("{field}{f}"), msg))? {
+            keys.add(k).map_err(|msg| ConfigError::at(origin, field.clone(), msg))?;
+        }
+    }
+    if keys.is_empty() {
+        return Err(ConfigError::at(origin, format!("{at}.keys"), "at least one key is required"));
+    }
+    for alg in &algorithms {
+        if !keys.families().any(|f| f == alg.family()) {
+            return Err(ConfigError::at(origin, format!("{at}.algorithms"), format!("{alg:?} is allowed but no key of its family is configured (an HMAC secret never verifies RS/ES/EdDSA, a public key never HS)")));
+        }
+    }
+    let issuer_tag: Arc<str> = hex::encode(Sha256::digest(spec.issuer.as_bytes()))[..16].into();
+    Ok(IssuerRule { issuer: spec.issuer.clone(), issuer_tag, audiences: spec.audiences.clone(), algorithms, keys })
+}
+
+/// Loads one key source; the error carries the sub-field that failed.
+fn load_key(spec: &KeySpec, dir: &Path) -> Result<Vec<keys::Key>, (String, String)> {
+    let kid = spec.kid.clone();
+    let read = |field: &str, p: &str| {
+        std::fs::read(dir.join(p))
+            .map_err(|e| (format!(".{field}"), format!("cannot read {}: {e}", dir.join(p).display())))
+    };
+    let sources = [
+        spec.pem_file.is_some(),
+        spec.jwks_file.is_some(),
+        spec.secret_env.is_some(),
+        spec.secret_file.is_some(),
+        spec.insecure_secret.is_some(),
+    ];
+    if sources.iter().filter(|s| **s).count() != 1 {
+        return Err((
+            String::new(),
+            "exactly one of pem_file, jwks_file, secret_env, secret_file, insecure_secret is required".into(),
+        ));
+    }
+    if let Some(p) = &spec.pem_file {
+        let pem = read("pem_file", p)?;
+        return keys::from_pem(kid, &pem)
+            .map(|k| vec![k])
+            .map_err(|m| (".pem_file".into(), format!("{}: {m}", dir.join(p).display())));
+    }
+    if let Some(p) = &spec.jwks_file {
+        if kid.is_some() {
+            return Err((".kid".into(), "a jwks_file brings its own kids; remove kid".into()));
+        }
+        let json = read("jwks_file", p)?;
+        return keys::from_jwks(&json).map_err(|m| (".jwks_file".into(), format!("{}: {m}", dir.join(p).display())));
+    }
+    let secret = match (&spec.secret_env, &spec.secret_file, &spec.insecure_secret) {
+        (Some(var), _, _) => crate::config::secret::from_env(var).map_err(|m| (".secret_env".into(), m))?,
+        (_, Some(p), _) => crate::config::secret::from_file(&dir.join(p)).map_err(|m| (".secret_file".into(), m))?,
+        (_, _, Some(s)) => s.clone(),
+        _ => return Err((String::new(), "no key source".into())),
+    };
+    Ok(vec![keys::from_secret(kid, secret.expose())])
+}
+
+fn compile_routes(specs: &[RouteSpec], origin: &Origin<'_>) -> Result<RouteTable, ConfigError> {
+    let mut routes = Vec::new();
+    for (i, spec) in specs.iter().enumerate() {
+        let at = format!("routes[{i}].match");
+        let path = match (&spec.matcher.path, &spec.matcher.path_prefix) {
+            (Some(p), None) => PathMatch::Exact(compile_path(p, &format!("{at}.path"), origin)?),
+            (None, Some(p)) => PathMatch::prefix(&compile_path(p, &format!("{at}.path_prefix"), origin)?),
+            _ => return Err(ConfigError::at(origin, at, "exactly one of path, path_prefix is required")),
+        };
+        let methods = compile_methods(&spec.matcher.methods, &format!("{at}.methods"), origin)?;
+        routes.push(Route { path, methods, auth: spec.auth });
+    }
+    Ok(RouteTable::new(routes))
+}
+
+fn compile_path(p: &str, field: &str, origin: &Origin<'_>) -> Result<String, ConfigError> {
+    match crate::routes::matchable_path(p) {
+        Some(m) if p.starts_with('/') => Ok(m.into_owned()),
+        _ => Err(ConfigError::at(
+            origin,
+            field,
+            format!("`{p}` is not an absolute path without dot segments or encoded separators"),
+        )),
+    }
+}
+
+fn compile_methods(names: &[String], field: &str, origin: &Origin<'_>) -> Result<Vec<Method>, ConfigError> {
+    names
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let upper = m.to_ascii_uppercase();
+            Method::from_bytes(upper.as_bytes())
+                .map_err(|_| ConfigError::at(origin, format!("{field}[{i}]"), format!("`{m}` is not an HTTP method")))
+        })
+        .collect()
+}

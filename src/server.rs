@@ -1,0 +1,97 @@
+//! Listener, connections and shutdown. One port serves HTTP/1.1 and
+//! HTTP/2 with prior knowledge (h2c); on SIGTERM/SIGINT the listener closes
+//! and in-flight requests get `DRAIN` to finish.
+
+use crate::proxy::{Gate, Upstream};
+use crate::revocation::{MemoryStore, RedisStore, RevocationStore, Revocations};
+use crate::runtime::{Runtime, StoreSettings};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+const DRAIN: Duration = Duration::from_secs(30);
+/// Slow-loris bound: a client must send its request head within this.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Builds the shared state: revocation store, local cache, upstream pool.
+pub fn build_gate(runtime: Runtime) -> Result<Arc<Gate>, String> {
+    let store: Arc<dyn RevocationStore> = match &runtime.store {
+        StoreSettings::Memory => Arc::new(MemoryStore::new()),
+        StoreSettings::Redis { url, timeout } => Arc::new(RedisStore::connect_lazy(url, *timeout)?),
+    };
+    let revocations = Arc::new(Revocations::new(store, runtime.policy.clone()));
+    let upstream = Upstream::new(&runtime.upstream);
+    Ok(Arc::new(Gate { runtime: Arc::new(runtime), revocations, upstream }))
+}
+
+/// Binds the public listener and announces it on stdout (one line, for
+/// scripts and tests: `jwtgate listening on http://ADDR`).
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let listener = TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    println!("jwtgate listening on http://{local}");
+    tracing::info!(%local, "listening");
+    Ok(listener)
+}
+
+/// Serves until `shutdown` resolves, then drains.
+pub async fn serve(listener: TcpListener, gate: Arc<Gate>, shutdown: impl Future<Output = ()>) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
+    builder.http2().timer(TokioTimer::new()).keep_alive_interval(Duration::from_secs(30));
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, client) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(err) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let gate = gate.clone();
+        let service = service_fn(move |req| gate.clone().handle(req, client));
+        let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(err) = conn.await {
+                tracing::debug!(error = %err, %client, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tracing::info!("shutting down; draining connections");
+    if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
+        tracing::warn!("drain timed out; closing remaining connections");
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
