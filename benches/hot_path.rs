@@ -1,1 +1,91 @@
-fn main() {}
+//! Micro-benchmarks of the per-request work: token verification (first
+//! sight and cached), route picking with path checks, and the revocation
+//! cache. Whole-proxy numbers come from `bench/run.sh`.
+
+// Benchmark setup panics on bad fixtures; nothing here is a request path.
+#![allow(clippy::unwrap_used)]
+use criterion::{criterion_group, criterion_main, Criterion};
+use http::Method;
+use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+use jwtgate::auth::keys::{self, KeySet};
+use jwtgate::auth::{now_unix, IssuerRule, Verifier};
+use jwtgate::config::AuthMode;
+use jwtgate::revocation::LocalCache;
+use jwtgate::routes::{matchable_path, PathMatch, Route, RouteTable};
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+const EC_PRIVATE: &[u8] = include_bytes!("../bench/keys/ec-p256.pem");
+const EC_PUBLIC: &[u8] = include_bytes!("../bench/keys/ec-p256.pub.pem");
+
+fn verifier(alg: Algorithm, key: keys::Key, cache_entries: usize) -> Verifier {
+    let mut set = KeySet::default();
+    set.add(key).unwrap();
+    let rule = IssuerRule {
+        issuer: "bench".into(),
+        issuer_tag: Arc::from("0123456789abcdef"),
+        audiences: vec!["api".into()],
+        algorithms: vec![alg],
+        keys: set,
+    };
+    Verifier::new(vec![rule], 30, 8192, true, cache_entries)
+}
+
+fn token(alg: Algorithm, key: &EncodingKey) -> String {
+    let now = now_unix();
+    let claims =
+        serde_json::json!({"iss": "bench", "aud": "api", "sub": "u1", "jti": "j1", "iat": now, "exp": now + 3600});
+    encode(&Header::new(alg), &claims, key).unwrap()
+}
+
+fn verification(c: &mut Criterion) {
+    let secret = b"0123456789abcdef0123456789abcdef";
+    let hs = token(Algorithm::HS256, &EncodingKey::from_secret(secret));
+    let es = token(Algorithm::ES256, &EncodingKey::from_ec_pem(EC_PRIVATE).unwrap());
+    let now = now_unix();
+    for (name, alg, tok, make_key) in [
+        ("hs256", Algorithm::HS256, &hs, Box::new(|| keys::from_secret(None, secret)) as Box<dyn Fn() -> keys::Key>),
+        ("es256", Algorithm::ES256, &es, Box::new(|| keys::from_pem(None, EC_PUBLIC).unwrap())),
+    ] {
+        let cold = verifier(alg, make_key(), 1);
+        c.bench_function(&format!("verify_{name}_uncached"), |b| {
+            b.iter(|| black_box(cold.verify_uncached(black_box(tok)).is_ok()))
+        });
+        let warm = verifier(alg, make_key(), 1024);
+        c.bench_function(&format!("verify_{name}_cached"), |b| {
+            b.iter(|| black_box(warm.verify(black_box(tok), now).is_ok()))
+        });
+    }
+}
+
+fn routing(c: &mut Criterion) {
+    let table = RouteTable::new(vec![
+        Route { path: PathMatch::Exact("/healthz".into()), methods: vec![], auth: AuthMode::None },
+        Route { path: PathMatch::prefix("/internal"), methods: vec![], auth: AuthMode::Deny },
+        Route { path: PathMatch::prefix("/api"), methods: vec![Method::GET, Method::POST], auth: AuthMode::Required },
+    ]);
+    c.bench_function("route_pick_plain_path", |b| {
+        b.iter(|| {
+            let p = matchable_path(black_box("/api/orders/42")).unwrap();
+            black_box(table.pick(&Method::GET, &p))
+        })
+    });
+    c.bench_function("route_pick_escaped_path", |b| {
+        b.iter(|| {
+            let p = matchable_path(black_box("/api/orders/a%20b")).unwrap();
+            black_box(table.pick(&Method::GET, &p))
+        })
+    });
+}
+
+fn revocation_cache(c: &mut Criterion) {
+    let cache = LocalCache::new(100_000, Duration::from_secs(60));
+    cache.remember_live("jwtgate:jti:0123456789abcdef:j1".into());
+    c.bench_function("revocation_cache_hit", |b| {
+        b.iter(|| black_box(cache.lookup(black_box("jwtgate:jti:0123456789abcdef:j1"))))
+    });
+}
+
+criterion_group!(benches, verification, routing, revocation_cache);
+criterion_main!(benches);

@@ -86,7 +86,8 @@ pub fn parse_str(text: &str, origin: &str) -> Result<FileConfig, ConfigError> {
             (Some(line), _) => Some((line, column_of(text, line))),
             (None, pos) => pos,
         };
-        ConfigError { origin: origin.to_string(), line_col, field, message: strip_location(&inner.to_string()) }
+        let message = strip_path(&strip_location(&inner.to_string()), &field);
+        ConfigError { origin: origin.to_string(), line_col, field, message }
     })
 }
 
@@ -97,6 +98,14 @@ fn strip_location(message: &str) -> String {
     match message.find(" at line ") {
         Some(i) => message[..i].to_string(),
         None => message.to_string(),
+    }
+}
+
+/// serde_yaml starts nested errors with its own (shorter) path: `upstream: ...`.
+fn strip_path(message: &str, field: &str) -> String {
+    match message.split_once(": ") {
+        Some((head, rest)) if !head.is_empty() && field.starts_with(head) => rest.to_string(),
+        _ => message.to_string(),
     }
 }
 
@@ -182,7 +191,7 @@ mod tests {
         assert_eq!(err.field, "upstream.uri");
         assert_eq!(err.line_col.map(|l| l.0), Some(3));
         assert!(err.to_string().starts_with("c.yaml:3:"), "{err}");
-        assert!(err.message.contains("unknown field `uri`"), "{err}");
+        assert!(err.message.starts_with("unknown field `uri`"), "{err}");
     }
 
     #[test]
@@ -191,7 +200,7 @@ mod tests {
         let err = parse_str(&text, "c.yaml").unwrap_err();
         assert_eq!(err.field, "upstream.timeout");
         assert_eq!(err.line_col.map(|l| l.0), Some(4));
-        assert!(err.message.contains("invalid duration"), "{err}");
+        assert!(err.message.starts_with("invalid duration"), "{err}");
     }
 
     #[test]

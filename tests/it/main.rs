@@ -1,0 +1,27 @@
+//! Black-box integration tests: the real `jwtgate` binary between a test
+//! client and a recording upstream, with a real redis-server where the
+//! behaviour under test involves the shared revocation store.
+//!
+//! One test binary keeps link time low; each module is one area of the
+//! contract. Modules are `#[cfg(test)]` so clippy's `allow-*-in-tests`
+//! (clippy.toml) covers the helpers too, not only the `#[test]` bodies.
+
+#[cfg(test)]
+mod support;
+
+#[cfg(test)]
+mod auth;
+#[cfg(test)]
+mod auth_claims;
+#[cfg(test)]
+mod config_errors;
+#[cfg(test)]
+mod logout;
+#[cfg(test)]
+mod paths;
+#[cfg(test)]
+mod proxy;
+#[cfg(test)]
+mod revocation;
+#[cfg(test)]
+mod streaming;

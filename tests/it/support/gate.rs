@@ -1,0 +1,287 @@
+//! The real `jwtgate` binary, started with `run -c <tempfile>` on port 0.
+//!
+//! The address comes from the one stdout line the binary prints once
+//! bound; stderr (logs) is kept and printed if the test fails.
+
+use super::upstream::BoxedBody;
+use super::Cfg;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::header::HeaderMap;
+use hyper::{Request, Response};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+const READY: &str = "jwtgate listening on http://";
+
+pub struct Gate {
+    pub addr: SocketAddr,
+    pub pid: u32,
+    _child: tokio::process::Child,
+    stderr: Arc<Mutex<String>>,
+    _config: tempfile::NamedTempFile,
+    client: Client<HttpConnector, BoxedBody>,
+}
+
+impl Gate {
+    pub async fn spawn(cfg: &Cfg) -> Gate {
+        Gate::spawn_yaml(&cfg.yaml()).await
+    }
+
+    pub async fn spawn_yaml(yaml: &str) -> Gate {
+        let config = write_config(yaml);
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_jwtgate"))
+            .arg("run")
+            .arg("-c")
+            .arg(config.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start jwtgate");
+        let pid = child.id().expect("jwtgate pid");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let err_pipe = child.stderr.take().expect("stderr pipe");
+        let sink = stderr.clone();
+        let drain_err = tokio::spawn(async move {
+            let mut lines = BufReader::new(err_pipe).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let mut s = sink.lock().expect("stderr lock");
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
+        let mut out = BufReader::new(child.stdout.take().expect("stdout pipe")).lines();
+        let ready = tokio::time::timeout(Duration::from_secs(10), async {
+            while let Ok(Some(line)) = out.next_line().await {
+                if let Some(rest) = line.strip_prefix(READY) {
+                    return Some(rest.trim().to_owned());
+                }
+            }
+            None
+        })
+        .await;
+        let addr = match ready {
+            Ok(Some(addr)) => addr.parse().expect("address in ready line"),
+            other => {
+                let _ = tokio::time::timeout(Duration::from_secs(2), drain_err).await;
+                let logs = stderr.lock().expect("stderr lock").clone();
+                panic!("jwtgate never printed `{READY}…` ({other:?}); config:\n{yaml}\nstderr:\n{logs}");
+            }
+        };
+        tokio::spawn(async move { while let Ok(Some(_)) = out.next_line().await {} });
+        Gate {
+            addr,
+            pid,
+            _child: child,
+            stderr,
+            _config: config,
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// A request builder aimed at this gate.
+    pub fn req(&self, method: &str, path: &str) -> hyper::http::request::Builder {
+        Request::builder().method(method).uri(self.url(path))
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Rsp {
+        let req = self.req("GET", path).header("authorization", format!("Bearer {token}"));
+        self.send(req.body(empty()).expect("request")).await
+    }
+
+    pub async fn get_anon(&self, path: &str) -> Rsp {
+        self.send(self.req("GET", path).body(empty()).expect("request")).await
+    }
+
+    pub async fn logout(&self, token: &str) -> Rsp {
+        let req = self.req("POST", "/logout").header("authorization", format!("Bearer {token}"));
+        self.send(req.body(empty()).expect("request")).await
+    }
+
+    /// Sends and collects the whole response (bounded to 10 s).
+    pub async fn send(&self, req: Request<BoxedBody>) -> Rsp {
+        let rsp = self.stream(req).await;
+        let (parts, body) = rsp.into_parts();
+        let body = tokio::time::timeout(Duration::from_secs(10), body.collect())
+            .await
+            .expect("response body within 10 s")
+            .expect("response body")
+            .to_bytes();
+        Rsp { status: parts.status.as_u16(), headers: parts.headers, body }
+    }
+
+    /// Sends and returns the response with its body still streaming.
+    pub async fn stream(&self, req: Request<BoxedBody>) -> Response<hyper::body::Incoming> {
+        self.stream_within(req, Duration::from_secs(10)).await
+    }
+
+    pub async fn stream_within(&self, req: Request<BoxedBody>, limit: Duration) -> Response<hyper::body::Incoming> {
+        tokio::time::timeout(limit, self.client.request(req))
+            .await
+            .unwrap_or_else(|_| panic!("no response head within {limit:?}"))
+            .expect("request to jwtgate")
+    }
+
+    /// Writes `request` verbatim on a new TCP connection and parses the reply.
+    pub async fn raw(&self, request: &[u8]) -> Rsp {
+        tokio::time::timeout(Duration::from_secs(10), raw_exchange(self.addr, request))
+            .await
+            .expect("raw response within 10 s")
+    }
+
+    /// Resident set size of the jwtgate process, in KiB.
+    pub fn vm_rss_kib(&self) -> u64 {
+        self.proc_status_kib("VmRSS:")
+    }
+
+    /// Peak resident set size of the jwtgate process so far, in KiB.
+    pub fn vm_hwm_kib(&self) -> u64 {
+        self.proc_status_kib("VmHWM:")
+    }
+
+    fn proc_status_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).expect("read /proc/PID/status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in /proc/PID/status"))
+    }
+
+    pub fn logs(&self) -> String {
+        self.stderr.lock().expect("stderr lock").clone()
+    }
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- jwtgate stderr ---\n{}", self.logs());
+        }
+    }
+}
+
+pub fn write_config(yaml: &str) -> tempfile::NamedTempFile {
+    let mut f = tempfile::Builder::new().suffix(".yaml").tempfile().expect("temp config");
+    f.write_all(yaml.as_bytes()).expect("write config");
+    f.flush().expect("flush config");
+    f
+}
+
+pub fn empty() -> BoxedBody {
+    Empty::new().boxed()
+}
+
+pub fn full(body: impl Into<Bytes>) -> BoxedBody {
+    Full::new(body.into()).boxed()
+}
+
+/// A response as received by the test client.
+#[derive(Debug)]
+pub struct Rsp {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Rsp {
+    pub fn header(&self, name: &str) -> Option<String> {
+        let v = self.headers.get(name)?;
+        Some(String::from_utf8_lossy(v.as_bytes()).into_owned())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?}", self.text()))
+    }
+}
+
+async fn raw_exchange(addr: SocketAddr, request: &[u8]) -> Rsp {
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect to jwtgate");
+    s.write_all(request).await.expect("write raw request");
+    let mut buf = Vec::new();
+    let head_end = loop {
+        if let Some(i) = find(&buf, b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = s.read_buf(&mut buf).await.expect("read raw response");
+        assert!(n > 0, "connection closed before a response head: {:?}", String::from_utf8_lossy(&buf));
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let status = status_line.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("status code");
+    let mut headers = HeaderMap::new();
+    for line in lines.filter(|l| !l.is_empty()) {
+        let (k, v) = line.split_once(':').expect("header line");
+        let name = hyper::header::HeaderName::from_bytes(k.trim().as_bytes()).expect("header name");
+        headers.append(name, v.trim().parse().expect("header value"));
+    }
+    let mut body = buf.split_off(head_end);
+    let len = headers.get("content-length").and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    let chunked = headers.get("transfer-encoding").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"chunked"));
+    if let Some(len) = len {
+        while body.len() < len {
+            if s.read_buf(&mut body).await.expect("read body") == 0 {
+                break;
+            }
+        }
+        body.truncate(len);
+    } else if chunked {
+        while !body.ends_with(b"0\r\n\r\n") {
+            if s.read_buf(&mut body).await.expect("read body") == 0 {
+                break;
+            }
+        }
+        body = dechunk(&body);
+    } else if status >= 200 && status != 204 && status != 304 {
+        s.read_to_end(&mut body).await.expect("read body to EOF");
+    }
+    Rsp { status, headers, body: Bytes::from(body) }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(i) = find(data, b"\r\n") {
+        let size_str = String::from_utf8_lossy(&data[..i]);
+        let size = usize::from_str_radix(size_str.split(';').next().unwrap_or("0").trim(), 16).expect("chunk size");
+        if size == 0 {
+            break;
+        }
+        out.extend_from_slice(&data[i + 2..i + 2 + size]);
+        data = &data[i + 2 + size + 2..];
+    }
+    out
+}
+
+/// Runs the binary with `args` (CLI tests), bounded to 10 s.
+pub async fn cli(args: &[&str]) -> std::process::Output {
+    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_jwtgate"))
+        .args(args)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    tokio::time::timeout(Duration::from_secs(10), run)
+        .await
+        .unwrap_or_else(|_| panic!("`jwtgate {}` did not exit within 10 s", args.join(" ")))
+        .expect("run jwtgate")
+}

@@ -1,0 +1,87 @@
+//! Test harness: real processes and sockets, no mocks inside jwtgate.
+//!
+//! `Redis` is a real redis-server, `Upstream` a recording hyper server,
+//! `Gate` the real `jwtgate` binary, `token` mints JWTs. Helpers that
+//! several test files share (config, refusal assertions) live here too.
+
+pub mod config;
+pub mod gate;
+pub mod redis;
+pub mod token;
+pub mod upstream;
+
+pub use config::Cfg;
+pub use gate::{Gate, Rsp};
+pub use redis::Redis;
+pub use upstream::{Behaviour, Upstream};
+
+use std::future::Future;
+use std::time::Duration;
+
+/// Which `WWW-Authenticate` a refusal must carry.
+#[derive(Debug, Clone, Copy)]
+pub enum Challenge {
+    /// No challenge header at all.
+    Absent,
+    /// `Bearer realm="jwtgate"` and nothing else (RFC 6750 §3.1).
+    Bare,
+    /// `Bearer realm="jwtgate", error="invalid_token", error_description="..."`.
+    InvalidToken,
+    /// `Bearer realm="jwtgate", error="invalid_request", ...`.
+    InvalidRequest,
+}
+
+/// Asserts status, challenge and the JSON `{"error": code, "message": ...}` body.
+#[track_caller]
+pub fn assert_refused(rsp: &Rsp, status: u16, code: &str, challenge: Challenge) {
+    assert_eq!(rsp.status, status, "status for {code}; body: {}", rsp.text());
+    let www = rsp.header("www-authenticate");
+    match challenge {
+        Challenge::Absent => assert_eq!(www, None, "{code} must not carry a challenge"),
+        Challenge::Bare => assert_eq!(www.as_deref(), Some(r#"Bearer realm="jwtgate""#)),
+        Challenge::InvalidToken | Challenge::InvalidRequest => {
+            let err = match challenge {
+                Challenge::InvalidToken => "invalid_token",
+                _ => "invalid_request",
+            };
+            let www = www.unwrap_or_else(|| panic!("{code}: no WWW-Authenticate"));
+            let prefix = format!(r#"Bearer realm="jwtgate", error="{err}""#);
+            assert!(www.starts_with(&prefix), "{code}: challenge {www:?}");
+            assert!(www.contains("error_description=\""), "{code}: challenge {www:?}");
+        }
+    }
+    let json = rsp.json();
+    assert_eq!(json["error"], code, "error code; body: {json}");
+    assert!(json["message"].is_string(), "message missing; body: {json}");
+}
+
+/// Polls `check` until it yields `Some`, failing after `deadline`.
+/// Used for eventual effects across processes (cache TTLs, reconnects).
+pub async fn eventually<T, F, Fut>(deadline: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let poll = async {
+        loop {
+            if let Some(v) = check().await {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    };
+    match tokio::time::timeout(deadline, poll).await {
+        Ok(v) => v,
+        Err(_) => panic!("not reached within {deadline:?}: {what}"),
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn now_unix() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock before 1970").as_secs() as i64
+}
+
+/// Absolute path of a file in `tests/keys/`.
+pub fn key_path(name: &str) -> String {
+    format!("{}/tests/keys/{name}", env!("CARGO_MANIFEST_DIR"))
+}

@@ -1,0 +1,114 @@
+//! A real `redis-server` per test on a free loopback port, killed on Drop.
+//!
+//! Never skipped: without `redis-server` on PATH the test panics, so a CI
+//! without Redis fails loudly instead of passing vacuously.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+pub struct Redis {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Redis {
+    pub async fn spawn() -> Redis {
+        let port = free_port();
+        let mut redis = Redis { port, child: None };
+        redis.start().await;
+        redis
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// Kills the server and waits until the port refuses connections.
+    pub async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("kill redis-server");
+            child.wait().expect("reap redis-server");
+        }
+        let port = self.port;
+        super::eventually(Duration::from_secs(5), "redis port closed", || async move {
+            tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err().then_some(())
+        })
+        .await;
+    }
+
+    /// Starts a fresh (empty) server on the same port.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        self.start().await;
+    }
+
+    async fn start(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start `redis-server` ({e}); install Redis (apt-get install redis-server): these tests never skip")
+            });
+        self.child = Some(child);
+        let this: &Redis = self;
+        super::eventually(Duration::from_secs(10), "redis-server answers PING", move || async move {
+            let pong: Option<String> = this.try_cmd(&redis::cmd("PING")).await;
+            (pong.as_deref() == Some("PONG")).then_some(())
+        })
+        .await;
+    }
+
+    async fn try_cmd<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Option<T> {
+        let client = redis::Client::open(self.url()).ok()?;
+        let mut con = client.get_multiplexed_async_connection().await.ok()?;
+        cmd.query_async(&mut con).await.ok()
+    }
+
+    /// Runs one command on a fresh connection; panics on error.
+    pub async fn cmd<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> T {
+        let client = redis::Client::open(self.url()).expect("redis url");
+        let mut con = client.get_multiplexed_async_connection().await.expect("connect to test redis");
+        cmd.query_async(&mut con).await.expect("redis command")
+    }
+
+    pub async fn reset_stats(&self) {
+        let _: () = self.cmd(redis::cmd("CONFIG").arg("RESETSTAT")).await;
+    }
+
+    /// Names of commands counted since the last reset, e.g. `["exists", "info"]`.
+    pub async fn commands_seen(&self) -> Vec<String> {
+        let info: String = self.cmd(redis::cmd("INFO").arg("commandstats")).await;
+        info.lines()
+            .filter_map(|l| l.strip_prefix("cmdstat_"))
+            .filter_map(|l| l.split(':').next())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    pub async fn ttl(&self, key: &str) -> i64 {
+        self.cmd(redis::cmd("TTL").arg(key)).await
+    }
+
+    pub async fn keys(&self, pattern: &str) -> Vec<String> {
+        self.cmd(redis::cmd("KEYS").arg(pattern)).await
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A port the OS just handed out; released before redis-server binds it.
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind ephemeral port");
+    l.local_addr().expect("local addr").port()
+}

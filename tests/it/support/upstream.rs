@@ -1,0 +1,230 @@
+//! The application behind jwtgate: a hyper server on 127.0.0.1:0 that
+//! records every request exactly as it arrived on the wire.
+//!
+//! Behaviour is chosen per path prefix; large bodies are generated and
+//! consumed in chunks so neither side of a test holds them in memory.
+
+use bytes::Bytes;
+use http_body_util::{combinators::BoxBody, BodyExt, Full};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+pub type BoxedBody = BoxBody<Bytes, Infallible>;
+
+#[derive(Clone, Debug)]
+pub enum Behaviour {
+    /// 200 with the request body echoed back (the default).
+    Echo,
+    /// Wait this long before sending the response head.
+    Sleep(Duration),
+    /// 200 with a body of this many bytes, produced chunk by chunk.
+    Stream(u64),
+    /// Count the request body without keeping it; answer `{"received": n}`.
+    Consume,
+}
+
+/// One request as the upstream received it.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub method: String,
+    /// `path?query` exactly as on the request line.
+    pub target: String,
+    pub headers: Vec<(String, String)>,
+    /// The body, except under `Behaviour::Consume` (then empty).
+    pub body: Bytes,
+    pub body_len: u64,
+}
+
+impl Seen {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    pub fn header_names(&self) -> Vec<&str> {
+        self.headers.iter().map(|(k, _)| k.as_str()).collect()
+    }
+}
+
+#[derive(Default)]
+struct State {
+    seen: Mutex<Vec<Seen>>,
+    rules: Mutex<Vec<(String, Behaviour)>>,
+}
+
+pub struct Upstream {
+    pub addr: SocketAddr,
+    state: Arc<State>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Upstream {
+    pub async fn spawn() -> Upstream {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind upstream");
+        let addr = listener.local_addr().expect("upstream addr");
+        let state = Arc::new(State::default());
+        let st = state.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let st = st.clone();
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req| {
+                        let st = st.clone();
+                        async move { Ok::<_, Infallible>(handle(&st, req).await) }
+                    });
+                    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                    let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+                });
+            }
+        });
+        Upstream { addr, state, accept }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Requests whose path starts with `prefix` get `behaviour`.
+    pub fn on(&self, prefix: &str, behaviour: Behaviour) {
+        let mut rules = self.state.rules.lock().expect("rules lock");
+        rules.push((prefix.to_owned(), behaviour));
+    }
+
+    /// Every request received so far, oldest first.
+    pub fn requests(&self) -> Vec<Seen> {
+        self.state.seen.lock().expect("seen lock").clone()
+    }
+
+    /// Requests whose path (query excluded) is exactly `path`.
+    pub fn seen(&self, path: &str) -> usize {
+        self.requests().iter().filter(|s| s.target.split('?').next() == Some(path)).count()
+    }
+
+    pub fn total(&self) -> usize {
+        self.requests().len()
+    }
+
+    /// The only request received for `path`; panics unless exactly one.
+    pub fn one(&self, path: &str) -> Seen {
+        let all: Vec<Seen> = self.requests().into_iter().filter(|s| s.target.split('?').next() == Some(path)).collect();
+        assert_eq!(all.len(), 1, "requests for {path}: {all:#?}");
+        all.into_iter().next().expect("one request")
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+async fn handle(st: &State, req: Request<Incoming>) -> Response<BoxedBody> {
+    let target = req.uri().path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_default();
+    let behaviour = {
+        let rules = st.rules.lock().expect("rules lock");
+        let path = target.split('?').next().unwrap_or_default();
+        rules.iter().find(|(p, _)| path.starts_with(p.as_str())).map(|(_, b)| b.clone()).unwrap_or(Behaviour::Echo)
+    };
+    let mut seen = Seen {
+        method: req.method().to_string(),
+        target,
+        headers: req
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into()))
+            .collect(),
+        body: Bytes::new(),
+        body_len: 0,
+    };
+    let body = req.into_body();
+    match behaviour {
+        Behaviour::Echo => {
+            let bytes = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+            seen.body_len = bytes.len() as u64;
+            seen.body = bytes.clone();
+            record(st, seen);
+            reply(200, Full::new(bytes).boxed())
+        }
+        Behaviour::Sleep(d) => {
+            record(st, seen);
+            tokio::time::sleep(d).await;
+            reply(200, Full::new(Bytes::from_static(b"slow")).boxed())
+        }
+        Behaviour::Stream(n) => {
+            record(st, seen);
+            reply(200, Chunks::new(n).boxed())
+        }
+        Behaviour::Consume => {
+            let n = count_body(body).await;
+            seen.body_len = n;
+            record(st, seen);
+            let json = format!(r#"{{"received":{n}}}"#);
+            reply(200, Full::new(Bytes::from(json)).boxed())
+        }
+    }
+}
+
+fn record(st: &State, seen: Seen) {
+    st.seen.lock().expect("seen lock").push(seen);
+}
+
+fn reply(status: u16, body: BoxedBody) -> Response<BoxedBody> {
+    Response::builder().status(status).header("x-upstream", "yes").body(body).expect("response")
+}
+
+/// Reads a body frame by frame, keeping only the byte count.
+pub async fn count_body<B>(mut body: B) -> u64
+where
+    B: Body + Unpin,
+    B::Data: bytes::Buf,
+{
+    let mut n = 0u64;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else { break };
+        if let Some(data) = frame.data_ref() {
+            n += bytes::Buf::remaining(data) as u64;
+        }
+    }
+    n
+}
+
+/// A body of `remaining` bytes sent as 64 KiB slices of one shared buffer.
+pub struct Chunks {
+    remaining: u64,
+    chunk: Bytes,
+}
+
+impl Chunks {
+    pub fn new(len: u64) -> Chunks {
+        Chunks { remaining: len, chunk: Bytes::from(vec![b'x'; 64 * 1024]) }
+    }
+}
+
+impl Body for Chunks {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if self.remaining == 0 {
+            return Poll::Ready(None);
+        }
+        let n = self.remaining.min(self.chunk.len() as u64);
+        self.remaining -= n;
+        let data = self.chunk.slice(..n as usize);
+        Poll::Ready(Some(Ok(Frame::data(data))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.remaining == 0
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.remaining)
+    }
+}
