@@ -10,7 +10,7 @@ use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use jwtgate::auth::keys::{self, KeySet};
 use jwtgate::auth::{now_unix, IssuerRule, Verifier};
 use jwtgate::config::AuthMode;
-use jwtgate::revocation::LocalCache;
+use jwtgate::revocation::{LocalCache, Slot};
 use jwtgate::routes::{matchable_path, PathMatch, Route, RouteTable};
 use std::hint::black_box;
 use std::sync::Arc;
@@ -80,8 +80,8 @@ fn routing(c: &mut Criterion) {
 }
 
 fn revocation_cache(c: &mut Criterion) {
-    let cache = LocalCache::new(100_000, Duration::from_secs(60));
-    cache.remember_live("jwtgate:jti:0123456789abcdef:j1".into());
+    let cache = LocalCache::new(100_000, Duration::from_secs(60), true);
+    cache.remember_fetched("jwtgate:jti:0123456789abcdef:j1".into(), Slot::Absent, cache.epoch(), None);
     c.bench_function("revocation_cache_hit", |b| {
         b.iter(|| black_box(cache.lookup(black_box("jwtgate:jti:0123456789abcdef:j1"))))
     });

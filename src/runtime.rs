@@ -5,13 +5,15 @@
 use crate::auth::keys::{self, KeySet};
 use crate::auth::{IssuerRule, Verifier};
 use crate::config::load::Origin;
-use crate::config::{ConfigError, FileConfig, IssuerSpec, KeySpec, RouteSpec, StoreKind};
+use crate::config::{
+    AdminSpec, ConfigError, FileConfig, IssuerSpec, KeySpec, PathSpec, RouteSpec, SecretSource, StoreKind,
+};
+use crate::revocation::legacy::LegacyRules;
 use crate::revocation::Policy;
 use crate::routes::{PathMatch, Route, RouteTable};
 use http::uri::Authority;
 use http::{Method, Uri};
 use jsonwebtoken::Algorithm;
-use sha2::{Digest, Sha256};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -23,6 +25,10 @@ pub struct Runtime {
     pub verifier: Verifier,
     pub routes: RouteTable,
     pub logout: LogoutRule,
+    /// "Log out everywhere": revokes every token of the caller's subject.
+    pub logout_all: Option<LogoutRule>,
+    pub backchannel: Option<BackchannelRule>,
+    pub admin: Option<AdminSettings>,
     pub realm: Arc<str>,
     pub cookie: Option<String>,
     pub store: StoreSettings,
@@ -52,9 +58,21 @@ impl LogoutRule {
 }
 
 #[derive(Debug, Clone)]
+pub struct BackchannelRule {
+    pub path: String,
+    pub issuer: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct AdminSettings {
+    pub listen: SocketAddr,
+    pub token: SecretSource,
+}
+
+#[derive(Debug, Clone)]
 pub enum StoreSettings {
     Memory,
-    Redis { url: String, timeout: Duration },
+    Redis { url: String, timeout: Duration, heartbeat: Duration },
 }
 
 /// Validates and compiles a parsed config. Reads key files and secret env
@@ -96,7 +114,7 @@ pub fn compile(file: FileConfig, origin: &Origin<'_>) -> Result<Runtime, ConfigE
         (StoreKind::Redis, Some(r)) => {
             redis::Client::open(r.url.as_str())
                 .map_err(|e| err("revocation.redis.url", format!("not a usable redis url: {e}")))?;
-            StoreSettings::Redis { url: r.url.clone(), timeout: r.timeout }
+            StoreSettings::Redis { url: r.url.clone(), timeout: r.timeout, heartbeat: r.heartbeat }
         }
     };
     let policy = Policy {
@@ -107,18 +125,79 @@ pub fn compile(file: FileConfig, origin: &Origin<'_>) -> Result<Runtime, ConfigE
         max_token_lifetime: rev.max_token_lifetime,
         not_revoked_ttl: rev.cache.not_revoked_ttl,
         cache_entries: rev.cache.max_entries,
+        circuit_failures: rev.circuit.failures,
+        circuit_cooldown: rev.circuit.cooldown,
+        legacy: rev.legacy.as_ref().map_or_else(LegacyRules::default, |l| LegacyRules {
+            templates: l.keys.clone(),
+            values: l.values.clone(),
+            cache_ttl: l.cache_ttl,
+        }),
     };
+    if rev.legacy.as_ref().is_some_and(|l| l.keys.is_empty()) {
+        return Err(err("revocation.legacy.keys", "at least one key template is required".into()));
+    }
+    let logout_all = file.logout_all.as_ref().map(|p| compile_path_rule(p, "logout_all", origin)).transpose()?;
+    let backchannel = match &file.backchannel_logout {
+        None => None,
+        Some(b) => {
+            if !file.jwt.issuers.iter().any(|i| i.issuer == b.issuer) {
+                return Err(err("backchannel_logout.issuer", format!("`{}` is not one of jwt.issuers", b.issuer)));
+            }
+            Some(BackchannelRule {
+                path: compile_path(&b.path, "backchannel_logout.path", origin)?,
+                issuer: b.issuer.clone(),
+            })
+        }
+    };
+    let admin = file.admin.as_ref().map(|a| compile_admin(a, origin)).transpose()?;
     Ok(Runtime {
         listen,
         upstream,
         verifier,
         routes,
         logout,
+        logout_all,
+        backchannel,
+        admin,
         realm: file.jwt.realm.replace('"', "").into(),
         cookie: file.jwt.cookie.clone(),
         store,
         policy,
     })
+}
+
+fn compile_path_rule(spec: &PathSpec, at: &str, origin: &Origin<'_>) -> Result<LogoutRule, ConfigError> {
+    Ok(LogoutRule {
+        path: compile_path(&spec.path, &format!("{at}.path"), origin)?,
+        methods: compile_methods(&spec.methods, &format!("{at}.methods"), origin)?,
+        forward: false,
+    })
+}
+
+fn compile_admin(spec: &AdminSpec, origin: &Origin<'_>) -> Result<AdminSettings, ConfigError> {
+    let listen = spec
+        .listen
+        .parse()
+        .map_err(|e| ConfigError::at(origin, "admin.listen", format!("not an ip:port address: {e}")))?;
+    let token = match (&spec.token_env, &spec.token_file, &spec.insecure_token) {
+        (Some(var), None, None) => {
+            crate::config::secret::from_env(var).map_err(|m| ConfigError::at(origin, "admin.token_env", m))?
+        }
+        (None, Some(p), None) => crate::config::secret::from_file(&origin.dir.join(p))
+            .map_err(|m| ConfigError::at(origin, "admin.token_file", m))?,
+        (None, None, Some(t)) => t.clone(),
+        _ => {
+            return Err(ConfigError::at(
+                origin,
+                "admin",
+                "exactly one of token_env, token_file, insecure_token is required",
+            ))
+        }
+    };
+    if token.expose().len() < 16 {
+        return Err(ConfigError::at(origin, "admin", "the admin token must be at least 16 bytes"));
+    }
+    Ok(AdminSettings { listen, token })
 }
 
 fn compile_upstream(file: &FileConfig, origin: &Origin<'_>) -> Result<UpstreamSettings, ConfigError> {
@@ -166,7 +245,7 @@ fn compile_issuer(spec: &IssuerSpec, at: &str, origin: &Origin<'_>) -> Result<Is
             return Err(ConfigError::at(origin, format!("{at}.algorithms"), format!("{alg:?} is allowed but no key of its family is configured (an HMAC secret never verifies RS/ES/EdDSA, a public key never HS)")));
         }
     }
-    let issuer_tag: Arc<str> = hex::encode(Sha256::digest(spec.issuer.as_bytes()))[..16].into();
+    let issuer_tag: Arc<str> = crate::revocation::keys::issuer_tag(&spec.issuer).into();
     Ok(IssuerRule { issuer: spec.issuer.clone(), issuer_tag, audiences: spec.audiences.clone(), algorithms, keys })
 }
 

@@ -3,7 +3,8 @@
 //! and in-flight requests get `DRAIN` to finish.
 
 use crate::proxy::{Gate, Upstream};
-use crate::revocation::{MemoryStore, RedisStore, RevocationStore, Revocations};
+use crate::revocation::subscriber::Subscriber;
+use crate::revocation::{keys, MemoryStore, RedisStore, RevocationStore, Revocations};
 use crate::runtime::{Runtime, StoreSettings};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -19,13 +20,29 @@ const DRAIN: Duration = Duration::from_secs(30);
 /// Slow-loris bound: a client must send its request head within this.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Builds the shared state: revocation store, local cache, upstream pool.
+/// Builds the shared state: revocation store (and, for Redis, the pub/sub
+/// subscriber task), local cache, upstream pool. Needs a Tokio runtime.
 pub fn build_gate(runtime: Runtime) -> Result<Arc<Gate>, String> {
-    let store: Arc<dyn RevocationStore> = match &runtime.store {
-        StoreSettings::Memory => Arc::new(MemoryStore::new()),
-        StoreSettings::Redis { url, timeout } => Arc::new(RedisStore::connect_lazy(url, *timeout)?),
+    let policy = runtime.policy.clone();
+    let revocations = match &runtime.store {
+        StoreSettings::Memory => Arc::new(Revocations::new(Arc::new(MemoryStore::new()), policy, false)),
+        StoreSettings::Redis { url, timeout, heartbeat } => {
+            let channel = keys::channel(&policy.key_prefix);
+            let store = RedisStore::connect_lazy(url, *timeout, channel.clone())?;
+            let client = store.client().clone();
+            let store: Arc<dyn RevocationStore> = Arc::new(store);
+            let revocations = Arc::new(Revocations::new(store, policy, true));
+            let subscriber = Subscriber {
+                client,
+                channel,
+                cache: revocations.cache().clone(),
+                heartbeat: *heartbeat,
+                deadline: *timeout,
+            };
+            tokio::spawn(subscriber.run());
+            revocations
+        }
     };
-    let revocations = Arc::new(Revocations::new(store, runtime.policy.clone()));
     let upstream = Upstream::new(&runtime.upstream);
     Ok(Arc::new(Gate { runtime: Arc::new(runtime), revocations, upstream }))
 }

@@ -15,6 +15,8 @@ pub struct Claims {
     pub issuer_tag: Arc<str>,
     pub sub: Option<String>,
     pub jti: Option<String>,
+    /// OpenID Connect session id, revocable by back-channel logout.
+    pub sid: Option<String>,
     pub exp_unix: Option<i64>,
     pub nbf_unix: Option<i64>,
     pub iat_unix: Option<i64>,
@@ -71,6 +73,7 @@ pub fn string_claim(payload: &serde_json::Map<String, Value>, name: &'static str
         Some(_) => Err(Rejection::InvalidClaims(match name {
             "iss" => "iss must be a string",
             "sub" => "sub must be a string",
+            "sid" => "sid must be a string",
             _ => "jti must be a string",
         })),
     }

@@ -125,6 +125,7 @@ impl Verifier {
         Ok(Claims {
             sub: string_claim(&payload, "sub")?,
             jti: string_claim(&payload, "jti")?,
+            sid: string_claim(&payload, "sid")?,
             iss,
             issuer_tag: rule.issuer_tag.clone(),
             exp_unix,

@@ -26,7 +26,45 @@ pub struct FileConfig {
     #[serde(default)]
     pub logout: LogoutSpec,
     #[serde(default)]
+    pub logout_all: Option<PathSpec>,
+    #[serde(default)]
+    pub backchannel_logout: Option<BackchannelSpec>,
+    #[serde(default)]
+    pub admin: Option<AdminSpec>,
+    #[serde(default)]
     pub routes: Vec<RouteSpec>,
+}
+
+/// A path and the methods it answers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathSpec {
+    pub path: String,
+    #[serde(default = "defaults::logout_methods")]
+    pub methods: Vec<String>,
+}
+
+/// OpenID Connect Back-Channel Logout receiver.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackchannelSpec {
+    pub path: String,
+    /// The issuer (one of `jwt.issuers`) whose logout tokens are accepted.
+    pub issuer: String,
+}
+
+/// The admin listener; never the public one.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSpec {
+    #[serde(default = "defaults::admin_listen")]
+    pub listen: String,
+    #[serde(default)]
+    pub token_env: Option<String>,
+    #[serde(default)]
+    pub token_file: Option<String>,
+    #[serde(default)]
+    pub insecure_token: Option<SecretSource>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -129,6 +167,38 @@ pub struct RevocationSpec {
     pub max_token_lifetime: Duration,
     #[serde(default)]
     pub cache: CacheSpec,
+    #[serde(default)]
+    pub circuit: CircuitSpec,
+    #[serde(default)]
+    pub legacy: Option<LegacySpec>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CircuitSpec {
+    #[serde(default = "defaults::circuit_failures")]
+    pub failures: u32,
+    #[serde(default = "defaults::circuit_cooldown", with = "duration::serde_fmt")]
+    pub cooldown: Duration,
+}
+
+impl Default for CircuitSpec {
+    fn default() -> Self {
+        Self { failures: defaults::circuit_failures(), cooldown: defaults::circuit_cooldown() }
+    }
+}
+
+/// Read-only lookup in a blacklist the app already keeps.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LegacySpec {
+    /// Key templates: `{token}`, `{sha256}`, `{jti}`, `{sub}`.
+    pub keys: Vec<String>,
+    /// Values meaning "revoked"; empty or absent: any value.
+    #[serde(default)]
+    pub values: Vec<String>,
+    #[serde(default = "defaults::legacy_cache_ttl", with = "duration::serde_fmt")]
+    pub cache_ttl: Duration,
 }
 
 impl Default for RevocationSpec {
@@ -140,6 +210,8 @@ impl Default for RevocationSpec {
             missing_jti: MissingJti::Reject,
             max_token_lifetime: defaults::max_token_lifetime(),
             cache: CacheSpec::default(),
+            circuit: CircuitSpec::default(),
+            legacy: None,
         }
     }
 }
@@ -152,6 +224,8 @@ pub struct RedisSpec {
     pub key_prefix: String,
     #[serde(default = "defaults::redis_timeout", with = "duration::serde_fmt")]
     pub timeout: Duration,
+    #[serde(default = "defaults::heartbeat", with = "duration::serde_fmt")]
+    pub heartbeat: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -254,7 +328,22 @@ mod defaults {
         Duration::from_millis(50)
     }
     pub fn not_revoked_ttl() -> Duration {
-        Duration::from_secs(5)
+        Duration::from_secs(60)
+    }
+    pub fn heartbeat() -> Duration {
+        Duration::from_secs(1)
+    }
+    pub fn circuit_failures() -> u32 {
+        5
+    }
+    pub fn circuit_cooldown() -> Duration {
+        Duration::from_secs(1)
+    }
+    pub fn legacy_cache_ttl() -> Duration {
+        Duration::from_secs(1)
+    }
+    pub fn admin_listen() -> String {
+        "127.0.0.1:9901".into()
     }
     pub fn logout_path() -> String {
         "/logout".into()

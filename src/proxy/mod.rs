@@ -7,9 +7,11 @@
 //! 3. pick the route (the logout path is always `required`);
 //! 4. extract and verify the token;
 //! 5. check revocation;
-//! 6. logout: revoke and answer (or forward);
+//! 6. logout: revoke and answer (or forward); logout-all: revoke the
+//!    subject; back-channel logout: verify the logout token, revoke;
 //! 7. forward.
 
+mod backchannel;
 mod forward;
 pub mod headers;
 mod logout;
@@ -63,20 +65,28 @@ impl Gate {
             return Err(ProxyError::MethodNotAllowed);
         }
         let path = matchable_path(req.uri().path()).ok_or(ProxyError::AmbiguousPath)?;
-        let is_logout = rt.logout.matches(req.method(), &path);
-        let auth = if is_logout { AuthMode::Required } else { rt.routes.pick(req.method(), &path) };
+        let special = Special::of(rt, req.method(), &path);
+        let auth = match special {
+            Special::Backchannel => return backchannel::receive(rt, &self.revocations, req).await,
+            Special::Logout | Special::LogoutAll => AuthMode::Required,
+            Special::None => rt.routes.pick(req.method(), &path),
+        };
         drop(path);
         let claims = match auth {
             AuthMode::Deny => return Err(ProxyError::Forbidden),
             AuthMode::None => None,
             AuthMode::Required => Some(self.authenticate(&req).await?),
         };
-        if let (true, Some(claims)) = (is_logout, &claims) {
-            let revoked = self.revocations.revoke(claims, auth::now_unix()).await?;
-            tracing::info!(iss = %claims.iss, jti = ?claims.jti, "token revoked by logout");
-            if !rt.logout.forward {
-                return Ok(logout::answer(&revoked));
+        match (special, &claims) {
+            (Special::Logout, Some(claims)) => {
+                let revoked = self.revocations.revoke_token(claims).await?;
+                tracing::info!(iss = %claims.iss, jti = ?claims.jti, "token revoked by logout");
+                if !rt.logout.forward {
+                    return Ok(logout::answer(&revoked));
+                }
             }
+            (Special::LogoutAll, Some(claims)) => return logout::everywhere(&self.revocations, claims).await,
+            _ => {}
         }
         self.upstream.send(req, client).await
     }
@@ -85,9 +95,31 @@ impl Gate {
     async fn authenticate(&self, req: &Request<Incoming>) -> Result<Arc<Claims>, ProxyError> {
         let rt = &self.runtime;
         let raw = auth::extract(req.headers(), rt.cookie.as_deref())?;
-        let now = auth::now_unix();
-        let claims = rt.verifier.verify(raw, now)?;
-        self.revocations.ensure_live(&claims, now).await?;
+        let claims = rt.verifier.verify(raw, auth::now_unix())?;
+        self.revocations.ensure_live(&claims, raw).await?;
         Ok(claims)
+    }
+}
+
+/// Paths jwtgate answers itself (or acts on before forwarding).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Special {
+    None,
+    Logout,
+    LogoutAll,
+    Backchannel,
+}
+
+impl Special {
+    fn of(rt: &Runtime, method: &Method, path: &str) -> Self {
+        if rt.logout.matches(method, path) {
+            Special::Logout
+        } else if rt.logout_all.as_ref().is_some_and(|r| r.matches(method, path)) {
+            Special::LogoutAll
+        } else if rt.backchannel.as_ref().is_some_and(|b| b.path == path) {
+            Special::Backchannel
+        } else {
+            Special::None
+        }
     }
 }

@@ -1,48 +1,122 @@
-//! The local answer cache in front of the store. Bounded (`max_entries`,
-//! CLOCK-Pro eviction via quick_cache, sharded, no global lock).
+//! The local answer cache in front of the store: bounded (`max_entries`,
+//! quick_cache's sharded CLOCK-Pro, no global lock), keyed by store key.
 //!
-//! Staleness bound: a "not revoked" answer is trusted for `not_revoked_ttl`,
-//! so a revocation written by *another* replica is honoured here at most
-//! that long after it was stored. "Revoked" answers are kept until the
-//! revocation expires: a revocation is never undone by time alone.
+//! Staleness bound. Every write to the shared store is announced on pub/sub
+//! and applied here on arrival (`apply`). While that subscription is up,
+//! cached answers are trusted for `not_revoked_ttl`; a revocation on another
+//! replica is seen here after the pub/sub delivery delay (milliseconds).
+//! When the subscription drops, every cached answer is discarded at once
+//! and nothing new is cached until it is back, so a lost message can never
+//! keep a stale answer alive. What remains is a message lost on a
+//! connection that still looks alive: bounded by `not_revoked_ttl`.
+//!
+//! A look-up races with invalidations: it reads the store, a revocation
+//! arrives, then it caches its (now stale) answer. `epoch` counts
+//! invalidations; an answer is cached only if no invalidation happened
+//! since its look-up began.
 
 use quick_cache::sync::Cache;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+/// What the store holds under one key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Slot {
+    Absent,
+    /// Present, with its value when numeric (a subject cut-off time) or 1.
+    Present(i64),
+}
 
 #[derive(Clone, Copy)]
 struct Answer {
-    revoked: bool,
+    slot: Slot,
     valid_until: Instant,
 }
+
+/// Taken before a store look-up; caching its answer needs it unchanged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Epoch(u64);
 
 pub struct LocalCache {
     answers: Cache<String, Answer>,
     not_revoked_ttl: Duration,
+    epoch: AtomicU64,
+    /// True while every write will reach us (pub/sub up, or a local store).
+    push_healthy: AtomicBool,
 }
 
 impl LocalCache {
-    pub fn new(max_entries: usize, not_revoked_ttl: Duration) -> Self {
-        Self { answers: Cache::new(max_entries.max(1)), not_revoked_ttl }
+    pub fn new(max_entries: usize, not_revoked_ttl: Duration, push_healthy: bool) -> Self {
+        Self {
+            answers: Cache::new(max_entries.max(1)),
+            not_revoked_ttl,
+            epoch: AtomicU64::new(0),
+            push_healthy: AtomicBool::new(push_healthy),
+        }
     }
 
-    /// `Some(revoked)` while a cached answer is fresh.
-    pub fn lookup(&self, key: &str) -> Option<bool> {
+    pub fn lookup(&self, key: &str) -> Option<Slot> {
         let answer = self.answers.get(key)?;
-        (answer.valid_until > Instant::now()).then_some(answer.revoked)
+        (answer.valid_until > Instant::now()).then_some(answer.slot)
     }
 
-    pub fn remember_live(&self, key: String) {
-        if self.not_revoked_ttl.is_zero() {
+    /// Current epoch, to be passed back to [`LocalCache::remember_fetched`].
+    pub fn epoch(&self) -> Epoch {
+        Epoch(self.epoch.load(Ordering::Acquire))
+    }
+
+    /// Caches a fetched answer unless an invalidation happened since `since`
+    /// or pushes are not arriving. Present token keys are kept until
+    /// `present_until` (the revocation's own expiry).
+    pub fn remember_fetched(&self, key: String, slot: Slot, since: Epoch, present_until: Option<Instant>) {
+        if !self.push_healthy.load(Ordering::Acquire) || self.epoch() != since {
             return;
         }
-        let valid_until = Instant::now() + self.not_revoked_ttl;
-        self.answers.insert(key, Answer { revoked: false, valid_until });
+        let ttl_end = Instant::now() + self.not_revoked_ttl;
+        let valid_until = match (slot, present_until) {
+            (Slot::Present(_), Some(until)) => until,
+            _ if self.not_revoked_ttl.is_zero() => return,
+            _ => ttl_end,
+        };
+        self.answers.insert(key, Answer { slot, valid_until });
     }
 
-    pub fn remember_revoked(&self, key: String, expires_at_unix: i64, now_unix: i64) {
-        let secs = expires_at_unix.saturating_sub(now_unix).max(0) as u64;
-        let valid_until = Instant::now() + Duration::from_secs(secs);
-        self.answers.insert(key, Answer { revoked: true, valid_until });
+    /// Like `remember_fetched` with an explicit TTL, for keys no replica
+    /// announces (legacy blacklists written by the app itself).
+    pub fn remember_fetched_for(&self, key: String, slot: Slot, since: Epoch, ttl: Duration) {
+        if ttl.is_zero() || !self.push_healthy.load(Ordering::Acquire) || self.epoch() != since {
+            return;
+        }
+        self.answers.insert(key, Answer { slot, valid_until: Instant::now() + ttl });
+    }
+
+    /// Applies a write announced by any replica (or made by this one).
+    /// `None` means the key was deleted.
+    pub fn apply(&self, key: String, slot: Option<Slot>, expires_at: Instant) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        match slot {
+            Some(slot) => self.answers.insert(key, Answer { slot, valid_until: expires_at }),
+            None => {
+                self.answers.remove(key.as_str());
+            }
+        }
+    }
+
+    /// The push channel dropped: forget everything, cache nothing new.
+    pub fn push_lost(&self) {
+        self.push_healthy.store(false, Ordering::Release);
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.answers.clear();
+    }
+
+    /// The push channel is back (subscribed before this call).
+    pub fn push_restored(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.push_healthy.store(true, Ordering::Release);
+    }
+
+    pub fn push_healthy(&self) -> bool {
+        self.push_healthy.load(Ordering::Acquire)
     }
 }
 
@@ -51,22 +125,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn live_answers_expire_and_revoked_ones_stay() {
-        let cache = LocalCache::new(10, Duration::from_millis(30));
-        cache.remember_live("a".into());
-        cache.remember_revoked("b".into(), 1_000 + 3600, 1_000);
-        assert_eq!(cache.lookup("a"), Some(false));
-        assert_eq!(cache.lookup("b"), Some(true));
+    fn fetched_absent_answers_expire_and_present_ones_stay() {
+        let cache = LocalCache::new(10, Duration::from_millis(30), true);
+        let e = cache.epoch();
+        cache.remember_fetched("a".into(), Slot::Absent, e, None);
+        cache.remember_fetched("b".into(), Slot::Present(1), e, Some(Instant::now() + Duration::from_secs(60)));
+        assert_eq!(cache.lookup("a"), Some(Slot::Absent));
+        assert_eq!(cache.lookup("b"), Some(Slot::Present(1)));
         std::thread::sleep(Duration::from_millis(40)); // wall-clock TTL under test
         assert_eq!(cache.lookup("a"), None);
-        assert_eq!(cache.lookup("b"), Some(true));
-        assert_eq!(cache.lookup("c"), None);
+        assert_eq!(cache.lookup("b"), Some(Slot::Present(1)));
     }
 
     #[test]
-    fn zero_ttl_disables_live_caching() {
-        let cache = LocalCache::new(10, Duration::ZERO);
-        cache.remember_live("a".into());
+    fn an_invalidation_during_a_lookup_prevents_caching_its_answer() {
+        let cache = LocalCache::new(10, Duration::from_secs(60), true);
+        let before = cache.epoch();
+        cache.apply("other".into(), Some(Slot::Present(1)), Instant::now() + Duration::from_secs(60));
+        cache.remember_fetched("a".into(), Slot::Absent, before, None);
         assert_eq!(cache.lookup("a"), None);
+    }
+
+    #[test]
+    fn losing_push_clears_and_stops_caching_until_restored() {
+        let cache = LocalCache::new(10, Duration::from_secs(60), true);
+        cache.remember_fetched("a".into(), Slot::Absent, cache.epoch(), None);
+        cache.push_lost();
+        assert_eq!(cache.lookup("a"), None);
+        cache.remember_fetched("a".into(), Slot::Absent, cache.epoch(), None);
+        assert_eq!(cache.lookup("a"), None);
+        cache.push_restored();
+        cache.remember_fetched("a".into(), Slot::Absent, cache.epoch(), None);
+        assert_eq!(cache.lookup("a"), Some(Slot::Absent));
     }
 }

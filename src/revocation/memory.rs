@@ -1,15 +1,15 @@
 //! In-process store: the embedded default for a single instance. Lost on
 //! restart and not shared; use `redis` for more than one replica.
 
-use super::{BoxFuture, RevocationStore, StoreError};
+use super::{BoxFuture, Change, RevocationStore, StoreError};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-/// `jti` key → expiry (Unix seconds). A std `Mutex` is enough: it is only
-/// taken on a local-cache miss or a logout, never held across an await.
+/// key → (value, expiry in Unix seconds). A std `Mutex` is enough: it is
+/// only taken on a local-cache miss or a write, never across an await.
 #[derive(Default)]
 pub struct MemoryStore {
-    entries: Mutex<HashMap<String, i64>>,
+    entries: Mutex<HashMap<String, (String, i64)>>,
 }
 
 impl MemoryStore {
@@ -19,25 +19,30 @@ impl MemoryStore {
 }
 
 impl RevocationStore for MemoryStore {
-    fn is_revoked<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
+    fn fetch<'a>(&'a self, keys: &'a [String]) -> BoxFuture<'a, Result<Vec<Option<String>>, StoreError>> {
         let now = crate::auth::now_unix();
-        let hit = match self.entries.lock() {
-            Ok(map) => map.get(key).is_some_and(|&exp| exp > now),
-            Err(_) => return Box::pin(async { Err(StoreError("memory store lock poisoned".into())) }),
+        let result = match self.entries.lock() {
+            Ok(map) => {
+                Ok(keys.iter().map(|k| map.get(k).filter(|(_, exp)| *exp > now).map(|(v, _)| v.clone())).collect())
+            }
+            Err(_) => Err(StoreError("memory store lock poisoned".into())),
         };
-        Box::pin(async move { Ok(hit) })
+        Box::pin(async move { result })
     }
 
-    fn revoke<'a>(&'a self, key: &'a str, expires_at_unix: i64) -> BoxFuture<'a, Result<(), StoreError>> {
+    fn write<'a>(&'a self, change: &'a Change) -> BoxFuture<'a, Result<(), StoreError>> {
         let now = crate::auth::now_unix();
         let result = match self.entries.lock() {
             Ok(mut map) => {
                 // Expired entries are dropped on write, so the map stays as
                 // small as the set of live revocations.
                 if map.len() >= 1024 && map.len().is_power_of_two() {
-                    map.retain(|_, exp| *exp > now);
+                    map.retain(|_, (_, exp)| *exp > now);
                 }
-                map.insert(key.to_string(), expires_at_unix);
+                match &change.value {
+                    Some(v) => map.insert(change.key.clone(), (v.clone(), change.expires_at)),
+                    None => map.remove(&change.key),
+                };
                 Ok(())
             }
             Err(_) => Err(StoreError("memory store lock poisoned".into())),
@@ -50,14 +55,21 @@ impl RevocationStore for MemoryStore {
 mod tests {
     use super::*;
 
+    fn change(key: &str, value: Option<&str>, expires_at: i64) -> Change {
+        Change { key: key.into(), value: value.map(Into::into), expires_at, sent_ms: 0 }
+    }
+
     #[tokio::test]
-    async fn revoked_until_expiry_only() {
+    async fn values_live_until_expiry_and_deletes_remove_them() {
         let store = MemoryStore::new();
         let now = crate::auth::now_unix();
-        store.revoke("live", now + 60).await.unwrap();
-        store.revoke("gone", now - 1).await.unwrap();
-        assert!(store.is_revoked("live").await.unwrap());
-        assert!(!store.is_revoked("gone").await.unwrap());
-        assert!(!store.is_revoked("never").await.unwrap());
+        store.write(&change("live", Some("1"), now + 60)).await.unwrap();
+        store.write(&change("gone", Some("1"), now - 1)).await.unwrap();
+        store.write(&change("cut", Some("1700000000"), now + 60)).await.unwrap();
+        let keys = ["live", "gone", "never", "cut"].map(String::from);
+        let got = store.fetch(&keys).await.unwrap();
+        assert_eq!(got, [Some("1".into()), None, None, Some("1700000000".into())]);
+        store.write(&change("live", None, 0)).await.unwrap();
+        assert_eq!(store.fetch(&keys[..1]).await.unwrap(), [None]);
     }
 }

@@ -1,44 +1,62 @@
-//! Revocation: is this token still live, and revoke it. A bounded local
-//! cache sits in front of a [`RevocationStore`] (`memory` for one instance,
-//! `redis` for a fleet).
-//!
-//! Key layout (one string key per revoked token, value `1`):
-//! - `<prefix>jti:<tag>:<jti>` where `<tag>` is the first 16 hex chars of
-//!   SHA-256(iss), so equal `jti`s of two issuers never collide;
-//! - `<prefix>tok:<hex SHA-256(decoded header "." decoded payload)>` for a
-//!   token without `jti` under `missing_jti: hash`.
-//!
-//! Entries are written with `EXAT exp + leeway`: they vanish when the token
-//! would have been refused as expired anyway, so the list needs no cleanup.
+//! Revocation: is this token still live, and revoke tokens, subjects and
+//! sessions. A bounded local cache ([`LocalCache`], kept current by pub/sub)
+//! sits in front of a [`RevocationStore`] (`memory` for one instance, `redis`
+//! for a fleet); look-ups are single-flight and pass a circuit breaker.
+//! Key layout: [`keys`].
 
+mod breaker;
 mod cache;
+mod flight;
+pub mod keys;
+pub mod legacy;
 mod memory;
 mod redis;
+pub mod subscriber;
 
-pub use cache::LocalCache;
+pub use breaker::Breaker;
+pub use cache::{LocalCache, Slot};
 pub use memory::MemoryStore;
 pub use redis::RedisStore;
 
 use crate::auth::Claims;
 use crate::config::{MissingJti, OnStoreError};
 use crate::error::{ProxyError, Rejection};
+use breaker::Permit;
+use flight::SingleFlight;
+use legacy::LegacyRules;
+use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// The store failed or missed its deadline; the source is for logs only.
-#[derive(Debug, thiserror::Error)]
+/// The store failed, missed its deadline, or the circuit is open; the text
+/// is for logs only.
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("revocation store: {0}")]
 pub struct StoreError(pub String);
 
+/// One write to the store, as also announced to the other replicas.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    pub key: String,
+    /// `None` deletes the key (admin un-revoke).
+    pub value: Option<String>,
+    /// When the record lapses (Unix seconds).
+    pub expires_at: i64,
+    /// Publish time (Unix milliseconds), for the propagation-lag metric.
+    #[serde(default)]
+    pub sent_ms: u64,
+}
+
 /// Where revocations live. Two implementations: `memory` and `redis`.
 pub trait RevocationStore: Send + Sync {
-    fn is_revoked<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, StoreError>>;
-    /// Records `key` as revoked until `expires_at_unix` (seconds).
-    fn revoke<'a>(&'a self, key: &'a str, expires_at_unix: i64) -> BoxFuture<'a, Result<(), StoreError>>;
+    /// The values of `keys`, in order, in one round trip.
+    fn fetch<'a>(&'a self, keys: &'a [String]) -> BoxFuture<'a, Result<Vec<Option<String>>, StoreError>>;
+    /// Applies `change` and announces it to the other replicas.
+    fn write<'a>(&'a self, change: &'a Change) -> BoxFuture<'a, Result<(), StoreError>>;
 }
 
 /// How revocation behaves, from the config.
@@ -51,86 +69,233 @@ pub struct Policy {
     pub max_token_lifetime: Duration,
     pub not_revoked_ttl: Duration,
     pub cache_entries: usize,
+    pub circuit_failures: u32,
+    pub circuit_cooldown: Duration,
+    pub legacy: LegacyRules,
 }
 
-/// A recorded revocation, as the logout answer reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A recorded revocation, as logout and the admin API report it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Revoked {
+    pub key: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub jti: Option<String>,
-    pub expires_at_unix: i64,
+    pub expires_at: i64,
 }
+
+/// What a key stands for, which decides how its slot is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeyKind {
+    Token,
+    /// Subject or session cut-off: tokens issued at or before T are revoked.
+    CutOff,
+    Legacy,
+}
+
+type Fetched = Result<Arc<Vec<Option<String>>>, StoreError>;
 
 /// Cache + store + policy: the revocation phase of the request path.
 pub struct Revocations {
     store: Arc<dyn RevocationStore>,
-    cache: LocalCache,
+    cache: Arc<LocalCache>,
+    flights: SingleFlight<Fetched>,
+    breaker: Breaker,
     policy: Policy,
 }
 
 impl Revocations {
-    pub fn new(store: Arc<dyn RevocationStore>, policy: Policy) -> Self {
-        let cache = LocalCache::new(policy.cache_entries, policy.not_revoked_ttl);
-        Self { store, cache, policy }
+    /// `push` says whether writes of other replicas arrive by pub/sub (then
+    /// the cache stays off until the subscriber reports in).
+    pub fn new(store: Arc<dyn RevocationStore>, policy: Policy, push: bool) -> Self {
+        let cache = Arc::new(LocalCache::new(policy.cache_entries, policy.not_revoked_ttl, !push));
+        let breaker = Breaker::new(policy.circuit_failures, policy.circuit_cooldown);
+        Self { store, cache, flights: SingleFlight::default(), breaker, policy }
+    }
+
+    pub fn cache(&self) -> &Arc<LocalCache> {
+        &self.cache
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    pub fn circuit_open(&self) -> bool {
+        self.breaker.is_open()
     }
 
     /// The store key of a token, or `MissingJti` under `missing_jti: reject`.
-    pub fn key_for(&self, claims: &Claims) -> Result<String, Rejection> {
+    pub fn token_key(&self, claims: &Claims) -> Result<String, Rejection> {
         let prefix = &self.policy.key_prefix;
         match (&claims.jti, self.policy.missing_jti) {
-            (Some(jti), _) => Ok(format!("{prefix}jti:{}:{jti}", claims.issuer_tag)),
-            (None, MissingJti::Hash) => Ok(format!("{prefix}tok:{}", hex::encode(claims.content_sha256))),
+            (Some(jti), _) => Ok(keys::token_jti(prefix, &claims.issuer_tag, jti)),
+            (None, MissingJti::Hash) => Ok(keys::token_hash(prefix, &claims.content_sha256)),
             (None, MissingJti::Reject) => Err(Rejection::MissingJti),
         }
     }
 
-    /// When a revocation of this token may be forgotten: its expiry plus
-    /// leeway, or the longest accepted lifetime for a token without `exp`.
-    fn expires_at(&self, claims: &Claims, now: i64) -> i64 {
-        match claims.exp_unix {
-            Some(exp) => exp.saturating_add(self.policy.leeway_secs),
-            None => now.saturating_add(self.policy.max_token_lifetime.as_secs() as i64),
+    fn lookup_keys(&self, claims: &Claims, raw: &str) -> Result<(Vec<String>, Vec<KeyKind>), Rejection> {
+        let mut keys = vec![self.token_key(claims)?];
+        let mut kinds = vec![KeyKind::Token];
+        let (sub, sid) = keys::grouping_keys(&self.policy.key_prefix, claims);
+        for key in [sub, sid].into_iter().flatten() {
+            keys.push(key);
+            kinds.push(KeyKind::CutOff);
         }
+        for key in self.policy.legacy.keys_for(claims, raw) {
+            keys.push(key);
+            kinds.push(KeyKind::Legacy);
+        }
+        Ok((keys, kinds))
     }
 
     /// Ok when the token is not revoked (or the store is down under
-    /// `fail_open`). A cache hit makes no store call.
-    pub async fn ensure_live(&self, claims: &Claims, now: i64) -> Result<(), ProxyError> {
-        let key = self.key_for(claims)?;
-        if let Some(revoked) = self.cache.lookup(&key) {
-            return if revoked { Err(Rejection::Revoked.into()) } else { Ok(()) };
-        }
-        match self.store.is_revoked(&key).await {
-            Ok(true) => {
-                self.cache.remember_revoked(key, self.expires_at(claims, now), now);
-                Err(Rejection::Revoked.into())
+    /// `fail_open`). When every key is cached, no store call is made.
+    pub async fn ensure_live(&self, claims: &Claims, raw: &str) -> Result<(), ProxyError> {
+        let (keys, kinds) = self.lookup_keys(claims, raw)?;
+        let slots = match self.cached(&keys) {
+            Some(slots) => {
+                metrics::counter!("jwtgate_revocation_checks_total", "source" => "cache").increment(1);
+                slots
             }
-            Ok(false) => {
-                self.cache.remember_live(key);
+            None => match self.fetch(&keys, &kinds, claims).await {
+                Ok(slots) => slots,
+                Err(err) => return self.on_store_error(err),
+            },
+        };
+        if revoked(claims, &kinds, &slots) {
+            return Err(Rejection::Revoked.into());
+        }
+        Ok(())
+    }
+
+    fn cached(&self, keys: &[String]) -> Option<Vec<Slot>> {
+        keys.iter().map(|k| self.cache.lookup(k)).collect()
+    }
+
+    async fn fetch(&self, keys: &[String], kinds: &[KeyKind], claims: &Claims) -> Result<Vec<Slot>, StoreError> {
+        let epoch = self.cache.epoch();
+        let values = self.flights.run(&keys[0], || async { self.guarded_fetch(keys).await.map(Arc::new) }).await?;
+        let slots: Vec<Slot> = values
+            .iter()
+            .zip(kinds)
+            .map(|(value, kind)| match (value, kind) {
+                (None, _) => Slot::Absent,
+                (Some(v), KeyKind::Legacy) if !self.policy.legacy.value_means_revoked(v) => Slot::Absent,
+                (Some(v), _) => Slot::Present(v.trim().parse().unwrap_or(1)),
+            })
+            .collect();
+        let source = if revoked(claims, kinds, &slots) { "store_hit" } else { "store_miss" };
+        metrics::counter!("jwtgate_revocation_checks_total", "source" => source).increment(1);
+        let token_until = Instant::now() + secs_until(self.expires_at(claims));
+        for ((key, kind), slot) in keys.iter().zip(kinds).zip(&slots) {
+            let present_until = (*kind == KeyKind::Token).then_some(token_until);
+            if *kind == KeyKind::Legacy {
+                // Legacy lists are written by the app, not announced: cache briefly.
+                self.cache.remember_fetched_for(key.clone(), *slot, epoch, self.policy.legacy.cache_ttl);
+            } else {
+                self.cache.remember_fetched(key.clone(), *slot, epoch, present_until);
+            }
+        }
+        Ok(slots)
+    }
+
+    async fn guarded_fetch(&self, keys: &[String]) -> Result<Vec<Option<String>>, StoreError> {
+        self.guarded("fetch", self.store.fetch(keys)).await
+    }
+
+    async fn guarded<T>(&self, op: &'static str, call: BoxFuture<'_, Result<T, StoreError>>) -> Result<T, StoreError> {
+        let permit = self.breaker.permit();
+        if permit == Permit::Refuse {
+            metrics::counter!("jwtgate_store_errors_total", "op" => op, "kind" => "circuit_open").increment(1);
+            return Err(StoreError("circuit open: store skipped during cool-down".into()));
+        }
+        let started = Instant::now();
+        let result = call.await;
+        metrics::histogram!("jwtgate_store_latency_seconds", "op" => op).record(started.elapsed().as_secs_f64());
+        if result.is_err() {
+            metrics::counter!("jwtgate_store_errors_total", "op" => op, "kind" => "error").increment(1);
+        }
+        self.breaker.record(permit, result.is_ok());
+        result
+    }
+
+    fn on_store_error(&self, err: StoreError) -> Result<(), ProxyError> {
+        match self.policy.on_store_error {
+            OnStoreError::FailClosed => {
+                tracing::warn!(error = %err, "revocation check failed; refusing (fail_closed)");
+                Err(ProxyError::StoreUnavailable)
+            }
+            OnStoreError::FailOpen => {
+                tracing::warn!(error = %err, "revocation check failed; forwarding unchecked (fail_open)");
                 Ok(())
             }
-            Err(err) => match self.policy.on_store_error {
-                OnStoreError::FailClosed => {
-                    tracing::warn!(error = %err, "revocation check failed; refusing (fail_closed)");
-                    Err(ProxyError::StoreUnavailable)
-                }
-                OnStoreError::FailOpen => {
-                    tracing::warn!(error = %err, "revocation check failed; forwarding unchecked (fail_open)");
-                    Ok(())
-                }
-            },
         }
     }
 
-    /// Revokes the token. A store failure is always an error (whatever
-    /// `on_store_error` says): a logout must never report a false success.
-    pub async fn revoke(&self, claims: &Claims, now: i64) -> Result<Revoked, ProxyError> {
-        let key = self.key_for(claims)?;
-        let expires_at_unix = self.expires_at(claims, now);
-        self.store.revoke(&key, expires_at_unix).await.map_err(|err| {
-            tracing::warn!(error = %err, "revocation not stored; logout refused");
-            ProxyError::StoreUnavailable
-        })?;
-        self.cache.remember_revoked(key, expires_at_unix, now);
-        Ok(Revoked { jti: claims.jti.clone(), expires_at_unix })
+    /// When a token's revocation may be forgotten: its expiry plus leeway,
+    /// or the longest accepted lifetime for a token without `exp`.
+    fn expires_at(&self, claims: &Claims) -> i64 {
+        match claims.exp_unix {
+            Some(exp) => exp.saturating_add(self.policy.leeway_secs),
+            None => crate::auth::now_unix().saturating_add(self.policy.max_token_lifetime.as_secs() as i64),
+        }
     }
+
+    /// Writes `change` (store + announcement) and applies it locally. A
+    /// failure is always an error, whatever `on_store_error` says: a logout
+    /// must never report a false success.
+    pub async fn write(&self, mut change: Change) -> Result<(), ProxyError> {
+        change.sent_ms = now_ms();
+        if let Err(err) = self.guarded("write", self.store.write(&change)).await {
+            tracing::warn!(error = %err, "revocation not stored");
+            return Err(ProxyError::StoreUnavailable);
+        }
+        let slot = change.value.as_deref().map(|v| Slot::Present(v.parse().unwrap_or(1)));
+        self.cache.apply(change.key, slot, Instant::now() + secs_until(change.expires_at));
+        Ok(())
+    }
+
+    /// Revokes one token (logout).
+    pub async fn revoke_token(&self, claims: &Claims) -> Result<Revoked, ProxyError> {
+        let key = self.token_key(claims)?;
+        let expires_at = self.expires_at(claims);
+        self.write(Change { key: key.clone(), value: Some("1".into()), expires_at, sent_ms: 0 }).await?;
+        metrics::counter!("jwtgate_logouts_total", "kind" => "token").increment(1);
+        Ok(Revoked { key, jti: claims.jti.clone(), expires_at })
+    }
+
+    /// Revokes every token of `key`'s subject or session issued at or before
+    /// `cut_off` (Unix seconds). The record lives for the longest token lifetime.
+    pub async fn revoke_cut_off(&self, key: String, cut_off: i64, kind: &'static str) -> Result<Revoked, ProxyError> {
+        let expires_at = crate::auth::now_unix().saturating_add(self.policy.max_token_lifetime.as_secs() as i64);
+        self.write(Change { key: key.clone(), value: Some(cut_off.to_string()), expires_at, sent_ms: 0 }).await?;
+        metrics::counter!("jwtgate_logouts_total", "kind" => kind).increment(1);
+        Ok(Revoked { key, jti: None, expires_at })
+    }
+
+    /// Reads one key from the store, bypassing the cache (admin API).
+    pub async fn read(&self, key: &str) -> Result<Option<String>, ProxyError> {
+        let keys = [key.to_string()];
+        let values = self.guarded_fetch(&keys).await.map_err(|_| ProxyError::StoreUnavailable)?;
+        Ok(values.into_iter().next().flatten())
+    }
+}
+
+/// The decision: any present token key, a cut-off at or after the token's
+/// `iat` (or any cut-off when the token has no `iat`), or a legacy hit.
+fn revoked(claims: &Claims, kinds: &[KeyKind], slots: &[Slot]) -> bool {
+    kinds.iter().zip(slots).any(|(kind, slot)| match (kind, slot) {
+        (_, Slot::Absent) => false,
+        (KeyKind::Token | KeyKind::Legacy, Slot::Present(_)) => true,
+        (KeyKind::CutOff, Slot::Present(cut_off)) => claims.iat_unix.is_none_or(|iat| iat <= *cut_off),
+    })
+}
+
+fn secs_until(unix: i64) -> Duration {
+    Duration::from_secs(unix.saturating_sub(crate::auth::now_unix()).max(0) as u64)
+}
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }

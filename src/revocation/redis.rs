@@ -1,20 +1,26 @@
 //! Redis store, shared by every replica. One multiplexed connection
 //! (redis-rs `ConnectionManager`, reconnecting on its own); every command
 //! runs under a deadline so a slow or dead Redis costs at most that long.
+//! Writes are `SET key value EXAT t` (or `DEL`) pipelined with a `PUBLISH`
+//! on the revocation channel; look-ups are one `MGET`.
+//! `redis://` and `rediss://` (TLS via rustls), ACL user:password and the db
+//! index all come from the URL.
 
-use super::{BoxFuture, RevocationStore, StoreError};
+use super::{BoxFuture, Change, RevocationStore, StoreError};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::time::Duration;
 
 pub struct RedisStore {
+    client: redis::Client,
     conn: ConnectionManager,
     deadline: Duration,
+    channel: String,
 }
 
 impl RedisStore {
     /// Prepares the connection without waiting for Redis: jwtgate starts
     /// (and answers per `on_store_error`) even while Redis is down.
-    pub fn connect_lazy(url: &str, deadline: Duration) -> Result<Self, String> {
+    pub fn connect_lazy(url: &str, deadline: Duration, channel: String) -> Result<Self, String> {
         let client = redis::Client::open(url).map_err(|e| format!("invalid redis url: {e}"))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(deadline))
@@ -22,13 +28,21 @@ impl RedisStore {
             .set_number_of_retries(1)
             .set_min_delay(Duration::from_millis(10))
             .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_lazy_with_config(client, config).map_err(|e| format!("redis: {e}"))?;
-        Ok(Self { conn, deadline })
+        let conn =
+            ConnectionManager::new_lazy_with_config(client.clone(), config).map_err(|e| format!("redis: {e}"))?;
+        Ok(Self { client, conn, deadline, channel })
     }
 
-    async fn run<T: redis::FromRedisValue>(&self, cmd: redis::Cmd) -> Result<T, StoreError> {
-        let mut conn = self.conn.clone();
-        match tokio::time::timeout(self.deadline, cmd.query_async::<T>(&mut conn)).await {
+    pub fn client(&self) -> &redis::Client {
+        &self.client
+    }
+
+    /// Runs a query under the deadline.
+    async fn within<T>(
+        &self,
+        query: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.deadline, query).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => Err(StoreError(format!("redis: {e}"))),
             Err(_) => Err(StoreError(format!("redis: no answer within {:?}", self.deadline))),
@@ -37,19 +51,28 @@ impl RedisStore {
 }
 
 impl RevocationStore for RedisStore {
-    fn is_revoked<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
+    fn fetch<'a>(&'a self, keys: &'a [String]) -> BoxFuture<'a, Result<Vec<Option<String>>, StoreError>> {
         Box::pin(async move {
-            let mut cmd = redis::cmd("EXISTS");
-            cmd.arg(key);
-            Ok(self.run::<i64>(cmd).await? > 0)
+            let mut cmd = redis::cmd("MGET");
+            cmd.arg(keys);
+            let mut conn = self.conn.clone();
+            self.within(cmd.query_async::<Vec<Option<String>>>(&mut conn)).await
         })
     }
 
-    fn revoke<'a>(&'a self, key: &'a str, expires_at_unix: i64) -> BoxFuture<'a, Result<(), StoreError>> {
+    fn write<'a>(&'a self, change: &'a Change) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
-            let mut cmd = redis::cmd("SET");
-            cmd.arg(key).arg(1).arg("EXAT").arg(expires_at_unix.max(1));
-            self.run::<()>(cmd).await
+            let message = serde_json::to_string(change).map_err(|e| StoreError(e.to_string()))?;
+            let mut pipe = redis::pipe();
+            match &change.value {
+                Some(value) => {
+                    pipe.cmd("SET").arg(&change.key).arg(value).arg("EXAT").arg(change.expires_at.max(1)).ignore()
+                }
+                None => pipe.cmd("DEL").arg(&change.key).ignore(),
+            };
+            pipe.cmd("PUBLISH").arg(&self.channel).arg(message).ignore();
+            let mut conn = self.conn.clone();
+            self.within(pipe.query_async::<()>(&mut conn)).await
         })
     }
 }

@@ -54,7 +54,7 @@ async fn cached_not_revoked_answer_makes_zero_redis_commands() {
     assert_eq!(lookups_seen(&redis).await, Vec::<String>::new(), "cache hit went to Redis");
     // Control: the measurement does see a lookup for a token not yet cached.
     assert_eq!(gate.get("/api/fresh", &token::mint()).await.status, 200);
-    assert_eq!(lookups_seen(&redis).await, ["exists"]);
+    assert_eq!(lookups_seen(&redis).await, ["mget"]);
     assert_eq!(app.seen("/api/again"), 3);
 }
 

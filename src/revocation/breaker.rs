@@ -1,0 +1,118 @@
+//! Circuit breaker around the store: after `failures` consecutive errors the
+//! store is skipped for `cooldown` (requests get the store-down answer at
+//! once instead of each waiting out the deadline), then one probe request
+//! is let through (half-open); its success closes the circuit.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub struct Breaker {
+    threshold: u32,
+    cooldown: Duration,
+    consecutive_failures: AtomicU32,
+    /// Milliseconds since `origin()` until which the circuit is open; 0 = closed.
+    open_until_ms: AtomicU64,
+    probing: AtomicBool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Permit {
+    /// Circuit closed: call the store.
+    Call,
+    /// Half-open: this call is the probe.
+    Probe,
+    /// Open: do not call the store.
+    Refuse,
+}
+
+fn origin() -> Instant {
+    static ORIGIN: OnceLock<Instant> = OnceLock::new();
+    *ORIGIN.get_or_init(Instant::now)
+}
+
+fn now_ms() -> u64 {
+    origin().elapsed().as_millis() as u64 + 1
+}
+
+impl Breaker {
+    pub fn new(threshold: u32, cooldown: Duration) -> Self {
+        Self {
+            threshold: threshold.max(1),
+            cooldown,
+            consecutive_failures: AtomicU32::new(0),
+            open_until_ms: AtomicU64::new(0),
+            probing: AtomicBool::new(false),
+        }
+    }
+
+    pub fn permit(&self) -> Permit {
+        let until = self.open_until_ms.load(Ordering::Acquire);
+        if until == 0 {
+            return Permit::Call;
+        }
+        if now_ms() < until {
+            return Permit::Refuse;
+        }
+        match self.probing.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => Permit::Probe,
+            Err(_) => Permit::Refuse,
+        }
+    }
+
+    pub fn record(&self, permit: Permit, ok: bool) {
+        if ok {
+            self.consecutive_failures.store(0, Ordering::Release);
+            if self.open_until_ms.swap(0, Ordering::AcqRel) != 0 {
+                tracing::info!("revocation store reachable again; circuit closed");
+                metrics::gauge!("jwtgate_store_circuit_open").set(0.0);
+            }
+        } else {
+            let failures = self.consecutive_failures.fetch_add(1, Ordering::AcqRel) + 1;
+            if permit == Permit::Probe || failures >= self.threshold {
+                let was = self.open_until_ms.swap(now_ms() + self.cooldown.as_millis() as u64, Ordering::AcqRel);
+                if was == 0 {
+                    tracing::warn!(failures, cooldown = ?self.cooldown, "revocation store failing; circuit opened");
+                    metrics::counter!("jwtgate_store_circuit_opened_total").increment(1);
+                }
+                metrics::gauge!("jwtgate_store_circuit_open").set(1.0);
+            }
+        }
+        if permit == Permit::Probe {
+            self.probing.store(false, Ordering::Release);
+        }
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.open_until_ms.load(Ordering::Acquire) != 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opens_after_threshold_probes_after_cooldown_and_closes_on_success() {
+        let b = Breaker::new(3, Duration::from_millis(20));
+        for _ in 0..2 {
+            assert_eq!(b.permit(), Permit::Call);
+            b.record(Permit::Call, false);
+        }
+        assert!(!b.is_open());
+        b.record(Permit::Call, false);
+        assert!(b.is_open());
+        assert_eq!(b.permit(), Permit::Refuse);
+        std::thread::sleep(Duration::from_millis(25)); // wall-clock cooldown under test
+        assert_eq!(b.permit(), Permit::Probe);
+        assert_eq!(b.permit(), Permit::Refuse, "only one probe at a time");
+        b.record(Permit::Probe, false);
+        assert_eq!(b.permit(), Permit::Refuse, "failed probe reopens");
+        std::thread::sleep(Duration::from_millis(25));
+        let p = b.permit();
+        assert_eq!(p, Permit::Probe);
+        b.record(p, true);
+        assert!(!b.is_open());
+        assert_eq!(b.permit(), Permit::Call);
+    }
+}

@@ -1,0 +1,100 @@
+//! Push invalidation: every replica subscribes to `<prefix>revocations`
+//! (Redis pub/sub) and applies each announced write to its local cache.
+//!
+//! Why pub/sub and not RESP3 client-side tracking: tracking only says "this
+//! key changed" for keys this replica has read, so a revocation of a token
+//! it has cached as "not revoked" arrives, but a *subject* cut-off it never
+//! read does not, and each notice costs a re-read. A published write carries
+//! its value and expiry, works the same on Redis 5+ and Cluster (classic
+//! pub/sub is broadcast to every node), and its publish time gives the
+//! propagation-lag metric.
+//!
+//! Loss handling: when the subscription drops (or a heartbeat PING fails),
+//! the cache is emptied and stops caching until re-subscribed, then the
+//! subscriber reconnects with capped exponential backoff.
+
+use super::cache::Slot;
+use super::{now_ms, Change, LocalCache};
+use futures_util::StreamExt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub struct Subscriber {
+    pub client: redis::Client,
+    pub channel: String,
+    pub cache: Arc<LocalCache>,
+    /// PING interval on the subscription; a silent dead connection is found
+    /// within `heartbeat` + `deadline`.
+    pub heartbeat: Duration,
+    pub deadline: Duration,
+}
+
+impl Subscriber {
+    /// Runs forever; spawn it.
+    pub async fn run(self) {
+        let mut backoff = Duration::from_millis(20);
+        loop {
+            match self.session().await {
+                Ok(()) => backoff = Duration::from_millis(20),
+                Err(err) => tracing::warn!(error = %err, "revocation subscription failed"),
+            }
+            if self.cache.push_healthy() {
+                tracing::warn!("revocation subscription lost; local cache emptied until re-subscribed");
+            }
+            self.cache.push_lost();
+            metrics::gauge!("jwtgate_pubsub_connected").set(0.0);
+            metrics::counter!("jwtgate_pubsub_reconnects_total").increment(1);
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+        }
+    }
+
+    /// One subscription, until it drops. `Ok` means it had been established.
+    async fn session(&self) -> Result<(), String> {
+        let connect = async {
+            let mut pubsub = self.client.get_async_pubsub().await?;
+            pubsub.subscribe(&self.channel).await?;
+            Ok::<_, redis::RedisError>(pubsub)
+        };
+        let pubsub = match tokio::time::timeout(self.deadline.max(Duration::from_millis(500)), connect).await {
+            Ok(Ok(p)) => p,
+            Ok(Err(e)) => return Err(format!("redis: {e}")),
+            Err(_) => return Err("redis: subscribe timed out".into()),
+        };
+        let (mut sink, mut stream) = pubsub.split();
+        self.cache.push_restored();
+        metrics::gauge!("jwtgate_pubsub_connected").set(1.0);
+        tracing::info!(channel = %self.channel, "subscribed to revocations");
+        let mut heartbeat = tokio::time::interval(self.heartbeat);
+        heartbeat.tick().await;
+        loop {
+            tokio::select! {
+                msg = stream.next() => match msg {
+                    Some(msg) => self.apply(msg.get_payload_bytes()),
+                    None => return Ok(()),
+                },
+                _ = heartbeat.tick() => {
+                    let ping = tokio::time::timeout(self.deadline.max(Duration::from_millis(200)), sink.ping::<String>()).await;
+                    if !matches!(ping, Ok(Ok(_))) {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
+    fn apply(&self, payload: &[u8]) {
+        let Ok(change) = serde_json::from_slice::<Change>(payload) else {
+            tracing::debug!("ignoring a malformed revocation message");
+            return;
+        };
+        metrics::counter!("jwtgate_pubsub_messages_total").increment(1);
+        if change.sent_ms > 0 {
+            let lag_ms = now_ms().saturating_sub(change.sent_ms);
+            metrics::histogram!("jwtgate_propagation_lag_seconds").record(lag_ms as f64 / 1000.0);
+        }
+        let slot = change.value.as_deref().map(|v| Slot::Present(v.parse().unwrap_or(1)));
+        let remaining = change.expires_at.saturating_sub(crate::auth::now_unix()).max(0) as u64;
+        self.cache.apply(change.key, slot, Instant::now() + Duration::from_secs(remaining));
+    }
+}
