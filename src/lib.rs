@@ -15,10 +15,12 @@
 
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod metrics;
 pub mod proxy;
 pub mod revocation;
 pub mod routes;

@@ -4,6 +4,9 @@ use clap::{Parser, Subcommand};
 use jwtgate::{config, demo, server};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+
+mod revoke;
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -34,6 +37,9 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
     },
+    /// Revoke a token, a jti, a subject or a session through a running
+    /// jwtgate's admin API.
+    Revoke(revoke::RevokeArgs),
     /// Serve the tiny built-in upstream (for demos and benchmarks).
     Upstream {
         #[arg(long, default_value = "127.0.0.1:3000")]
@@ -97,12 +103,17 @@ async fn run(command: Command) -> Result<(), String> {
     match command {
         Command::Run { config } => {
             let runtime = config::load_file(&config).map_err(|e| e.to_string())?;
+            let admin = runtime.admin.clone();
             let listener =
                 server::bind(runtime.listen).await.map_err(|e| format!("cannot listen on {}: {e}", runtime.listen))?;
             let gate = server::build_gate(runtime)?;
+            if let Some(settings) = admin {
+                start_admin(&settings, gate.clone()).await?;
+            }
             server::serve(listener, gate, server::shutdown_signal()).await;
             Ok(())
         }
+        Command::Revoke(args) => revoke::run(args).await,
         Command::Demo { listen } => run_demo(listen).await,
         Command::Upstream { listen } => {
             let listener =
@@ -114,6 +125,23 @@ async fn run(command: Command) -> Result<(), String> {
         }
         Command::Check { .. } => Ok(()),
     }
+}
+
+/// Binds the admin listener (announced on stdout like the public one) and
+/// serves it in the background, with the metrics recorder installed.
+async fn start_admin(
+    settings: &jwtgate::runtime::AdminSettings,
+    gate: Arc<jwtgate::proxy::Gate>,
+) -> Result<(), String> {
+    let metrics = jwtgate::metrics::install()?;
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {} (admin): {e}", settings.listen))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    println!("jwtgate admin listening on http://{local}");
+    let admin = Arc::new(jwtgate::admin::Admin::new(gate, &settings.token, Some(metrics)));
+    tokio::spawn(jwtgate::admin::serve(listener, admin));
+    Ok(())
 }
 
 async fn run_demo(listen: SocketAddr) -> Result<(), String> {

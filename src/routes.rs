@@ -11,6 +11,7 @@
 use crate::config::AuthMode;
 use http::Method;
 use std::borrow::Cow;
+use std::sync::Arc;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PathMatch {
@@ -30,11 +31,34 @@ pub struct Route {
 #[derive(Debug, Clone, Default)]
 pub struct RouteTable {
     routes: Vec<Route>,
+    /// Metric label per route (`prefix:/api`), shared, so labelling a
+    /// request costs a reference count, not an allocation.
+    labels: Vec<Arc<str>>,
+    default_label: Arc<str>,
 }
 
 impl RouteTable {
     pub fn new(routes: Vec<Route>) -> Self {
-        Self { routes }
+        let labels = routes
+            .iter()
+            .map(|r| match &r.path {
+                PathMatch::Exact(p) => Arc::from(format!("path:{p}")),
+                PathMatch::Prefix(p) => Arc::from(format!("prefix:{p}")),
+            })
+            .collect();
+        Self { routes, labels, default_label: Arc::from("default") }
+    }
+
+    /// The auth mode and the metric label of the first matching rule.
+    pub fn pick_labelled(&self, method: &Method, path: &str) -> (AuthMode, &Arc<str>) {
+        match self
+            .routes
+            .iter()
+            .position(|r| r.path.matches(path) && (r.methods.is_empty() || r.methods.contains(method)))
+        {
+            Some(i) => (self.routes[i].auth, &self.labels[i]),
+            None => (AuthMode::Required, &self.default_label),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -47,10 +71,7 @@ impl RouteTable {
 
     /// The auth mode for a request whose path passed [`matchable_path`].
     pub fn pick(&self, method: &Method, path: &str) -> AuthMode {
-        self.routes
-            .iter()
-            .find(|r| r.path.matches(path) && (r.methods.is_empty() || r.methods.contains(method)))
-            .map_or(AuthMode::Required, |r| r.auth)
+        self.pick_labelled(method, path).0
     }
 }
 

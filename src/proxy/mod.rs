@@ -44,8 +44,12 @@ impl Gate {
         client: SocketAddr,
     ) -> Result<Response<Body>, Infallible> {
         let method = req.method().clone();
-        Ok(match self.phases(req, client).await {
-            Ok(rsp) => rsp,
+        let mut route = labels::UNMATCHED.clone();
+        let rsp = match self.phases(req, client, &mut route).await {
+            Ok(rsp) => {
+                metrics::counter!("jwtgate_requests_total", "route" => route, "outcome" => "forwarded").increment(1);
+                rsp
+            }
             Err(err) => {
                 let (code, _) = err.code_and_message();
                 match err {
@@ -54,12 +58,20 @@ impl Gate {
                     }
                     _ => tracing::debug!(%method, %client, code, "request refused"),
                 }
+                metrics::counter!("jwtgate_requests_total", "route" => route, "outcome" => code).increment(1);
                 err.into_response(&self.runtime.realm)
             }
-        })
+        };
+        Ok(rsp)
     }
 
-    async fn phases(&self, req: Request<Incoming>, client: SocketAddr) -> Result<Response<Body>, ProxyError> {
+    /// The phases in order; `route` is set to the matched rule's metric label.
+    async fn phases(
+        &self,
+        req: Request<Incoming>,
+        client: SocketAddr,
+        route: &mut Arc<str>,
+    ) -> Result<Response<Body>, ProxyError> {
         let rt = &self.runtime;
         if req.method() == Method::CONNECT {
             return Err(ProxyError::MethodNotAllowed);
@@ -67,9 +79,23 @@ impl Gate {
         let path = matchable_path(req.uri().path()).ok_or(ProxyError::AmbiguousPath)?;
         let special = Special::of(rt, req.method(), &path);
         let auth = match special {
-            Special::Backchannel => return backchannel::receive(rt, &self.revocations, req).await,
-            Special::Logout | Special::LogoutAll => AuthMode::Required,
-            Special::None => rt.routes.pick(req.method(), &path),
+            Special::Backchannel => {
+                *route = labels::BACKCHANNEL.clone();
+                return backchannel::receive(rt, &self.revocations, req).await;
+            }
+            Special::Logout => {
+                *route = labels::LOGOUT.clone();
+                AuthMode::Required
+            }
+            Special::LogoutAll => {
+                *route = labels::LOGOUT_ALL.clone();
+                AuthMode::Required
+            }
+            Special::None => {
+                let (auth, label) = rt.routes.pick_labelled(req.method(), &path);
+                *route = label.clone();
+                auth
+            }
         };
         drop(path);
         let claims = match auth {
@@ -99,6 +125,15 @@ impl Gate {
         self.revocations.ensure_live(&claims, raw).await?;
         Ok(claims)
     }
+}
+
+/// Metric labels of jwtgate's own paths.
+mod labels {
+    use std::sync::{Arc, LazyLock};
+    pub static UNMATCHED: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from("unmatched"));
+    pub static LOGOUT: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from("logout"));
+    pub static LOGOUT_ALL: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from("logout_all"));
+    pub static BACKCHANNEL: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from("backchannel_logout"));
 }
 
 /// Paths jwtgate answers itself (or acts on before forwarding).

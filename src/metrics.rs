@@ -1,0 +1,50 @@
+//! Prometheus metrics (served on the admin listener only). Names are
+//! `jwtgate_*`, units in the name; labels never carry `sub` or `jti`.
+//!
+//! | metric | labels |
+//! |---|---|
+//! | `jwtgate_requests_total` | `route`, `outcome` (`forwarded` or the refusal code) |
+//! | `jwtgate_revocation_checks_total` | `source`: `cache`, `store_hit`, `store_miss` |
+//! | `jwtgate_store_errors_total` | `op`, `kind`: `error`, `circuit_open` |
+//! | `jwtgate_store_latency_seconds` | `op` (histogram) |
+//! | `jwtgate_store_circuit_open` | gauge, 1 while the breaker is open |
+//! | `jwtgate_store_circuit_opened_total` | |
+//! | `jwtgate_pubsub_connected` | gauge |
+//! | `jwtgate_pubsub_messages_total` / `jwtgate_pubsub_reconnects_total` | |
+//! | `jwtgate_propagation_lag_seconds` | histogram: publish → applied here |
+//! | `jwtgate_logouts_total` | `kind`: `token`, `subject`, `backchannel`, `admin` |
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+const LATENCY_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
+
+/// Installs the global recorder; returns the handle `/metrics` renders.
+pub fn install() -> Result<PrometheusHandle, String> {
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+        .map_err(|e| e.to_string())?
+        .install_recorder()
+        .map_err(|e| format!("metrics recorder: {e}"))?;
+    describe();
+    // Zero-valued series exist from the start, so dashboards and alerts see them.
+    metrics::gauge!("jwtgate_store_circuit_open").set(0.0);
+    metrics::counter!("jwtgate_pubsub_reconnects_total").increment(0);
+    metrics::counter!("jwtgate_pubsub_messages_total").increment(0);
+    metrics::counter!("jwtgate_store_circuit_opened_total").increment(0);
+    Ok(handle)
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!("jwtgate_requests_total", "Requests by route and outcome");
+    describe_counter!("jwtgate_revocation_checks_total", "Revocation checks by answer source");
+    describe_counter!("jwtgate_store_errors_total", "Revocation store failures");
+    describe_histogram!("jwtgate_store_latency_seconds", Unit::Seconds, "Revocation store call latency");
+    describe_gauge!("jwtgate_store_circuit_open", "1 while the store circuit breaker is open");
+    describe_counter!("jwtgate_store_circuit_opened_total", "Times the store circuit opened");
+    describe_gauge!("jwtgate_pubsub_connected", "1 while subscribed to revocation announcements");
+    describe_counter!("jwtgate_pubsub_messages_total", "Revocation announcements received");
+    describe_counter!("jwtgate_pubsub_reconnects_total", "Revocation subscription losses");
+    describe_histogram!("jwtgate_propagation_lag_seconds", Unit::Seconds, "Publish-to-apply delay of revocations");
+    describe_counter!("jwtgate_logouts_total", "Revocations written, by kind");
+}
