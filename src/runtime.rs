@@ -72,7 +72,7 @@ pub struct AdminSettings {
 #[derive(Debug, Clone)]
 pub enum StoreSettings {
     Memory,
-    Redis { url: String, timeout: Duration, heartbeat: Duration },
+    Redis { nodes: Vec<String>, cluster: bool, timeout: Duration, heartbeat: Duration },
 }
 
 /// Validates and compiles a parsed config. Reads key files and secret env
@@ -112,9 +112,20 @@ pub fn compile(file: FileConfig, origin: &Origin<'_>) -> Result<Runtime, ConfigE
             return Err(err("revocation.redis", "store: redis needs a `redis:` section with a url".into()))
         }
         (StoreKind::Redis, Some(r)) => {
-            redis::Client::open(r.url.as_str())
-                .map_err(|e| err("revocation.redis.url", format!("not a usable redis url: {e}")))?;
-            StoreSettings::Redis { url: r.url.clone(), timeout: r.timeout, heartbeat: r.heartbeat }
+            let nodes: Vec<String> = match (&r.url, r.cluster_nodes.is_empty()) {
+                (Some(url), true) => vec![url.clone()],
+                (None, false) => r.cluster_nodes.clone(),
+                _ => return Err(err("revocation.redis", "exactly one of url, cluster_nodes is required".into())),
+            };
+            for (i, node) in nodes.iter().enumerate() {
+                let field = if r.url.is_some() {
+                    "revocation.redis.url".to_string()
+                } else {
+                    format!("revocation.redis.cluster_nodes[{i}]")
+                };
+                redis::Client::open(node.as_str()).map_err(|e| err(&field, format!("not a usable redis url: {e}")))?;
+            }
+            StoreSettings::Redis { nodes, cluster: r.url.is_none(), timeout: r.timeout, heartbeat: r.heartbeat }
         }
     };
     let policy = Policy {

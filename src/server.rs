@@ -26,14 +26,18 @@ pub fn build_gate(runtime: Runtime) -> Result<Arc<Gate>, String> {
     let policy = runtime.policy.clone();
     let revocations = match &runtime.store {
         StoreSettings::Memory => Arc::new(Revocations::new(Arc::new(MemoryStore::new()), policy, false)),
-        StoreSettings::Redis { url, timeout, heartbeat } => {
+        StoreSettings::Redis { nodes, cluster, timeout, heartbeat } => {
             let channel = keys::channel(&policy.key_prefix);
-            let store = RedisStore::connect_lazy(url, *timeout, channel.clone())?;
-            let client = store.client().clone();
+            let store = match (cluster, nodes.first()) {
+                (true, _) => RedisStore::cluster(nodes, *timeout, channel.clone())?,
+                (false, Some(url)) => RedisStore::connect_lazy(url, *timeout, channel.clone())?,
+                (false, None) => return Err("redis store without a url".into()),
+            };
+            let clients = store.subscribe_clients().to_vec();
             let store: Arc<dyn RevocationStore> = Arc::new(store);
             let revocations = Arc::new(Revocations::new(store, policy, true));
             let subscriber = Subscriber {
-                client,
+                clients,
                 channel,
                 cache: revocations.cache().clone(),
                 heartbeat: *heartbeat,

@@ -219,7 +219,12 @@ impl Default for RevocationSpec {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedisSpec {
-    pub url: String,
+    /// One server: `redis://[user:password@]host:port/db` or `rediss://` for TLS.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// A Redis Cluster: seed node URLs (instead of `url`).
+    #[serde(default)]
+    pub cluster_nodes: Vec<String>,
     #[serde(default = "defaults::key_prefix")]
     pub key_prefix: String,
     #[serde(default = "defaults::redis_timeout", with = "duration::serde_fmt")]

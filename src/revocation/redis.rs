@@ -1,18 +1,33 @@
-//! Redis store, shared by every replica. One multiplexed connection
-//! (redis-rs `ConnectionManager`, reconnecting on its own); every command
-//! runs under a deadline so a slow or dead Redis costs at most that long.
-//! Writes are `SET key value EXAT t` (or `DEL`) pipelined with a `PUBLISH`
-//! on the revocation channel; look-ups are one `MGET`.
-//! `redis://` and `rediss://` (TLS via rustls), ACL user:password and the db
-//! index all come from the URL.
+//! Redis store, shared by every replica: one server (redis-rs
+//! `ConnectionManager`, reconnecting on its own) or a Redis Cluster
+//! (`ClusterConnection`, slot-aware; `MGET` is split across shards by the
+//! client). Every command runs under a deadline so a slow or dead Redis costs
+//! at most that long. Writes are `SET key value EXAT t` (or `DEL`) and a
+//! `PUBLISH` on the revocation channel; look-ups are one `MGET`.
+//! `redis://` and `rediss://` (TLS via rustls), ACL `user:password@` and the
+//! db index all come from the URL.
 
 use super::{BoxFuture, Change, RevocationStore, StoreError};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
 use std::time::Duration;
+use tokio::sync::OnceCell;
+
+enum Backend {
+    Single(ConnectionManager),
+    /// Connected on first use (and retried until it works), so jwtgate
+    /// starts while the cluster is still forming.
+    Cluster {
+        client: Box<ClusterClient>,
+        conn: OnceCell<ClusterConnection>,
+    },
+}
 
 pub struct RedisStore {
-    client: redis::Client,
-    conn: ConnectionManager,
+    backend: Backend,
+    /// Clients for the pub/sub subscription (one per node, tried in turn).
+    subscribe_to: Vec<redis::Client>,
     deadline: Duration,
     channel: String,
 }
@@ -30,11 +45,26 @@ impl RedisStore {
             .set_max_delay(Duration::from_millis(500));
         let conn =
             ConnectionManager::new_lazy_with_config(client.clone(), config).map_err(|e| format!("redis: {e}"))?;
-        Ok(Self { client, conn, deadline, channel })
+        Ok(Self { backend: Backend::Single(conn), subscribe_to: vec![client], deadline, channel })
     }
 
-    pub fn client(&self) -> &redis::Client {
-        &self.client
+    /// A Redis Cluster reached through any of `nodes`.
+    pub fn cluster(nodes: &[String], deadline: Duration, channel: String) -> Result<Self, String> {
+        let subscribe_to = nodes
+            .iter()
+            .map(|n| redis::Client::open(n.as_str()).map_err(|e| format!("invalid redis url {n}: {e}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let client = ClusterClient::builder(nodes.to_vec())
+            .connection_timeout(deadline)
+            .response_timeout(deadline)
+            .retries(1)
+            .build()
+            .map_err(|e| format!("redis cluster: {e}"))?;
+        Ok(Self { backend: Backend::Cluster { client: Box::new(client), conn: OnceCell::new() }, subscribe_to, deadline, channel })
+    }
+
+    pub fn subscribe_clients(&self) -> &[redis::Client] {
+        &self.subscribe_to
     }
 
     /// Runs a query under the deadline.
@@ -48,6 +78,25 @@ impl RedisStore {
             Err(_) => Err(StoreError(format!("redis: no answer within {:?}", self.deadline))),
         }
     }
+
+    async fn cluster_conn(
+        &self,
+        client: &ClusterClient,
+        cell: &OnceCell<ClusterConnection>,
+    ) -> Result<ClusterConnection, StoreError> {
+        let conn = self.within(async { cell.get_or_try_init(|| client.get_async_connection()).await.cloned() }).await?;
+        Ok(conn)
+    }
+
+    async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, StoreError> {
+        match &self.backend {
+            Backend::Single(conn) => self.within(cmd.query_async::<T>(&mut conn.clone())).await,
+            Backend::Cluster { client, conn } => {
+                let mut conn = self.cluster_conn(client, conn).await?;
+                self.within(cmd.query_async::<T>(&mut conn)).await
+            }
+        }
+    }
 }
 
 impl RevocationStore for RedisStore {
@@ -55,24 +104,40 @@ impl RevocationStore for RedisStore {
         Box::pin(async move {
             let mut cmd = redis::cmd("MGET");
             cmd.arg(keys);
-            let mut conn = self.conn.clone();
-            self.within(cmd.query_async::<Vec<Option<String>>>(&mut conn)).await
+            self.query::<Vec<Option<String>>>(&cmd).await
         })
     }
 
     fn write<'a>(&'a self, change: &'a Change) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
             let message = serde_json::to_string(change).map_err(|e| StoreError(e.to_string()))?;
-            let mut pipe = redis::pipe();
-            match &change.value {
+            let write = match &change.value {
                 Some(value) => {
-                    pipe.cmd("SET").arg(&change.key).arg(value).arg("EXAT").arg(change.expires_at.max(1)).ignore()
+                    let mut cmd = redis::cmd("SET");
+                    cmd.arg(&change.key).arg(value).arg("EXAT").arg(change.expires_at.max(1));
+                    cmd
                 }
-                None => pipe.cmd("DEL").arg(&change.key).ignore(),
+                None => {
+                    let mut cmd = redis::cmd("DEL");
+                    cmd.arg(&change.key);
+                    cmd
+                }
             };
-            pipe.cmd("PUBLISH").arg(&self.channel).arg(message).ignore();
-            let mut conn = self.conn.clone();
-            self.within(pipe.query_async::<()>(&mut conn)).await
+            let mut publish = redis::cmd("PUBLISH");
+            publish.arg(&self.channel).arg(message);
+            match &self.backend {
+                // One round trip on a single server.
+                Backend::Single(conn) => {
+                    let mut pipe = redis::pipe();
+                    pipe.add_command(write).ignore().add_command(publish).ignore();
+                    self.within(pipe.query_async::<()>(&mut conn.clone())).await
+                }
+                // The key's shard, then any node (pub/sub is cluster-wide).
+                Backend::Cluster { .. } => {
+                    self.query::<redis::Value>(&write).await?;
+                    self.query::<redis::Value>(&publish).await.map(|_| ())
+                }
+            }
         })
     }
 }

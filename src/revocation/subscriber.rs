@@ -20,7 +20,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub struct Subscriber {
-    pub client: redis::Client,
+    /// Nodes to subscribe through, tried in turn (one for a single server;
+    /// every seed node of a cluster, where PUBLISH reaches all nodes).
+    pub clients: Vec<redis::Client>,
     pub channel: String,
     pub cache: Arc<LocalCache>,
     /// PING interval on the subscription; a silent dead connection is found
@@ -33,8 +35,11 @@ impl Subscriber {
     /// Runs forever; spawn it.
     pub async fn run(self) {
         let mut backoff = Duration::from_millis(20);
+        let mut next = 0usize;
         loop {
-            match self.session().await {
+            let Some(client) = self.clients.get(next % self.clients.len().max(1)) else { return };
+            next = next.wrapping_add(1);
+            match self.session(client).await {
                 Ok(()) => backoff = Duration::from_millis(20),
                 Err(err) => tracing::warn!(error = %err, "revocation subscription failed"),
             }
@@ -50,9 +55,9 @@ impl Subscriber {
     }
 
     /// One subscription, until it drops. `Ok` means it had been established.
-    async fn session(&self) -> Result<(), String> {
+    async fn session(&self, client: &redis::Client) -> Result<(), String> {
         let connect = async {
-            let mut pubsub = self.client.get_async_pubsub().await?;
+            let mut pubsub = client.get_async_pubsub().await?;
             pubsub.subscribe(&self.channel).await?;
             Ok::<_, redis::RedisError>(pubsub)
         };

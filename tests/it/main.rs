@@ -14,6 +14,8 @@ mod auth;
 #[cfg(test)]
 mod auth_claims;
 #[cfg(test)]
+mod cluster;
+#[cfg(test)]
 mod config_errors;
 #[cfg(test)]
 mod logout;
