@@ -60,7 +60,12 @@ impl RedisStore {
             .retries(1)
             .build()
             .map_err(|e| format!("redis cluster: {e}"))?;
-        Ok(Self { backend: Backend::Cluster { client: Box::new(client), conn: OnceCell::new() }, subscribe_to, deadline, channel })
+        Ok(Self {
+            backend: Backend::Cluster { client: Box::new(client), conn: OnceCell::new() },
+            subscribe_to,
+            deadline,
+            channel,
+        })
     }
 
     pub fn subscribe_clients(&self) -> &[redis::Client] {
