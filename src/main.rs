@@ -49,6 +49,8 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // rustls (rediss:// to Redis) uses ring; installed once, before any TLS.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(&cli.log))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));

@@ -72,7 +72,7 @@ pub struct AdminSettings {
 #[derive(Debug, Clone)]
 pub enum StoreSettings {
     Memory,
-    Redis { nodes: Vec<String>, cluster: bool, timeout: Duration, heartbeat: Duration },
+    Redis { nodes: Vec<String>, cluster: bool, timeout: Duration, heartbeat: Duration, tls_ca: Option<Vec<u8>> },
 }
 
 /// Validates and compiles a parsed config. Reads key files and secret env
@@ -125,7 +125,16 @@ pub fn compile(file: FileConfig, origin: &Origin<'_>) -> Result<Runtime, ConfigE
                 };
                 redis::Client::open(node.as_str()).map_err(|e| err(&field, format!("not a usable redis url: {e}")))?;
             }
-            StoreSettings::Redis { nodes, cluster: r.url.is_none(), timeout: r.timeout, heartbeat: r.heartbeat }
+            let tls_ca = match &r.tls_ca_file {
+                None => None,
+                Some(p) => Some(std::fs::read(origin.dir.join(p)).map_err(|e| {
+                    err("revocation.redis.tls_ca_file", format!("cannot read {}: {e}", origin.dir.join(p).display()))
+                })?),
+            };
+            if tls_ca.is_some() && r.url.is_none() {
+                return Err(err("revocation.redis.tls_ca_file", "a private CA is supported with `url` only".into()));
+            }
+            StoreSettings::Redis { nodes, cluster: r.url.is_none(), timeout: r.timeout, heartbeat: r.heartbeat, tls_ca }
         }
     };
     let policy = Policy {

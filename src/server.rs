@@ -26,11 +26,11 @@ pub fn build_gate(runtime: Runtime) -> Result<Arc<Gate>, String> {
     let policy = runtime.policy.clone();
     let revocations = match &runtime.store {
         StoreSettings::Memory => Arc::new(Revocations::new(Arc::new(MemoryStore::new()), policy, false)),
-        StoreSettings::Redis { nodes, cluster, timeout, heartbeat } => {
+        StoreSettings::Redis { nodes, cluster, timeout, heartbeat, tls_ca } => {
             let channel = keys::channel(&policy.key_prefix);
             let store = match (cluster, nodes.first()) {
                 (true, _) => RedisStore::cluster(nodes, *timeout, channel.clone())?,
-                (false, Some(url)) => RedisStore::connect_lazy(url, *timeout, channel.clone())?,
+                (false, Some(url)) => RedisStore::connect_lazy(url, tls_ca.as_deref(), *timeout, channel.clone())?,
                 (false, None) => return Err("redis store without a url".into()),
             };
             let clients = store.subscribe_clients().to_vec();

@@ -225,6 +225,10 @@ pub struct RedisSpec {
     /// A Redis Cluster: seed node URLs (instead of `url`).
     #[serde(default)]
     pub cluster_nodes: Vec<String>,
+    /// PEM CA certificate(s) that sign the server's TLS certificate, for
+    /// `rediss://` with a private CA (default: the system trust store).
+    #[serde(default)]
+    pub tls_ca_file: Option<String>,
     #[serde(default = "defaults::key_prefix")]
     pub key_prefix: String,
     #[serde(default = "defaults::redis_timeout", with = "duration::serde_fmt")]

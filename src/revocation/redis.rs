@@ -35,8 +35,16 @@ pub struct RedisStore {
 impl RedisStore {
     /// Prepares the connection without waiting for Redis: jwtgate starts
     /// (and answers per `on_store_error`) even while Redis is down.
-    pub fn connect_lazy(url: &str, deadline: Duration, channel: String) -> Result<Self, String> {
-        let client = redis::Client::open(url).map_err(|e| format!("invalid redis url: {e}"))?;
+    /// `tls_ca`: PEM roots for `rediss://` servers with a private CA.
+    pub fn connect_lazy(url: &str, tls_ca: Option<&[u8]>, deadline: Duration, channel: String) -> Result<Self, String> {
+        let client = match tls_ca {
+            None => redis::Client::open(url),
+            Some(ca) => redis::Client::build_with_tls(
+                url,
+                redis::TlsCertificates { client_tls: None, root_cert: Some(ca.to_vec()) },
+            ),
+        }
+        .map_err(|e| format!("invalid redis url: {e}"))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(deadline))
             .set_response_timeout(Some(deadline))

@@ -24,6 +24,8 @@ mod paths;
 #[cfg(test)]
 mod proxy;
 #[cfg(test)]
+mod redis_auth;
+#[cfg(test)]
 mod revocation;
 #[cfg(test)]
 mod streaming;
