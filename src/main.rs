@@ -106,11 +106,13 @@ async fn run(command: Command) -> Result<(), String> {
         Command::Run { config } => {
             let runtime = config::load_file(&config).map_err(|e| e.to_string())?;
             let admin = runtime.admin.clone();
+            // The recorder first: the subscriber sets gauges as soon as it starts.
+            let metrics = admin.as_ref().map(|_| jwtgate::metrics::install()).transpose()?;
             let listener =
                 server::bind(runtime.listen).await.map_err(|e| format!("cannot listen on {}: {e}", runtime.listen))?;
             let gate = server::build_gate(runtime)?;
             if let Some(settings) = admin {
-                start_admin(&settings, gate.clone()).await?;
+                start_admin(&settings, gate.clone(), metrics).await?;
             }
             server::serve(listener, gate, server::shutdown_signal()).await;
             Ok(())
@@ -130,18 +132,18 @@ async fn run(command: Command) -> Result<(), String> {
 }
 
 /// Binds the admin listener (announced on stdout like the public one) and
-/// serves it in the background, with the metrics recorder installed.
+/// serves it in the background; `metrics` renders `/metrics`.
 async fn start_admin(
     settings: &jwtgate::runtime::AdminSettings,
     gate: Arc<jwtgate::proxy::Gate>,
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 ) -> Result<(), String> {
-    let metrics = jwtgate::metrics::install()?;
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .map_err(|e| format!("cannot listen on {} (admin): {e}", settings.listen))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     println!("jwtgate admin listening on http://{local}");
-    let admin = Arc::new(jwtgate::admin::Admin::new(gate, &settings.token, Some(metrics)));
+    let admin = Arc::new(jwtgate::admin::Admin::new(gate, &settings.token, metrics));
     tokio::spawn(jwtgate::admin::serve(listener, admin));
     Ok(())
 }

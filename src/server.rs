@@ -34,7 +34,10 @@ pub fn build_gate(runtime: Runtime) -> Result<Arc<Gate>, String> {
                 (false, None) => return Err("redis store without a url".into()),
             };
             let clients = store.subscribe_clients().to_vec();
-            let store: Arc<dyn RevocationStore> = Arc::new(store);
+            let store = Arc::new(store);
+            let warming = store.clone();
+            tokio::spawn(async move { warming.warm_up().await });
+            let store: Arc<dyn RevocationStore> = store;
             let revocations = Arc::new(Revocations::new(store, policy, true));
             let subscriber = Subscriber {
                 clients,

@@ -2,9 +2,9 @@
 //! `logout_token=<JWT>` as a form; the token is verified like any token of
 //! the configured issuer, then the spec's own checks: an `events` member
 //! `http://schemas.openid.net/event/backchannel-logout` holding a JSON
-//! object, no `nonce`, `iat` present, and `sid` and/or `sub`. Each present
-//! identifier becomes a cut-off: tokens of that session or subject issued
-//! at or before now are refused. 200 on success, 400 with a JSON error
+//! object, no `nonce`, `iat` present, and `sid` and/or `sub`. With a `sid`,
+//! tokens of that session issued at or before now are refused; with only a
+//! `sub`, every token of that subject (§2.4). 200 on success, 400 with a JSON error
 //! otherwise (§2.8), 503 when the store could not record it.
 
 use crate::auth::now_unix;
@@ -52,8 +52,10 @@ pub async fn receive(
     }
     let prefix = &revocations.policy().key_prefix;
     let now = now_unix();
+    // §2.4: with a sid, that session is logged out; with only a sub, every
+    // session of the End-User.
     let (sub_key, sid_key) = keys::grouping_keys(prefix, &claims);
-    for key in [sid_key, sub_key].into_iter().flatten() {
+    if let Some(key) = sid_key.or(sub_key) {
         revocations.revoke_cut_off(key, now, "backchannel").await?;
     }
     tracing::info!(iss = %claims.iss, by_sid = claims.sid.is_some(), by_sub = claims.sub.is_some(), "back-channel logout");

@@ -175,7 +175,10 @@ impl Revocations {
 
     async fn fetch(&self, keys: &[String], kinds: &[KeyKind], claims: &Claims) -> Result<Vec<Slot>, StoreError> {
         let epoch = self.cache.epoch();
-        let values = self.flights.run(&keys[0], || async { self.guarded_fetch(keys).await.map(Arc::new) }).await?;
+        // Keyed by the whole key list: two tokens sharing a jti but not a
+        // sub (an issuer reusing jtis) must not share an answer.
+        let flight_key = keys.join("\n");
+        let values = self.flights.run(&flight_key, || async { self.guarded_fetch(keys).await.map(Arc::new) }).await?;
         let slots: Vec<Slot> = values
             .iter()
             .zip(kinds)

@@ -46,7 +46,9 @@ impl RedisStore {
         }
         .map_err(|e| format!("invalid redis url: {e}"))?;
         let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(deadline))
+            // A TLS handshake may need longer than one command's deadline;
+            // requests still wait at most `deadline` (see `within`).
+            .set_connection_timeout(Some(deadline.max(Duration::from_secs(1))))
             .set_response_timeout(Some(deadline))
             .set_number_of_retries(1)
             .set_min_delay(Duration::from_millis(10))
@@ -74,6 +76,21 @@ impl RedisStore {
             deadline,
             channel,
         })
+    }
+
+    /// Connects now rather than on the first request (errors are the
+    /// first request's to report).
+    pub async fn warm_up(&self) {
+        const PATIENCE: Duration = Duration::from_secs(5);
+        let ping = redis::cmd("PING");
+        let _ = match &self.backend {
+            Backend::Single(conn) => {
+                tokio::time::timeout(PATIENCE, ping.query_async::<redis::Value>(&mut conn.clone())).await.map(|_| ())
+            }
+            Backend::Cluster { client, conn } => {
+                tokio::time::timeout(PATIENCE, conn.get_or_try_init(|| client.get_async_connection())).await.map(|_| ())
+            }
+        };
     }
 
     pub fn subscribe_clients(&self) -> &[redis::Client] {

@@ -78,8 +78,10 @@ impl Subscriber {
                     Some(msg) => self.apply(msg.get_payload_bytes()),
                     None => return Ok(()),
                 },
+                // In subscribed mode RESP2 answers PING with ["pong", ""]:
+                // any reply proves the connection alive.
                 _ = heartbeat.tick() => {
-                    let ping = tokio::time::timeout(self.deadline.max(Duration::from_millis(200)), sink.ping::<String>()).await;
+                    let ping = tokio::time::timeout(self.deadline.max(Duration::from_millis(200)), sink.ping::<redis::Value>()).await;
                     if !matches!(ping, Ok(Ok(_))) {
                         return Ok(());
                     }

@@ -10,15 +10,29 @@
 mod support;
 
 #[cfg(test)]
+mod admin;
+#[cfg(test)]
 mod auth;
 #[cfg(test)]
 mod auth_claims;
+#[cfg(test)]
+mod backchannel;
 #[cfg(test)]
 mod cluster;
 #[cfg(test)]
 mod config_errors;
 #[cfg(test)]
+mod faults;
+#[cfg(test)]
+mod fleet;
+#[cfg(test)]
+mod flight;
+#[cfg(test)]
+mod legacy;
+#[cfg(test)]
 mod logout;
+#[cfg(test)]
+mod metrics;
 #[cfg(test)]
 mod paths;
 #[cfg(test)]
@@ -29,3 +43,5 @@ mod redis_auth;
 mod revocation;
 #[cfg(test)]
 mod streaming;
+#[cfg(test)]
+mod subject;

@@ -34,7 +34,9 @@ async fn query<T: redis::FromRedisValue>(client: &redis::Client, cmd: &redis::Cm
 }
 
 fn with_store(app: &Upstream, store_yaml: &str) -> String {
-    let yaml = Cfg { redis_url: Some("PLACEHOLDER".into()), ..Cfg::new(app) }.yaml();
+    // A generous deadline: a TLS handshake in a debug build on a loaded
+    // 2-core CI machine can take longer than the 50 ms default.
+    let yaml = Cfg { redis_url: Some("PLACEHOLDER".into()), redis_timeout: "1s".into(), ..Cfg::new(app) }.yaml();
     let yaml = yaml.replace("    url: PLACEHOLDER\n", store_yaml);
     assert!(!yaml.contains("PLACEHOLDER"), "config template changed");
     yaml

@@ -35,7 +35,27 @@ pub struct Cfg {
     /// Extra entries under the HMAC issuer's `keys:` (flow-style YAML maps).
     pub hs_keys: Vec<String>,
     pub routes: String,
+    /// `revocation.redis.heartbeat` (absent: the default, 1s).
+    pub heartbeat: Option<String>,
+    /// `revocation.max_token_lifetime` (absent: the default, 24h).
+    pub max_token_lifetime: Option<String>,
+    /// `revocation.circuit` as `(failures, cooldown)` (absent: 5, 1s).
+    pub circuit: Option<(u32, String)>,
+    /// `revocation.legacy` as a flow-style YAML map, e.g.
+    /// `{ keys: ["{token}"], values: [blacklisted] }`.
+    pub legacy: Option<String>,
+    /// Enables `logout_all: { path: /logout/all, methods: [POST] }`.
+    pub logout_all: bool,
+    /// Enables `backchannel_logout: { path: /bcl, issuer: <this> }`.
+    pub backchannel_issuer: Option<String>,
+    /// Enables the admin listener on `127.0.0.1:0` with this inline token.
+    pub admin_token: Option<String>,
 }
+
+/// The admin token `Cfg::admin` configures.
+pub const ADMIN_TOKEN: &str = "admin-token-for-tests-0123456789";
+/// Where `Cfg::backchannel` mounts the back-channel logout receiver.
+pub const BACKCHANNEL_PATH: &str = "/bcl";
 
 impl Cfg {
     pub fn new(upstream: &Upstream) -> Cfg {
@@ -59,7 +79,32 @@ impl Cfg {
             logout_forward: false,
             hs_keys: vec![format!("{{ kid: hs-1, insecure_secret: \"{HS_SECRET}\" }}")],
             routes: ROUTES.into(),
+            heartbeat: None,
+            max_token_lifetime: None,
+            circuit: None,
+            legacy: None,
+            logout_all: false,
+            backchannel_issuer: None,
+            admin_token: None,
         }
+    }
+
+    /// Adds the admin listener (token [`ADMIN_TOKEN`]).
+    pub fn admin(mut self) -> Cfg {
+        self.admin_token = Some(ADMIN_TOKEN.into());
+        self
+    }
+
+    /// Adds `POST /logout/all`.
+    pub fn logout_all(mut self) -> Cfg {
+        self.logout_all = true;
+        self
+    }
+
+    /// Adds the back-channel logout receiver at [`BACKCHANNEL_PATH`] for `issuer`.
+    pub fn backchannel(mut self, issuer: &str) -> Cfg {
+        self.backchannel_issuer = Some(issuer.into());
+        self
     }
 
     pub fn redis(mut self, redis: &Redis) -> Cfg {
@@ -75,10 +120,32 @@ impl Cfg {
         let store = match &self.redis_url {
             None => "  store: memory\n".to_owned(),
             Some(url) => format!(
-                "  store: redis\n  redis:\n    url: {url}\n    key_prefix: \"{}\"\n    timeout: {}\n",
-                self.key_prefix, self.redis_timeout
+                "  store: redis\n  redis:\n    url: {url}\n    key_prefix: \"{}\"\n    timeout: {}\n{}",
+                self.key_prefix,
+                self.redis_timeout,
+                self.heartbeat.as_ref().map(|h| format!("    heartbeat: {h}\n")).unwrap_or_default(),
             ),
         };
+        let mut revocation_extra = String::new();
+        if let Some(lifetime) = &self.max_token_lifetime {
+            revocation_extra.push_str(&format!("  max_token_lifetime: {lifetime}\n"));
+        }
+        if let Some((failures, cooldown)) = &self.circuit {
+            revocation_extra.push_str(&format!("  circuit: {{ failures: {failures}, cooldown: {cooldown} }}\n"));
+        }
+        if let Some(legacy) = &self.legacy {
+            revocation_extra.push_str(&format!("  legacy: {legacy}\n"));
+        }
+        let mut sections = String::new();
+        if self.logout_all {
+            sections.push_str("logout_all:\n  path: /logout/all\n  methods: [POST]\n");
+        }
+        if let Some(issuer) = &self.backchannel_issuer {
+            sections.push_str(&format!("backchannel_logout:\n  path: {BACKCHANNEL_PATH}\n  issuer: \"{issuer}\"\n"));
+        }
+        if let Some(token) = &self.admin_token {
+            sections.push_str(&format!("admin:\n  listen: 127.0.0.1:0\n  insecure_token: \"{token}\"\n"));
+        }
         let hs_keys: String = self.hs_keys.iter().map(|k| format!("        - {k}\n")).collect();
         format!(
             "listen: 127.0.0.1:0
@@ -110,11 +177,11 @@ jwt:
   cache:
     max_entries: 1000
     not_revoked_ttl: {ttl}
-logout:
+{revocation_extra}logout:
   path: /logout
   methods: [POST]
   forward: {forward}
-routes:{routes}",
+{sections}routes:{routes}",
             upstream = self.upstream,
             timeout = self.upstream_timeout,
             leeway = self.leeway,

@@ -19,9 +19,15 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 const READY: &str = "jwtgate listening on http://";
+/// The second stdout line, printed when the config has an `admin:` section.
+const ADMIN_READY: &str = "jwtgate admin listening on http://";
 
 pub struct Gate {
     pub addr: SocketAddr,
+    /// The admin listener, when the config enables it.
+    pub admin: Option<SocketAddr>,
+    /// The admin token `Gate::admin_send` presents (from `Cfg::admin_token`).
+    pub admin_token: Option<String>,
     pub pid: u32,
     _child: tokio::process::Child,
     stderr: Arc<Mutex<String>>,
@@ -31,7 +37,9 @@ pub struct Gate {
 
 impl Gate {
     pub async fn spawn(cfg: &Cfg) -> Gate {
-        Gate::spawn_yaml(&cfg.yaml()).await
+        let mut gate = Gate::spawn_yaml(&cfg.yaml()).await;
+        gate.admin_token.clone_from(&cfg.admin_token);
+        gate
     }
 
     pub async fn spawn_yaml(yaml: &str) -> Gate {
@@ -59,17 +67,27 @@ impl Gate {
             }
         });
         let mut out = BufReader::new(child.stdout.take().expect("stdout pipe")).lines();
+        let wants_admin = yaml.lines().any(|l| l.starts_with("admin:"));
         let ready = tokio::time::timeout(Duration::from_secs(10), async {
+            let mut public = None;
             while let Ok(Some(line)) = out.next_line().await {
                 if let Some(rest) = line.strip_prefix(READY) {
-                    return Some(rest.trim().to_owned());
+                    public = Some(rest.trim().to_owned());
+                    if !wants_admin {
+                        return Some((public?, None));
+                    }
+                } else if let Some(rest) = line.strip_prefix(ADMIN_READY) {
+                    return Some((public?, Some(rest.trim().to_owned())));
                 }
             }
             None
         })
         .await;
-        let addr = match ready {
-            Ok(Some(addr)) => addr.parse().expect("address in ready line"),
+        let (addr, admin) = match ready {
+            Ok(Some((addr, admin))) => (
+                addr.parse().expect("address in ready line"),
+                admin.map(|a| a.parse().expect("address in admin ready line")),
+            ),
             other => {
                 let _ = tokio::time::timeout(Duration::from_secs(2), drain_err).await;
                 let logs = stderr.lock().expect("stderr lock").clone();
@@ -79,6 +97,8 @@ impl Gate {
         tokio::spawn(async move { while let Ok(Some(_)) = out.next_line().await {} });
         Gate {
             addr,
+            admin,
+            admin_token: None,
             pid,
             _child: child,
             stderr,
@@ -158,6 +178,52 @@ impl Gate {
             .find_map(|l| l.strip_prefix(field))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .unwrap_or_else(|| panic!("no {field} in /proc/PID/status"))
+    }
+
+    /// `POST /logout/all` with `token`.
+    pub async fn logout_all(&self, token: &str) -> Rsp {
+        let req = self.req("POST", "/logout/all").header("authorization", format!("Bearer {token}"));
+        self.send(req.body(empty()).expect("request")).await
+    }
+
+    /// A request builder aimed at the admin listener (no credentials).
+    pub fn admin_req(&self, method: &str, path_and_query: &str) -> hyper::http::request::Builder {
+        let admin = self.admin.expect("admin listener configured (Cfg::admin)");
+        Request::builder().method(method).uri(format!("http://{admin}{path_and_query}"))
+    }
+
+    /// An admin request carrying the configured admin token; `body` is JSON when given.
+    pub async fn admin_send(&self, method: &str, path_and_query: &str, body: Option<serde_json::Value>) -> Rsp {
+        let token = self.admin_token.as_deref().expect("admin token configured (Cfg::admin)");
+        let req = self.admin_req(method, path_and_query).header("authorization", format!("Bearer {token}"));
+        let req = match body {
+            Some(json) => req.header("content-type", "application/json").body(full(json.to_string())),
+            None => req.body(empty()),
+        };
+        self.send(req.expect("admin request")).await
+    }
+
+    /// An admin request carrying the configured admin token and `body` verbatim.
+    pub async fn admin_send_raw(&self, method: &str, path_and_query: &str, body: &str) -> Rsp {
+        let token = self.admin_token.as_deref().expect("admin token configured (Cfg::admin)");
+        let req = self
+            .admin_req(method, path_and_query)
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json");
+        self.send(req.body(full(body.to_owned())).expect("admin request")).await
+    }
+
+    /// The Prometheus text of `GET /metrics` on the admin listener.
+    pub async fn metrics(&self) -> String {
+        let rsp = self.admin_send("GET", "/metrics", None).await;
+        assert_eq!(rsp.status, 200, "admin /metrics: {}", rsp.text());
+        rsp.text()
+    }
+
+    /// True while the process is running (not exited, not a zombie).
+    pub fn alive(&self) -> bool {
+        std::fs::read_to_string(format!("/proc/{}/stat", self.pid))
+            .is_ok_and(|s| s.rsplit(')').next().is_some_and(|rest| !rest.trim_start().starts_with('Z')))
     }
 
     pub fn logs(&self) -> String {
@@ -275,8 +341,14 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
 
 /// Runs the binary with `args` (CLI tests), bounded to 10 s.
 pub async fn cli(args: &[&str]) -> std::process::Output {
+    cli_env(args, &[]).await
+}
+
+/// Like [`cli`], with extra environment variables.
+pub async fn cli_env(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_jwtgate"))
         .args(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .kill_on_drop(true)
         .output();

@@ -76,6 +76,30 @@ where
     }
 }
 
+/// Sum of the Prometheus samples of `name` whose label set contains every
+/// `labels` fragment (e.g. `outcome="forwarded"`); `None` when no series matches.
+pub fn metric(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    let mut found = None;
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some((series, value)) = line.rsplit_once(' ') else { continue };
+        let (series_name, series_labels) = series.split_once('{').unwrap_or((series, ""));
+        if series_name != name || !labels.iter().all(|l| series_labels.contains(l)) {
+            continue;
+        }
+        let v: f64 = value.parse().unwrap_or_else(|_| panic!("sample value in {line:?}"));
+        found = Some(found.unwrap_or(0.0) + v);
+    }
+    found
+}
+
+/// Nearest-rank percentile (`p` in 0..=100) of `samples`, which it sorts.
+pub fn percentile(samples: &mut [Duration], p: usize) -> Duration {
+    assert!(!samples.is_empty(), "no samples");
+    samples.sort();
+    let rank = (samples.len() * p).div_ceil(100).max(1);
+    samples[rank - 1]
+}
+
 /// Seconds since the Unix epoch.
 pub fn now_unix() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock before 1970").as_secs() as i64

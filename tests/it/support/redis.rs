@@ -37,6 +37,22 @@ impl Redis {
         .await;
     }
 
+    /// PID of the running redis-server.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("redis-server running").id()
+    }
+
+    /// SIGSTOP: the server keeps its sockets open but answers nothing
+    /// (a hung Redis, not a dead one) until [`Redis::resume`].
+    pub fn pause(&self) {
+        signal(self.pid(), "-STOP");
+    }
+
+    /// SIGCONT after [`Redis::pause`].
+    pub fn resume(&self) {
+        signal(self.pid(), "-CONT");
+    }
+
     /// Starts a fresh (empty) server on the same port.
     pub async fn restart(&mut self) {
         self.stop().await;
@@ -89,6 +105,39 @@ impl Redis {
             .collect()
     }
 
+    /// `calls` of one command since the last reset (`INFO commandstats`), 0 if unseen.
+    pub async fn calls(&self, command: &str) -> u64 {
+        let info: String = self.cmd(redis::cmd("INFO").arg("commandstats")).await;
+        let prefix = format!("cmdstat_{command}:calls=");
+        info.lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .map(|rest| rest.split(',').next().unwrap_or("0").parse().expect("calls count"))
+            .unwrap_or(0)
+    }
+
+    /// Number of subscribers of `channel` (`PUBSUB NUMSUB`).
+    pub async fn numsub(&self, channel: &str) -> i64 {
+        let reply: (String, i64) = self.cmd(redis::cmd("PUBSUB").arg("NUMSUB").arg(channel)).await;
+        reply.1
+    }
+
+    /// Waits until `channel` has at least `n` subscribers.
+    pub async fn await_subscribers(&self, channel: &str, n: i64) {
+        super::eventually(Duration::from_secs(10), &format!("{n} subscriber(s) on {channel}"), || async {
+            (self.numsub(channel).await >= n).then_some(())
+        })
+        .await;
+    }
+
+    /// `CLIENT KILL TYPE pubsub`: drops every subscription; returns how many.
+    pub async fn kill_pubsub_clients(&self) -> i64 {
+        self.cmd(redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("pubsub")).await
+    }
+
+    pub async fn get(&self, key: &str) -> Option<String> {
+        self.cmd(redis::cmd("GET").arg(key)).await
+    }
+
     pub async fn ttl(&self, key: &str) -> i64 {
         self.cmd(redis::cmd("TTL").arg(key)).await
     }
@@ -105,6 +154,12 @@ impl Drop for Redis {
             let _ = child.wait();
         }
     }
+}
+
+/// Sends `sig` (e.g. `-STOP`) to the redis-server this harness started.
+fn signal(pid: u32, sig: &str) {
+    let status = Command::new("kill").args([sig, &pid.to_string()]).status().expect("run kill");
+    assert!(status.success(), "kill {sig} {pid} failed");
 }
 
 /// A port the OS just handed out; released before redis-server binds it.

@@ -102,6 +102,16 @@ impl Tok {
     pub fn jti(self, jti: &str) -> Tok {
         self.claim("jti", json!(jti))
     }
+    pub fn sub(self, sub: &str) -> Tok {
+        self.claim("sub", json!(sub))
+    }
+    pub fn sid(self, sid: &str) -> Tok {
+        self.claim("sid", json!(sid))
+    }
+    /// `iat` as absolute Unix seconds.
+    pub fn iat(self, iat: i64) -> Tok {
+        self.claim("iat", json!(iat))
+    }
     /// `exp` relative to now, in seconds (negative: in the past).
     pub fn exp_in(self, secs: i64) -> Tok {
         self.claim("exp", json!(super::now_unix() + secs))
@@ -158,8 +168,27 @@ pub fn rsa_public_pem() -> Vec<u8> {
 
 /// Redis key under which jwtgate stores a revoked jti.
 pub fn jti_key(prefix: &str, iss: &str, jti: &str) -> String {
-    let h = hex::encode(Sha256::digest(iss.as_bytes()));
-    format!("{prefix}jti:{}:{jti}", &h[..16])
+    format!("{prefix}jti:{}:{jti}", issuer_tag(iss))
+}
+
+/// Redis key of a subject cut-off ("log out everywhere").
+pub fn sub_key(prefix: &str, iss: &str, sub: &str) -> String {
+    format!("{prefix}sub:{}:{sub}", issuer_tag(iss))
+}
+
+/// Redis key of a session (sid) cut-off.
+pub fn sid_key(prefix: &str, iss: &str, sid: &str) -> String {
+    format!("{prefix}sid:{}:{sid}", issuer_tag(iss))
+}
+
+/// First 16 hex chars of SHA-256(iss), as in every store key.
+pub fn issuer_tag(iss: &str) -> String {
+    hex::encode(Sha256::digest(iss.as_bytes()))[..16].to_owned()
+}
+
+/// Hex SHA-256 of the token text (legacy `{sha256}` keys).
+pub fn text_sha256(raw: &str) -> String {
+    hex::encode(Sha256::digest(raw.as_bytes()))
 }
 
 fn obj(v: Value) -> Map<String, Value> {
