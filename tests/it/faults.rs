@@ -136,7 +136,7 @@ async fn open_circuit_answers_at_once_instead_of_waiting_out_the_store_deadline(
     }
     assert!(opened.elapsed() < Duration::from_secs(3), "still inside the 4 s cool-down");
     let slowest = fast.iter().max().copied().unwrap_or_default();
-    assert!(slowest < Duration::from_millis(150), "open circuit answers took up to {slowest:?}: {fast:?}");
+    assert!(slowest < Duration::from_millis(300), "open circuit answers took up to {slowest:?}: {fast:?}");
     let text = gate.metrics().await;
     assert_eq!(metric(&text, "jwtgate_store_circuit_open", &[]), Some(1.0), "{text}");
     assert!(metric(&text, "jwtgate_store_errors_total", &["kind=\"circuit_open\""]).unwrap_or(0.0) >= 10.0, "{text}");
