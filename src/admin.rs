@@ -164,7 +164,7 @@ impl Admin {
         let revocations = &self.gate.revocations;
         let store_down = |_| error(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", "revocation not stored");
         if let Some(token) = &target.token {
-            let claims = self.gate.runtime.verifier.verify(token, now_unix()).map_err(|r| {
+            let claims = self.gate.live.load().rt.verifier.verify(token, now_unix()).map_err(|r| {
                 let (code, message) = r.code_and_message();
                 error(StatusCode::BAD_REQUEST, code, message)
             })?;
@@ -213,7 +213,7 @@ impl Admin {
     /// The store key a target names: `iss` plus one of `jti`, `sub`, `sid`.
     fn key(&self, target: &Target) -> Result<(String, &'static str), AdminError> {
         let iss = target.iss.as_deref().ok_or_else(|| bad("iss is required"))?;
-        if !self.gate.runtime.verifier.issuers().any(|i| i.issuer == iss) {
+        if !self.gate.live.load().rt.verifier.issuers().any(|i| i.issuer == iss) {
             return Err(bad("iss is not a configured issuer"));
         }
         let tag = keys::issuer_tag(iss);

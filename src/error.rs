@@ -32,9 +32,15 @@ pub enum Rejection {
 }
 
 /// Why a request was not forwarded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProxyError {
     Refused(Rejection),
+    /// A valid token that does not meet the route's requirements (403);
+    /// `scope` lists the route's required scopes (may be empty).
+    InsufficientScope {
+        why: &'static str,
+        scope: std::sync::Arc<str>,
+    },
     AmbiguousPath,
     Forbidden,
     MethodNotAllowed,
@@ -93,6 +99,7 @@ impl ProxyError {
                 Malformed | TooLarge | UnsupportedCrit | AlgorithmNotAllowed | UnknownKey | BadSignature | WrongIssuer
                 | WrongAudience | Expired | NotYetValid | InvalidClaims(_) | MissingJti | Revoked,
             ) => (StatusCode::UNAUTHORIZED, Challenge::Error("invalid_token")),
+            ProxyError::InsufficientScope { .. } => (StatusCode::FORBIDDEN, Challenge::Error("insufficient_scope")),
             ProxyError::AmbiguousPath => (StatusCode::BAD_REQUEST, Challenge::None),
             ProxyError::Forbidden => (StatusCode::FORBIDDEN, Challenge::None),
             ProxyError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, Challenge::None),
@@ -105,6 +112,7 @@ impl ProxyError {
     pub fn code_and_message(&self) -> (&'static str, &'static str) {
         match self {
             ProxyError::Refused(r) => r.code_and_message(),
+            ProxyError::InsufficientScope { why, .. } => ("insufficient_scope", why),
             ProxyError::AmbiguousPath => ("ambiguous_path", "path has dot segments or encoded separators"),
             ProxyError::Forbidden => ("forbidden", "this route is closed"),
             ProxyError::MethodNotAllowed => ("method_not_allowed", "CONNECT is not supported"),
@@ -115,7 +123,7 @@ impl ProxyError {
     }
 
     /// The response for this error; `realm` goes into the challenge.
-    pub fn into_response(self, realm: &str) -> Response<Body> {
+    pub fn into_response(&self, realm: &str) -> Response<Body> {
         let (status, challenge) = self.status_and_challenge();
         let (code, message) = self.code_and_message();
         let mut rsp = json_response(status, &serde_json::json!({ "error": code, "message": message }));
@@ -125,6 +133,12 @@ impl ProxyError {
             Challenge::Error(e) => {
                 Some(format!("Bearer realm=\"{realm}\", error=\"{e}\", error_description=\"{message}\""))
             }
+        };
+        let header = match (self, header) {
+            (ProxyError::InsufficientScope { scope, .. }, Some(h)) if !scope.is_empty() => {
+                Some(format!("{h}, scope=\"{scope}\""))
+            }
+            (_, h) => h,
         };
         if let Some(value) = header.and_then(|h| HeaderValue::from_str(&h).ok()) {
             rsp.headers_mut().insert(WWW_AUTHENTICATE, value);
@@ -176,6 +190,12 @@ mod tests {
             (ProxyError::StoreUnavailable, 503, None, "store_unavailable"),
             (ProxyError::UpstreamUnavailable, 502, None, "upstream_unavailable"),
             (ProxyError::UpstreamTimeout, 504, None, "upstream_timeout"),
+            (
+                ProxyError::InsufficientScope { why: "x", scope: "orders:read admin".into() },
+                403,
+                Some(r#"error="insufficient_scope", error_description="x", scope="orders:read admin""#),
+                "insufficient_scope",
+            ),
         ];
         for (err, status, challenge, code) in rows {
             let rsp = err.into_response("r");

@@ -20,6 +20,7 @@ pub mod auth;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod inspect;
 pub mod metrics;
 pub mod proxy;
 pub mod revocation;

@@ -77,25 +77,16 @@ fn fail(msg: String) -> ExitCode {
 fn check(path: &std::path::Path) -> ExitCode {
     match config::load_file(path) {
         Ok(rt) => {
-            println!("{}: ok", path.display());
-            println!("  listen     {}", rt.listen);
-            println!("  upstream   http://{}", rt.upstream.authority);
-            for issuer in rt.verifier.issuers() {
-                println!(
-                    "  issuer     {} ({:?}, {} key(s), audiences {:?})",
-                    issuer.issuer,
-                    issuer.algorithms,
-                    issuer.keys.len(),
-                    issuer.audiences
-                );
+            print!("{}", jwtgate::inspect::summary(path, &rt));
+            let problems = jwtgate::inspect::problems(&rt);
+            for problem in &problems {
+                eprintln!("jwtgate: {}: {problem}", path.display());
             }
-            println!("  routes     {} rule(s), default auth: required", rt.routes.len());
-            println!("  logout     {:?} {} (forward: {})", rt.logout.methods, rt.logout.path, rt.logout.forward);
-            println!(
-                "  store      {:?}, on_store_error {:?}, missing_jti {:?}",
-                rt.store, rt.policy.on_store_error, rt.policy.missing_jti
-            );
-            ExitCode::SUCCESS
+            if problems.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
         }
         Err(err) => fail(err.to_string()),
     }
@@ -114,6 +105,7 @@ async fn run(command: Command) -> Result<(), String> {
             if let Some(settings) = admin {
                 start_admin(&settings, gate.clone(), metrics).await?;
             }
+            tokio::spawn(server::reload_loop(gate.clone(), config));
             server::serve(listener, gate, server::shutdown_signal()).await;
             Ok(())
         }

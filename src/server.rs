@@ -2,16 +2,18 @@
 //! HTTP/2 with prior knowledge (h2c); on SIGTERM/SIGINT the listener closes
 //! and in-flight requests get `DRAIN` to finish.
 
-use crate::proxy::{Gate, Upstream};
+use crate::proxy::{Gate, Live};
 use crate::revocation::subscriber::Subscriber;
 use crate::revocation::{keys, MemoryStore, RedisStore, RevocationStore, Revocations};
 use crate::runtime::{Runtime, StoreSettings};
+use arc_swap::ArcSwap;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -50,8 +52,7 @@ pub fn build_gate(runtime: Runtime) -> Result<Arc<Gate>, String> {
             revocations
         }
     };
-    let upstream = Upstream::new(&runtime.upstream);
-    Ok(Arc::new(Gate { runtime: Arc::new(runtime), revocations, upstream }))
+    Ok(Arc::new(Gate { live: ArcSwap::from_pointee(Live::new(runtime)), revocations }))
 }
 
 /// Binds the public listener and announces it on stdout (one line, for
@@ -100,6 +101,81 @@ pub async fn serve(listener: TcpListener, gate: Arc<Gate>, shutdown: impl Future
     if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
         tracing::warn!("drain timed out; closing remaining connections");
     }
+}
+
+/// Hot reload: on SIGHUP, and when the file's content changes (polled every
+/// `reload.poll_interval`; reading through the path follows the symlinks a
+/// Kubernetes ConfigMap mount swaps atomically). A new config is parsed,
+/// validated and compiled completely before it is swapped in; a bad one is
+/// logged with file and line and the running config stays. Requests in
+/// flight finish on the snapshot they started with.
+pub async fn reload_loop(gate: Arc<Gate>, path: PathBuf) {
+    #[cfg(unix)]
+    let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot listen for SIGHUP; reload on file change only");
+            None
+        }
+    };
+    let mut last = tokio::fs::read(&path).await.ok();
+    loop {
+        let settings = gate.live.load().rt.reload.clone();
+        let hangup = async {
+            #[cfg(unix)]
+            if let Some(hup) = hup.as_mut() {
+                hup.recv().await;
+                return;
+            }
+            std::future::pending::<()>().await
+        };
+        let by_signal = tokio::select! {
+            () = hangup => true,
+            () = tokio::time::sleep(settings.poll_interval), if settings.watch => false,
+        };
+        let current = tokio::fs::read(&path).await.ok();
+        if !by_signal && (current.is_none() || current == last) {
+            continue;
+        }
+        last = current;
+        reload(&gate, &path, if by_signal { "SIGHUP" } else { "file change" });
+    }
+}
+
+fn reload(gate: &Gate, path: &std::path::Path, trigger: &'static str) {
+    match crate::config::load_file(path) {
+        Ok(runtime) => {
+            let old = gate.live.load();
+            for note in fixed_at_start(&old.rt, &runtime) {
+                tracing::warn!(setting = note, "changed in the file but fixed at start; restart to apply");
+            }
+            gate.live.store(Arc::new(Live::new(runtime)));
+            metrics::counter!("jwtgate_config_reloads_total", "result" => "ok").increment(1);
+            tracing::info!(trigger, "config reloaded");
+        }
+        Err(err) => {
+            metrics::counter!("jwtgate_config_reloads_total", "result" => "error").increment(1);
+            tracing::error!(trigger, error = %err, "config reload failed; keeping the running config");
+        }
+    }
+}
+
+/// Settings a reload cannot change: sockets and the revocation store.
+fn fixed_at_start(old: &Runtime, new: &Runtime) -> Vec<&'static str> {
+    let mut notes = Vec::new();
+    if old.listen != new.listen {
+        notes.push("listen");
+    }
+    if format!("{:?}", old.store) != format!("{:?}", new.store) {
+        notes.push("revocation store");
+    }
+    if format!("{:?}", old.policy) != format!("{:?}", new.policy) {
+        notes.push("revocation policy and cache");
+    }
+    if old.admin.as_ref().map(|a| a.listen) != new.admin.as_ref().map(|a| a.listen) {
+        notes.push("admin.listen");
+    }
+    notes
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -24,6 +24,8 @@ pub struct Claims {
     /// the identity of a token without `jti` (never the token text, whose
     /// encoding and ECDSA signature can vary for the same claims).
     pub content_sha256: [u8; 32],
+    /// The whole payload, for route requirements and forwarded claims.
+    pub payload: serde_json::Map<String, Value>,
 }
 
 impl Claims {

@@ -132,6 +132,7 @@ impl Verifier {
             nbf_unix,
             iat_unix,
             content_sha256: hasher.finalize().into(),
+            payload,
         })
     }
 }

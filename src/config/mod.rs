@@ -4,10 +4,12 @@
 
 mod duration;
 pub mod load;
+mod route_spec;
 pub mod secret;
 
 pub use duration::parse_duration;
 pub use load::{compile, load_file, parse_str, ConfigError};
+pub use route_spec::{AuthMode, ClaimConditionSpec, HeaderMatchSpec, MatchSpec, RequireSpec, RouteSpec};
 pub use secret::SecretSource;
 
 use serde::Deserialize;
@@ -20,6 +22,9 @@ use std::time::Duration;
 pub struct FileConfig {
     pub listen: String,
     pub upstream: UpstreamSpec,
+    /// Named upstreams a route may pick with `upstream: <name>`.
+    #[serde(default)]
+    pub upstreams: std::collections::BTreeMap<String, UpstreamSpec>,
     pub jwt: JwtSpec,
     #[serde(default)]
     pub revocation: RevocationSpec,
@@ -32,7 +37,26 @@ pub struct FileConfig {
     #[serde(default)]
     pub admin: Option<AdminSpec>,
     #[serde(default)]
+    pub reload: ReloadSpec,
+    #[serde(default)]
     pub routes: Vec<RouteSpec>,
+}
+
+/// Hot reload: SIGHUP always reloads; `watch` also polls the file (and
+/// the symlinks a Kubernetes ConfigMap mount swaps) for changes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReloadSpec {
+    #[serde(default = "defaults::yes")]
+    pub watch: bool,
+    #[serde(default = "defaults::reload_poll", with = "duration::serde_fmt")]
+    pub poll_interval: Duration,
+}
+
+impl Default for ReloadSpec {
+    fn default() -> Self {
+        Self { watch: true, poll_interval: defaults::reload_poll() }
+    }
 }
 
 /// A path and the methods it answers.
@@ -269,35 +293,6 @@ impl Default for LogoutSpec {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RouteSpec {
-    #[serde(rename = "match")]
-    pub matcher: MatchSpec,
-    #[serde(default)]
-    pub auth: AuthMode,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MatchSpec {
-    #[serde(default)]
-    pub path: Option<String>,
-    #[serde(default)]
-    pub path_prefix: Option<String>,
-    #[serde(default)]
-    pub methods: Vec<String>,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AuthMode {
-    #[default]
-    Required,
-    None,
-    Deny,
-}
-
 mod defaults {
     use std::time::Duration;
     pub fn upstream_timeout() -> Duration {
@@ -349,6 +344,9 @@ mod defaults {
         Duration::from_secs(1)
     }
     pub fn legacy_cache_ttl() -> Duration {
+        Duration::from_secs(1)
+    }
+    pub fn reload_poll() -> Duration {
         Duration::from_secs(1)
     }
     pub fn admin_listen() -> String {

@@ -2,6 +2,9 @@
 //! (RFC 9110 §7.6.1, plus `Proxy-Connection`, `Keep-Alive` and the h2c
 //! upgrade pair of RFC 7540 §3.2), `X-Forwarded-*` set.
 
+use crate::auth::Claims;
+use crate::error::Rejection;
+use crate::routes::ClaimHeader;
 use http::header::{HeaderName, CONNECTION, HOST, PROXY_AUTHORIZATION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
 use http::{HeaderMap, HeaderValue};
 use std::net::IpAddr;
@@ -40,6 +43,28 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
     // Proxy-Authenticate is hop-by-hop too, but only on responses.
     headers.remove(http::header::PROXY_AUTHENTICATE);
+}
+
+/// Claim headers: every configured one removed from the inbound request
+/// (so no client can spoof one, on any route), then this route's set from
+/// the verified claims.
+pub fn set_claims(
+    headers: &mut HeaderMap,
+    all_claim_headers: &[HeaderName],
+    route_claims: &[ClaimHeader],
+    claims: Option<&Claims>,
+) -> Result<(), Rejection> {
+    for name in all_claim_headers {
+        headers.remove(name);
+    }
+    if let Some(claims) = claims {
+        for claim in route_claims {
+            if let Some(value) = claim.value(&claims.payload)? {
+                headers.insert(claim.header.clone(), value);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Sets `X-Forwarded-For` (appending the client), `-Proto` and `-Host`.

@@ -20,21 +20,37 @@ pub use forward::Upstream;
 
 use crate::auth::{self, Claims};
 use crate::config::AuthMode;
-use crate::error::{Body, ProxyError};
+use crate::error::{Body, ProxyError, Rejection};
 use crate::revocation::Revocations;
-use crate::routes::matchable_path;
+use crate::routes::{matchable_path, RequestHead, Route};
 use crate::runtime::Runtime;
+use arc_swap::ArcSwap;
+use http::header::{AUTHORIZATION, HOST};
 use http::{Method, Request, Response};
 use hyper::body::Incoming;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-/// Everything a request needs, shared by all connections.
+/// One config snapshot with the upstream pools built for it; swapped as a
+/// whole on reload, so a request never mixes two configs.
+pub struct Live {
+    pub rt: Runtime,
+    pub upstreams: Vec<Upstream>,
+}
+
+impl Live {
+    pub fn new(rt: Runtime) -> Self {
+        let upstreams = rt.upstreams.iter().map(Upstream::new).collect();
+        Self { rt, upstreams }
+    }
+}
+
+/// Everything a request needs, shared by all connections. The revocation
+/// state (store connection, cache, subscriber) outlives config reloads.
 pub struct Gate {
-    pub runtime: Arc<Runtime>,
+    pub live: ArcSwap<Live>,
     pub revocations: Arc<Revocations>,
-    pub upstream: Upstream,
 }
 
 impl Gate {
@@ -43,9 +59,11 @@ impl Gate {
         req: Request<Incoming>,
         client: SocketAddr,
     ) -> Result<Response<Body>, Infallible> {
+        // One snapshot per request: a reload never changes a request midway.
+        let live = self.live.load_full();
         let method = req.method().clone();
         let mut route = labels::UNMATCHED.clone();
-        let rsp = match self.phases(req, client, &mut route).await {
+        let rsp = match self.phases(&live, req, client, &mut route).await {
             Ok(rsp) => {
                 metrics::counter!("jwtgate_requests_total", "route" => route, "outcome" => "forwarded").increment(1);
                 rsp
@@ -59,50 +77,48 @@ impl Gate {
                     _ => tracing::debug!(%method, %client, code, "request refused"),
                 }
                 metrics::counter!("jwtgate_requests_total", "route" => route, "outcome" => code).increment(1);
-                err.into_response(&self.runtime.realm)
+                err.into_response(&live.rt.realm)
             }
         };
         Ok(rsp)
     }
 
-    /// The phases in order; `route` is set to the matched rule's metric label.
+    /// The phases in order; `label` is set to the matched rule's metric label.
     async fn phases(
         &self,
-        req: Request<Incoming>,
+        live: &Live,
+        mut req: Request<Incoming>,
         client: SocketAddr,
-        route: &mut Arc<str>,
+        label: &mut Arc<str>,
     ) -> Result<Response<Body>, ProxyError> {
-        let rt = &self.runtime;
+        let rt = &live.rt;
         if req.method() == Method::CONNECT {
             return Err(ProxyError::MethodNotAllowed);
         }
         let path = matchable_path(req.uri().path()).ok_or(ProxyError::AmbiguousPath)?;
         let special = Special::of(rt, req.method(), &path);
-        let auth = match special {
+        let route: &Route = match special {
             Special::Backchannel => {
-                *route = labels::BACKCHANNEL.clone();
+                *label = labels::BACKCHANNEL.clone();
                 return backchannel::receive(rt, &self.revocations, req).await;
             }
-            Special::Logout => {
-                *route = labels::LOGOUT.clone();
-                AuthMode::Required
-            }
-            Special::LogoutAll => {
-                *route = labels::LOGOUT_ALL.clone();
-                AuthMode::Required
+            Special::Logout | Special::LogoutAll => {
+                *label = if special == Special::Logout { labels::LOGOUT.clone() } else { labels::LOGOUT_ALL.clone() };
+                rt.routes.default_route()
             }
             Special::None => {
-                let (auth, label) = rt.routes.pick_labelled(req.method(), &path);
-                *route = label.clone();
-                auth
+                let head =
+                    RequestHead { method: req.method(), host: request_host(&req), path: &path, headers: req.headers() };
+                let route = rt.routes.pick(&head);
+                *label = route.label.clone();
+                route
             }
         };
         drop(path);
-        let claims = match auth {
-            AuthMode::Deny => return Err(ProxyError::Forbidden),
-            AuthMode::None => None,
-            AuthMode::Required => Some(self.authenticate(&req).await?),
-        };
+        let claims = self.authenticate(rt, route.auth, &req).await?;
+        if let Some(claims) = &claims {
+            route.require.check(claims)?;
+        }
         match (special, &claims) {
             (Special::Logout, Some(claims)) => {
                 let revoked = self.revocations.revoke_token(claims).await?;
@@ -114,17 +130,45 @@ impl Gate {
             (Special::LogoutAll, Some(claims)) => return logout::everywhere(&self.revocations, claims).await,
             _ => {}
         }
-        self.upstream.send(req, client).await
+        headers::set_claims(req.headers_mut(), rt.routes.claim_headers(), &route.forward_claims, claims.as_deref())?;
+        if route.strip_authorization {
+            req.headers_mut().remove(AUTHORIZATION);
+        }
+        let upstream = live.upstreams.get(route.upstream).ok_or(ProxyError::UpstreamUnavailable)?;
+        upstream.send(req, client).await
     }
 
-    /// Token → verified claims → not revoked.
-    async fn authenticate(&self, req: &Request<Incoming>) -> Result<Arc<Claims>, ProxyError> {
-        let rt = &self.runtime;
-        let raw = auth::extract(req.headers(), rt.cookie.as_deref())?;
+    /// The auth phase: token → verified claims → not revoked, as the
+    /// route's mode asks. `optional`: no token passes, a bad one does not.
+    async fn authenticate(
+        &self,
+        rt: &Runtime,
+        mode: AuthMode,
+        req: &Request<Incoming>,
+    ) -> Result<Option<Arc<Claims>>, ProxyError> {
+        let raw = match (mode, auth::extract(req.headers(), rt.cookie.as_deref())) {
+            (AuthMode::Deny, _) => return Err(ProxyError::Forbidden),
+            (AuthMode::None, _) | (AuthMode::Optional, Err(Rejection::NoToken)) => return Ok(None),
+            (_, Err(rejection)) => return Err(rejection.into()),
+            (AuthMode::Required | AuthMode::Optional, Ok(raw)) => raw,
+        };
         let claims = rt.verifier.verify(raw, auth::now_unix())?;
         self.revocations.ensure_live(&claims, raw).await?;
-        Ok(claims)
+        Ok(Some(claims))
     }
+}
+
+/// The request's host without port: the Host header, else the HTTP/2
+/// `:authority`.
+fn request_host(req: &Request<Incoming>) -> Option<&str> {
+    let raw = match req.headers().get(HOST).and_then(|h| h.to_str().ok()) {
+        Some(h) => h,
+        None => req.uri().authority()?.as_str(),
+    };
+    Some(match raw.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(v6),
+        None => raw.rsplit_once(':').map_or(raw, |(host, _)| host),
+    })
 }
 
 /// Metric labels of jwtgate's own paths.

@@ -101,9 +101,9 @@ async fn unknown_field_is_located_by_file_line_and_field() {
 #[tokio::test]
 async fn unknown_enum_variant_is_located_by_file_line_and_field() {
     let public = "\n  - match: { path_prefix: /public }";
-    let yaml = edit(&valid_yaml(), &format!("    auth: none{public}"), &format!("    auth: optional{public}"));
+    let yaml = edit(&valid_yaml(), &format!("    auth: none{public}"), &format!("    auth: sometimes{public}"));
     let c = check(&yaml).await;
-    assert_located(&c, line_of(&yaml, "optional"), "routes[0].auth", &["unknown variant", "optional"]);
+    assert_located(&c, line_of(&yaml, "sometimes"), "routes[0].auth", &["unknown variant", "sometimes"]);
 }
 
 #[tokio::test]

@@ -6,11 +6,11 @@ use crate::auth::keys::{self, KeySet};
 use crate::auth::{IssuerRule, Verifier};
 use crate::config::load::Origin;
 use crate::config::{
-    AdminSpec, ConfigError, FileConfig, IssuerSpec, KeySpec, PathSpec, RouteSpec, SecretSource, StoreKind,
+    AdminSpec, ConfigError, FileConfig, IssuerSpec, KeySpec, PathSpec, SecretSource, StoreKind, UpstreamSpec,
 };
 use crate::revocation::legacy::LegacyRules;
 use crate::revocation::Policy;
-use crate::routes::{PathMatch, Route, RouteTable};
+use crate::routes::RouteTable;
 use http::uri::Authority;
 use http::{Method, Uri};
 use jsonwebtoken::Algorithm;
@@ -19,9 +19,14 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod routes;
+
 pub struct Runtime {
     pub listen: SocketAddr,
+    /// The default upstream; `upstreams[0]` is the same, named ones follow.
     pub upstream: UpstreamSettings,
+    pub upstreams: Vec<UpstreamSettings>,
+    pub reload: crate::config::ReloadSpec,
     pub verifier: Verifier,
     pub routes: RouteTable,
     pub logout: LogoutRule,
@@ -80,7 +85,7 @@ pub enum StoreSettings {
 pub fn compile(file: FileConfig, origin: &Origin<'_>) -> Result<Runtime, ConfigError> {
     let err = |field: &str, msg: String| ConfigError::at(origin, field, msg);
     let listen = file.listen.parse().map_err(|e| err("listen", format!("not an ip:port address: {e}")))?;
-    let upstream = compile_upstream(&file, origin)?;
+    let upstream = compile_upstream(&file.upstream, "upstream", origin)?;
     if file.jwt.issuers.is_empty() {
         return Err(err("jwt.issuers", "at least one issuer is required".into()));
     }
@@ -99,7 +104,12 @@ pub fn compile(file: FileConfig, origin: &Origin<'_>) -> Result<Runtime, ConfigE
         file.jwt.require_exp,
         file.jwt.verified_cache_entries,
     );
-    let routes = compile_routes(&file.routes, origin)?;
+    let upstream_names: Vec<String> = file.upstreams.keys().cloned().collect();
+    let routes = routes::compile(&file.routes, &upstream_names, origin)?;
+    let mut upstreams = vec![upstream.clone()];
+    for (name, spec) in &file.upstreams {
+        upstreams.push(compile_upstream(spec, &format!("upstreams.{name}"), origin)?);
+    }
     let logout = LogoutRule {
         path: compile_path(&file.logout.path, "logout.path", origin)?,
         methods: compile_methods(&file.logout.methods, "logout.methods", origin)?,
@@ -173,6 +183,8 @@ pub fn compile(file: FileConfig, origin: &Origin<'_>) -> Result<Runtime, ConfigE
     Ok(Runtime {
         listen,
         upstream,
+        upstreams,
+        reload: file.reload.clone(),
         verifier,
         routes,
         logout,
@@ -220,9 +232,9 @@ fn compile_admin(spec: &AdminSpec, origin: &Origin<'_>) -> Result<AdminSettings,
     Ok(AdminSettings { listen, token })
 }
 
-fn compile_upstream(file: &FileConfig, origin: &Origin<'_>) -> Result<UpstreamSettings, ConfigError> {
-    let bad = |msg: &str| ConfigError::at(origin, "upstream.url", msg.to_string());
-    let uri: Uri = file.upstream.url.parse().map_err(|_| bad("not a URL"))?;
+fn compile_upstream(spec: &UpstreamSpec, at: &str, origin: &Origin<'_>) -> Result<UpstreamSettings, ConfigError> {
+    let bad = |msg: &str| ConfigError::at(origin, format!("{at}.url"), msg.to_string());
+    let uri: Uri = spec.url.parse().map_err(|_| bad("not a URL"))?;
     if uri.scheme_str() != Some("http") {
         return Err(bad("only http://host:port upstreams are supported"));
     }
@@ -232,10 +244,10 @@ fn compile_upstream(file: &FileConfig, origin: &Origin<'_>) -> Result<UpstreamSe
     let authority = uri.authority().cloned().ok_or_else(|| bad("missing host"))?;
     Ok(UpstreamSettings {
         authority,
-        timeout: file.upstream.timeout,
-        connect_timeout: file.upstream.connect_timeout,
-        pool_max_idle: file.upstream.pool_max_idle,
-        pool_idle_timeout: file.upstream.pool_idle_timeout,
+        timeout: spec.timeout,
+        connect_timeout: spec.connect_timeout,
+        pool_max_idle: spec.pool_max_idle,
+        pool_idle_timeout: spec.pool_idle_timeout,
     })
 }
 
@@ -311,22 +323,7 @@ fn load_key(spec: &KeySpec, dir: &Path) -> Result<Vec<keys::Key>, (String, Strin
     Ok(vec![keys::from_secret(kid, secret.expose())])
 }
 
-fn compile_routes(specs: &[RouteSpec], origin: &Origin<'_>) -> Result<RouteTable, ConfigError> {
-    let mut routes = Vec::new();
-    for (i, spec) in specs.iter().enumerate() {
-        let at = format!("routes[{i}].match");
-        let path = match (&spec.matcher.path, &spec.matcher.path_prefix) {
-            (Some(p), None) => PathMatch::Exact(compile_path(p, &format!("{at}.path"), origin)?),
-            (None, Some(p)) => PathMatch::prefix(&compile_path(p, &format!("{at}.path_prefix"), origin)?),
-            _ => return Err(ConfigError::at(origin, at, "exactly one of path, path_prefix is required")),
-        };
-        let methods = compile_methods(&spec.matcher.methods, &format!("{at}.methods"), origin)?;
-        routes.push(Route { path, methods, auth: spec.auth });
-    }
-    Ok(RouteTable::new(routes))
-}
-
-fn compile_path(p: &str, field: &str, origin: &Origin<'_>) -> Result<String, ConfigError> {
+pub(crate) fn compile_path(p: &str, field: &str, origin: &Origin<'_>) -> Result<String, ConfigError> {
     match crate::routes::matchable_path(p) {
         Some(m) if p.starts_with('/') => Ok(m.into_owned()),
         _ => Err(ConfigError::at(
@@ -337,7 +334,7 @@ fn compile_path(p: &str, field: &str, origin: &Origin<'_>) -> Result<String, Con
     }
 }
 
-fn compile_methods(names: &[String], field: &str, origin: &Origin<'_>) -> Result<Vec<Method>, ConfigError> {
+pub(crate) fn compile_methods(names: &[String], field: &str, origin: &Origin<'_>) -> Result<Vec<Method>, ConfigError> {
     names
         .iter()
         .enumerate()

@@ -1,0 +1,85 @@
+//! `jwtgate check` and `jwtgate explain`: what a config does, told in
+//! plain text before it is deployed. Secrets and credentials never appear.
+
+use crate::runtime::{Runtime, StoreSettings};
+use std::fmt::Write;
+use std::path::Path;
+
+/// The summary `check` prints for a valid config.
+pub fn summary(path: &Path, rt: &Runtime) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{}: ok", path.display());
+    let _ = writeln!(out, "  listen     {}", rt.listen);
+    for (i, up) in rt.upstreams.iter().enumerate() {
+        let name = if i == 0 { "upstream  " } else { "upstream+ " };
+        let _ = writeln!(out, "  {name} http://{} (timeout {:?})", up.authority, up.timeout);
+    }
+    for issuer in rt.verifier.issuers() {
+        let _ = writeln!(
+            out,
+            "  issuer     {} ({:?}, {} key(s), audiences {:?})",
+            issuer.issuer,
+            issuer.algorithms,
+            issuer.keys.len(),
+            issuer.audiences
+        );
+    }
+    let _ = writeln!(out, "  routes     {} rule(s), first match wins; no match: auth required", rt.routes.len());
+    for (i, route) in rt.routes.routes().iter().enumerate() {
+        let host = route.host.as_ref().map(|h| format!(" host {h:?}")).unwrap_or_default();
+        let _ = writeln!(out, "    [{i}] {}{host} methods {:?} -> auth {:?}", route.label, route.methods, route.auth);
+    }
+    let _ = writeln!(out, "  logout     {:?} {} (forward: {})", rt.logout.methods, rt.logout.path, rt.logout.forward);
+    let _ = writeln!(
+        out,
+        "  store      {}, on_store_error {:?}, missing_jti {:?}",
+        describe_store(&rt.store),
+        rt.policy.on_store_error,
+        rt.policy.missing_jti
+    );
+    if let Some(admin) = &rt.admin {
+        let _ = writeln!(out, "  admin      {}", admin.listen);
+    }
+    out
+}
+
+/// Problems that make a config wrong although it parses: rules no request
+/// can reach.
+pub fn problems(rt: &Runtime) -> Vec<String> {
+    rt.routes.unreachable().into_iter().map(|(_, why)| why).collect()
+}
+
+/// The store, without credentials in URLs.
+pub fn describe_store(store: &StoreSettings) -> String {
+    match store {
+        StoreSettings::Memory => "memory".into(),
+        StoreSettings::Redis { nodes, cluster, timeout, .. } => {
+            let nodes: Vec<String> = nodes.iter().map(|n| redact_url(n)).collect();
+            let kind = if *cluster { "redis cluster" } else { "redis" };
+            format!("{kind} {} (timeout {timeout:?})", nodes.join(", "))
+        }
+    }
+}
+
+/// `redis://user:secret@host/0` → `redis://user:***@host/0`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    match rest.split_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:***@{host}")
+        }
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_are_redacted() {
+        assert_eq!(redact_url("redis://gate:s3cret@127.0.0.1:6379/3"), "redis://gate:***@127.0.0.1:6379/3");
+        assert_eq!(redact_url("redis://127.0.0.1:6379/0"), "redis://127.0.0.1:6379/0");
+    }
+}
