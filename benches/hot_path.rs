@@ -28,6 +28,7 @@ fn verifier(alg: Algorithm, key: keys::Key, cache_entries: usize) -> Verifier {
         audiences: vec!["api".into()],
         algorithms: vec![alg],
         keys: set,
+        jwks: Vec::new(),
     };
     Verifier::new(vec![rule], 30, 8192, true, cache_entries)
 }

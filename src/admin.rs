@@ -132,6 +132,13 @@ impl Admin {
     }
 
     async fn ready(&self) -> Response<Body> {
+        let live = self.gate.live.load();
+        if live.rt.verifier.jwks_sources().any(|s| !s.is_ready()) {
+            return json_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &json!({ "status": "not_ready", "jwks": "not loaded yet" }),
+            );
+        }
         let revocations = &self.gate.revocations;
         let probe = format!("{}readyz", revocations.policy().key_prefix);
         match revocations.read(&probe).await {

@@ -31,6 +31,19 @@ enum Command {
         #[arg(short, long)]
         config: PathBuf,
     },
+    /// Show how a config treats one request: the matching rule and each
+    /// decision step (auth, token, requirements, revocation, headers).
+    Explain {
+        #[arg(short, long)]
+        config: PathBuf,
+        /// HTTP method, e.g. GET.
+        method: String,
+        /// URL or path, e.g. http://api.example.com/orders/1 or /orders/1.
+        url: String,
+        /// A token to evaluate (or set JWTGATE_EXPLAIN_TOKEN).
+        #[arg(long, env = "JWTGATE_EXPLAIN_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
     /// Run on the embedded demo config: memory store, built-in upstream,
     /// fresh HS256 secret; prints a token and curl lines to try.
     Demo {
@@ -101,6 +114,7 @@ async fn run(command: Command) -> Result<(), String> {
             let metrics = admin.as_ref().map(|_| jwtgate::metrics::install()).transpose()?;
             let listener =
                 server::bind(runtime.listen).await.map_err(|e| format!("cannot listen on {}: {e}", runtime.listen))?;
+            server::start_jwks(&runtime).await;
             let gate = server::build_gate(runtime)?;
             if let Some(settings) = admin {
                 start_admin(&settings, gate.clone(), metrics).await?;
@@ -120,6 +134,12 @@ async fn run(command: Command) -> Result<(), String> {
             Ok(())
         }
         Command::Check { .. } => Ok(()),
+        Command::Explain { config, method, url, token } => {
+            let runtime = config::load_file(&config).map_err(|e| e.to_string())?;
+            server::start_jwks(&runtime).await;
+            print!("{}", jwtgate::inspect::explain(&runtime, &method, &url, token.as_deref()).await);
+            Ok(())
+        }
     }
 }
 

@@ -138,14 +138,23 @@ pub async fn reload_loop(gate: Arc<Gate>, path: PathBuf) {
             continue;
         }
         last = current;
-        reload(&gate, &path, if by_signal { "SIGHUP" } else { "file change" });
+        reload(&gate, &path, if by_signal { "SIGHUP" } else { "file change" }).await;
     }
 }
 
-fn reload(gate: &Gate, path: &std::path::Path, trigger: &'static str) {
+/// Loads every `jwks_url` source once (concurrently, each bounded by its
+/// fetch timeout) and starts its refresh task. Sources already running are
+/// left alone.
+pub async fn start_jwks(runtime: &Runtime) {
+    futures_util::future::join_all(runtime.verifier.jwks_sources().map(|s| s.start())).await;
+}
+
+async fn reload(gate: &Gate, path: &std::path::Path, trigger: &'static str) {
     match crate::config::load_file(path) {
-        Ok(runtime) => {
-            let old = gate.live.load();
+        Ok(mut runtime) => {
+            let old = gate.live.load_full();
+            runtime.verifier.adopt_jwks(&old.rt.verifier);
+            start_jwks(&runtime).await;
             for note in fixed_at_start(&old.rt, &runtime) {
                 tracing::warn!(setting = note, "changed in the file but fixed at start; restart to apply");
             }

@@ -4,6 +4,7 @@
 
 pub mod claims;
 pub mod extract;
+pub mod jwks;
 pub mod keys;
 pub mod verify;
 

@@ -6,6 +6,7 @@
 //! a hash on repeat; exp/nbf are still checked on every request.
 
 use super::claims::{audience_matches, numeric_date, string_claim, Claims};
+use super::jwks::JwksSource;
 use super::keys::KeySet;
 use crate::error::Rejection;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -23,7 +24,10 @@ pub struct IssuerRule {
     pub issuer_tag: Arc<str>,
     pub audiences: Vec<String>,
     pub algorithms: Vec<Algorithm>,
+    /// Keys from PEM files, JWKS files and secrets, fixed for this config.
     pub keys: KeySet,
+    /// Key sets fetched from `jwks_url`s, refreshed in the background.
+    pub jwks: Vec<Arc<JwksSource>>,
 }
 
 pub struct Verifier {
@@ -66,6 +70,24 @@ impl Verifier {
 
     pub fn issuers(&self) -> impl Iterator<Item = &IssuerRule> {
         self.issuers.values()
+    }
+
+    /// Takes over the running sources of `old` whose URL and settings are
+    /// unchanged, so a reload neither refetches nor loses good keys.
+    pub fn adopt_jwks(&mut self, old: &Verifier) {
+        let running: Vec<&Arc<JwksSource>> = old.jwks_sources().collect();
+        for rule in self.issuers.values_mut() {
+            for source in &mut rule.jwks {
+                if let Some(same) = running.iter().find(|o| o.identity() == source.identity()) {
+                    *source = Arc::clone(same);
+                }
+            }
+        }
+    }
+
+    /// Every `jwks_url` source of every issuer.
+    pub fn jwks_sources(&self) -> impl Iterator<Item = &Arc<JwksSource>> {
+        self.issuers.values().flat_map(|r| r.jwks.iter())
     }
 
     /// Verifies `token` at time `now` and returns its claims.
@@ -153,11 +175,22 @@ fn check_signature(
     sig64: &str,
 ) -> Result<(), Rejection> {
     let mut tried_any = false;
-    for key in rule.keys.candidates(kid, alg) {
-        tried_any = true;
-        if let Ok(true) = jsonwebtoken::crypto::verify(sig64, message.as_bytes(), &key.decoding, alg) {
-            return Ok(());
-        }
+    let mut verified = |set: &KeySet| {
+        set.candidates(kid, alg).any(|key| {
+            tried_any = true;
+            matches!(jsonwebtoken::crypto::verify(sig64, message.as_bytes(), &key.decoding, alg), Ok(true))
+        })
+    };
+    if verified(&rule.keys) || rule.jwks.iter().any(|source| verified(&source.keys())) {
+        return Ok(());
     }
-    Err(if tried_any { Rejection::BadSignature } else { Rejection::UnknownKey })
+    if tried_any {
+        return Err(Rejection::BadSignature);
+    }
+    // A kid nobody knows may be a key the IdP just rotated in: ask each
+    // source to refetch (rate-limited there), refuse this request.
+    if let Some(kid) = kid {
+        rule.jwks.iter().for_each(|source| source.unknown_kid(kid));
+    }
+    Err(Rejection::UnknownKey)
 }

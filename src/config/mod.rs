@@ -120,7 +120,37 @@ pub struct JwtSpec {
     pub cookie: Option<String>,
     #[serde(default = "defaults::cache_entries")]
     pub verified_cache_entries: usize,
+    #[serde(default)]
+    pub jwks: JwksSpec,
     pub issuers: Vec<IssuerSpec>,
+}
+
+/// How `jwks_url` key sets are kept current.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwksSpec {
+    /// Bounds for the IdP's `Cache-Control: max-age`; `max_refresh` is
+    /// also the interval when it sends none.
+    #[serde(default = "defaults::jwks_min_refresh", with = "duration::serde_fmt")]
+    pub min_refresh: Duration,
+    #[serde(default = "defaults::jwks_max_refresh", with = "duration::serde_fmt")]
+    pub max_refresh: Duration,
+    /// A token with an unknown `kid` triggers at most one refetch per this.
+    #[serde(default = "defaults::jwks_cooldown", with = "duration::serde_fmt")]
+    pub unknown_kid_cooldown: Duration,
+    #[serde(default = "defaults::jwks_fetch_timeout", with = "duration::serde_fmt")]
+    pub fetch_timeout: Duration,
+}
+
+impl Default for JwksSpec {
+    fn default() -> Self {
+        Self {
+            min_refresh: defaults::jwks_min_refresh(),
+            max_refresh: defaults::jwks_max_refresh(),
+            unknown_kid_cooldown: defaults::jwks_cooldown(),
+            fetch_timeout: defaults::jwks_fetch_timeout(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -144,6 +174,10 @@ pub struct KeySpec {
     pub pem_file: Option<String>,
     #[serde(default)]
     pub jwks_file: Option<String>,
+    /// A JWK Set served by the identity provider (http or https), fetched
+    /// at start and refreshed in the background (see `jwt.jwks`).
+    #[serde(default)]
+    pub jwks_url: Option<String>,
     #[serde(default)]
     pub secret_env: Option<String>,
     #[serde(default)]
@@ -345,6 +379,18 @@ mod defaults {
     }
     pub fn legacy_cache_ttl() -> Duration {
         Duration::from_secs(1)
+    }
+    pub fn jwks_min_refresh() -> Duration {
+        Duration::from_secs(60)
+    }
+    pub fn jwks_max_refresh() -> Duration {
+        Duration::from_secs(3600)
+    }
+    pub fn jwks_cooldown() -> Duration {
+        Duration::from_secs(30)
+    }
+    pub fn jwks_fetch_timeout() -> Duration {
+        Duration::from_secs(5)
     }
     pub fn reload_poll() -> Duration {
         Duration::from_secs(1)

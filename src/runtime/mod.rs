@@ -2,6 +2,7 @@
 //! once from a [`FileConfig`] (keys decoded, routes compiled, values
 //! checked). One `Runtime` is one consistent snapshot.
 
+use crate::auth::jwks::{JwksSettings, JwksSource};
 use crate::auth::keys::{self, KeySet};
 use crate::auth::{IssuerRule, Verifier};
 use crate::config::load::Origin;
@@ -89,12 +90,23 @@ pub fn compile(file: FileConfig, origin: &Origin<'_>) -> Result<Runtime, ConfigE
     if file.jwt.issuers.is_empty() {
         return Err(err("jwt.issuers", "at least one issuer is required".into()));
     }
+    let j = &file.jwt.jwks;
+    if j.min_refresh > j.max_refresh || j.min_refresh.is_zero() || j.fetch_timeout.is_zero() {
+        return Err(err("jwt.jwks", "need 0 < min_refresh <= max_refresh and a non-zero fetch_timeout".into()));
+    }
+    let jwks_settings = JwksSettings {
+        min_refresh: j.min_refresh,
+        max_refresh: j.max_refresh,
+        unknown_kid_cooldown: j.unknown_kid_cooldown,
+        fetch_timeout: j.fetch_timeout,
+        retry: j.min_refresh.min(std::time::Duration::from_secs(10)),
+    };
     let mut rules = Vec::new();
     for (i, spec) in file.jwt.issuers.iter().enumerate() {
         if file.jwt.issuers[..i].iter().any(|o| o.issuer == spec.issuer) {
             return Err(err(&format!("jwt.issuers[{i}].issuer"), format!("duplicate issuer `{}`", spec.issuer)));
         }
-        rules.push(compile_issuer(spec, &format!("jwt.issuers[{i}]"), origin)?);
+        rules.push(compile_issuer(spec, &format!("jwt.issuers[{i}]"), &jwks_settings, origin)?);
     }
     let leeway_secs = file.jwt.leeway.as_secs() as i64;
     let verifier = Verifier::new(
@@ -251,7 +263,12 @@ fn compile_upstream(spec: &UpstreamSpec, at: &str, origin: &Origin<'_>) -> Resul
     })
 }
 
-fn compile_issuer(spec: &IssuerSpec, at: &str, origin: &Origin<'_>) -> Result<IssuerRule, ConfigError> {
+fn compile_issuer(
+    spec: &IssuerSpec,
+    at: &str,
+    jwks_settings: &JwksSettings,
+    origin: &Origin<'_>,
+) -> Result<IssuerRule, ConfigError> {
     let mut algorithms = Vec::new();
     for (i, name) in spec.algorithms.iter().enumerate() {
         let alg: Algorithm = name.parse().map_err(|_| {
@@ -263,22 +280,52 @@ fn compile_issuer(spec: &IssuerSpec, at: &str, origin: &Origin<'_>) -> Result<Is
         return Err(ConfigError::at(origin, format!("{at}.algorithms"), "at least one algorithm is required"));
     }
     let mut keys = KeySet::default();
+    let mut jwks = Vec::new();
     for (i, key) in spec.keys.iter().enumerate() {
         let field = format!("{at}.keys[{i}]");
+        if let Some(url) = &key.jwks_url {
+            if key.kid.is_some()
+                || key.pem_file.is_some()
+                || key.jwks_file.is_some()
+                || key.secret_env.is_some()
+                || key.secret_file.is_some()
+                || key.insecure_secret.is_some()
+            {
+                return Err(ConfigError::at(
+                    origin,
+                    field,
+                    "a jwks_url entry has no other field (the set brings its kids)",
+                ));
+            }
+            let source = JwksSource::new(url, jwks_settings.clone())
+                .map_err(|e| ConfigError::at(origin, format!("{field}.jwks_url"), e))?;
+            jwks.push(source);
+            continue;
+        }
         for k in load_key(key, origin.dir).map_err(|(f, msg)| ConfigError::at(origin, format!("{field}{f}"), msg))? {
             keys.add(k).map_err(|msg| ConfigError::at(origin, field.clone(), msg))?;
         }
     }
-    if keys.is_empty() {
+    if keys.is_empty() && jwks.is_empty() {
         return Err(ConfigError::at(origin, format!("{at}.keys"), "at least one key is required"));
     }
-    for alg in &algorithms {
-        if !keys.families().any(|f| f == alg.family()) {
-            return Err(ConfigError::at(origin, format!("{at}.algorithms"), format!("{alg:?} is allowed but no key of its family is configured (an HMAC secret never verifies RS/ES/EdDSA, a public key never HS)")));
+    // Families of fetched keys are known only once fetched.
+    if jwks.is_empty() {
+        for alg in &algorithms {
+            if !keys.families().any(|f| f == alg.family()) {
+                return Err(ConfigError::at(origin, format!("{at}.algorithms"), format!("{alg:?} is allowed but no key of its family is configured (an HMAC secret never verifies RS/ES/EdDSA, a public key never HS)")));
+            }
         }
     }
     let issuer_tag: Arc<str> = crate::revocation::keys::issuer_tag(&spec.issuer).into();
-    Ok(IssuerRule { issuer: spec.issuer.clone(), issuer_tag, audiences: spec.audiences.clone(), algorithms, keys })
+    Ok(IssuerRule {
+        issuer: spec.issuer.clone(),
+        issuer_tag,
+        audiences: spec.audiences.clone(),
+        algorithms,
+        keys,
+        jwks,
+    })
 }
 
 /// Loads one key source; the error carries the sub-field that failed.
@@ -291,6 +338,7 @@ fn load_key(spec: &KeySpec, dir: &Path) -> Result<Vec<keys::Key>, (String, Strin
     let sources = [
         spec.pem_file.is_some(),
         spec.jwks_file.is_some(),
+        spec.jwks_url.is_some(),
         spec.secret_env.is_some(),
         spec.secret_file.is_some(),
         spec.insecure_secret.is_some(),
@@ -298,7 +346,7 @@ fn load_key(spec: &KeySpec, dir: &Path) -> Result<Vec<keys::Key>, (String, Strin
     if sources.iter().filter(|s| **s).count() != 1 {
         return Err((
             String::new(),
-            "exactly one of pem_file, jwks_file, secret_env, secret_file, insecure_secret is required".into(),
+            "exactly one of pem_file, jwks_file, jwks_url, secret_env, secret_file, insecure_secret is required".into(),
         ));
     }
     if let Some(p) = &spec.pem_file {

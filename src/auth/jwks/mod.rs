@@ -1,0 +1,276 @@
+//! A JWK Set fetched from an IdP's URL and kept current: [`JwksSource`]
+//! holds the last good [`KeySet`], refreshes it on the schedule the IdP's
+//! `Cache-Control` asks for (clamped), and refetches early when a token
+//! names an unknown `kid`, at most once per cool-down however many kids
+//! arrive. The HTTP side is in `fetch`; choosing keys for a token is left
+//! to `verify`.
+
+mod fetch;
+#[cfg(test)]
+mod tests;
+
+use super::keys::KeySet;
+use arc_swap::ArcSwap;
+use fetch::{Fetcher, Freshness};
+use http::Uri;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+use tokio::sync::{watch, Notify};
+use tokio::time::Instant;
+
+/// How often a source refetches, and how hard it can be pushed to.
+#[derive(Debug, Clone)]
+pub struct JwksSettings {
+    /// Lower bound for `max-age`, and the interval under `no-store`/`no-cache`.
+    pub min_refresh: Duration,
+    /// Upper bound for `max-age`, and the interval when the IdP states none.
+    pub max_refresh: Duration,
+    /// At most one refetch per this period on unknown kids, across all kids.
+    pub unknown_kid_cooldown: Duration,
+    /// Bound on one fetch: connect, headers and body.
+    pub fetch_timeout: Duration,
+    /// Delay before the next attempt after a failed fetch.
+    pub retry: Duration,
+}
+
+impl Default for JwksSettings {
+    fn default() -> Self {
+        Self {
+            min_refresh: Duration::from_secs(60),
+            max_refresh: Duration::from_secs(3600),
+            unknown_kid_cooldown: Duration::from_secs(30),
+            fetch_timeout: Duration::from_secs(5),
+            retry: Duration::from_secs(10),
+        }
+    }
+}
+
+impl JwksSettings {
+    /// Zero intervals would turn the background task into a busy loop.
+    fn check(&self) -> Result<(), String> {
+        let nonzero = [("min_refresh", self.min_refresh), ("fetch_timeout", self.fetch_timeout), ("retry", self.retry)];
+        if let Some((name, _)) = nonzero.iter().find(|(_, d)| d.is_zero()) {
+            return Err(format!("{name} must be more than zero"));
+        }
+        if self.min_refresh > self.max_refresh {
+            return Err("min_refresh must not exceed max_refresh".into());
+        }
+        Ok(())
+    }
+
+    /// The next refresh delay for what the IdP said: `max-age` clamped to
+    /// [min, max], min when told not to cache, max when told nothing.
+    fn delay_for(&self, freshness: Freshness) -> Duration {
+        match freshness {
+            Freshness::MaxAge(age) => age.max(self.min_refresh).min(self.max_refresh),
+            Freshness::Revalidate => self.min_refresh,
+            Freshness::Unstated => self.max_refresh,
+        }
+    }
+}
+
+/// The keys published at one JWKS URL, refreshed in the background.
+pub struct JwksSource {
+    /// URL and settings: a reload keeps a source whose identity is
+    /// unchanged, with its keys and its task.
+    identity: String,
+    started: AtomicBool,
+    fetcher: Fetcher,
+    /// The URL's host: the `source` metric label and log field (the path or
+    /// query may carry tenant ids or tokens; the host does not).
+    host: String,
+    settings: JwksSettings,
+    keys: ArcSwap<KeySet>,
+    ready: AtomicBool,
+    /// When the background task should fetch next; set by every `refresh`.
+    due: Mutex<Instant>,
+    /// Last time an unknown kid was allowed to trigger a refetch.
+    last_kick: Mutex<Option<Instant>>,
+    kick: Arc<Notify>,
+    /// Dropped with the source, which ends the background task at once even
+    /// in the middle of an hour-long sleep.
+    alive: watch::Sender<()>,
+    /// Serialises fetches; `completed` lets a waiter reuse the result of the
+    /// fetch it waited for instead of fetching again.
+    flight: tokio::sync::Mutex<Option<Result<Duration, String>>>,
+    completed: AtomicU64,
+}
+
+impl JwksSource {
+    /// Checks the URL (http or https, with a host, no credentials) and the
+    /// settings; no I/O happens until `refresh` or `spawn`.
+    pub fn new(url: &str, settings: JwksSettings) -> Result<Arc<Self>, String> {
+        settings.check()?;
+        let identity = format!("{url} {settings:?}");
+        let (url, host) = parse_url(url)?;
+        let fetcher = Fetcher::new(url, settings.fetch_timeout)?;
+        Ok(Arc::new(Self {
+            identity,
+            started: AtomicBool::new(false),
+            fetcher,
+            host,
+            settings,
+            keys: ArcSwap::from_pointee(KeySet::default()),
+            ready: AtomicBool::new(false),
+            due: Mutex::new(Instant::now()),
+            last_kick: Mutex::new(None),
+            kick: Arc::new(Notify::new()),
+            alive: watch::channel(()).0,
+            flight: tokio::sync::Mutex::new(None),
+            completed: AtomicU64::new(0),
+        }))
+    }
+
+    pub fn identity(&self) -> &str {
+        &self.identity
+    }
+
+    /// Loads the set once now (bounded by `fetch_timeout`) and starts the
+    /// background task, unless this source was started before (a source
+    /// carried over by a reload keeps its keys and task).
+    pub async fn start(self: &Arc<Self>) {
+        if self.started.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        if let Err(err) = self.refresh().await {
+            tracing::warn!(source = %self.host, error = %err, "JWKS not loaded at start; retrying in the background");
+        }
+        self.spawn();
+    }
+
+    /// The current keys; empty until the first good load.
+    pub fn keys(&self) -> arc_swap::Guard<Arc<KeySet>> {
+        self.keys.load()
+    }
+
+    /// Whether a good set has been loaded at least once.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// Fetches now and, on success, swaps the keys in and returns the delay
+    /// until the next refresh. On failure the last good keys stay. Callers
+    /// arriving while a fetch runs share its result rather than fetching again.
+    pub async fn refresh(&self) -> Result<Duration, String> {
+        let seen = self.completed.load(Ordering::Acquire);
+        let mut last = self.flight.lock().await;
+        if self.completed.load(Ordering::Acquire) != seen {
+            if let Some(result) = last.as_ref() {
+                return result.clone();
+            }
+        }
+        let result = self.load().await;
+        *last = Some(result.clone());
+        self.completed.fetch_add(1, Ordering::Release);
+        result
+    }
+
+    /// Starts the background loop: fetch at once (unless a `refresh` already
+    /// scheduled the next one), then whenever due or kicked by an unknown kid.
+    /// The task holds only a `Weak`, so dropping the last `Arc` (a config
+    /// reload replacing the source) ends it.
+    pub fn spawn(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let (weak, kick, alive) = (Arc::downgrade(self), self.kick.clone(), self.alive.subscribe());
+        tokio::spawn(run(weak, kick, alive))
+    }
+
+    /// Told by the verifier that a token names a kid not in [`keys`](Self::keys):
+    /// the IdP may have rotated. Never blocks; asks the background task for a
+    /// refetch at most once per `unknown_kid_cooldown`, across all kids, so
+    /// a flood of made-up kids costs the IdP one request per cool-down.
+    /// The refetch is done by the task [`spawn`](Self::spawn) started.
+    pub fn unknown_kid(self: &Arc<Self>, kid: &str) {
+        if self.allow_kick(Instant::now()) {
+            let kid: String = kid.chars().take(64).collect();
+            tracing::debug!(source = %self.host, kid = ?kid, "unknown kid; refetching JWK Set");
+            self.kick.notify_one();
+        }
+    }
+
+    /// The cool-down, shared by all kids: a negative answer is cached for
+    /// the whole period, whichever kid asks.
+    fn allow_kick(&self, now: Instant) -> bool {
+        let mut last = lock(&self.last_kick);
+        match *last {
+            Some(at) if now.saturating_duration_since(at) < self.settings.unknown_kid_cooldown => false,
+            _ => {
+                *last = Some(now);
+                true
+            }
+        }
+    }
+
+    fn due(&self) -> Instant {
+        *lock(&self.due)
+    }
+
+    /// One fetch with its bookkeeping: swap, schedule, metrics, log.
+    async fn load(&self) -> Result<Duration, String> {
+        let result = self.fetcher.fetch().await;
+        match result {
+            Ok(fetched) => {
+                let delay = self.settings.delay_for(fetched.freshness);
+                let count = fetched.keys.len();
+                self.keys.store(Arc::new(fetched.keys));
+                self.ready.store(true, Ordering::Release);
+                *lock(&self.due) = Instant::now() + delay;
+                metrics::counter!("jwtgate_jwks_fetches_total", "source" => self.host.clone(), "result" => "ok")
+                    .increment(1);
+                metrics::gauge!("jwtgate_jwks_keys", "source" => self.host.clone()).set(count as f64);
+                tracing::info!(source = %self.host, keys = count, next = ?delay, "JWK Set loaded");
+                Ok(delay)
+            }
+            Err(error) => {
+                *lock(&self.due) = Instant::now() + self.settings.retry;
+                metrics::counter!("jwtgate_jwks_fetches_total", "source" => self.host.clone(), "result" => "error")
+                    .increment(1);
+                metrics::counter!("jwtgate_jwks_fetch_errors_total", "source" => self.host.clone()).increment(1);
+                tracing::warn!(source = %self.host, %error, retry = ?self.settings.retry, "JWK Set fetch failed; keeping last good keys");
+                Err(error)
+            }
+        }
+    }
+}
+
+/// The background loop. It upgrades its `Weak` only to fetch, never while
+/// sleeping, so the source can be dropped at any moment.
+async fn run(weak: Weak<JwksSource>, kick: Arc<Notify>, mut alive: watch::Receiver<()>) {
+    loop {
+        let Some(due) = weak.upgrade().map(|source| source.due()) else { return };
+        let kicked = tokio::select! {
+            _ = tokio::time::sleep_until(due) => false,
+            _ = kick.notified() => true,
+            _ = alive.changed() => return,
+        };
+        let Some(source) = weak.upgrade() else { return };
+        // A direct `refresh` may have moved the schedule while we slept.
+        if kicked || source.due() <= Instant::now() {
+            let _ = source.refresh().await;
+        }
+    }
+}
+
+/// Accepts `http(s)://host[:port]/path`; refuses credentials in the URL,
+/// which would otherwise travel into logs and error texts.
+fn parse_url(url: &str) -> Result<(Uri, String), String> {
+    let uri: Uri = url.parse().map_err(|e| format!("JWKS URL: {e}"))?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        return Err("JWKS URL: scheme must be http or https".into());
+    }
+    let authority = uri.authority().ok_or("JWKS URL: host missing")?;
+    if authority.as_str().contains('@') {
+        return Err("JWKS URL: credentials in the URL are not supported".into());
+    }
+    let host = authority.host().to_string();
+    if host.is_empty() {
+        return Err("JWKS URL: host missing".into());
+    }
+    Ok((uri, host))
+}
+
+/// A std `Mutex`, held for a read or write, never across an await; a panic
+/// elsewhere cannot leave these values half-written, so poison is ignored.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}

@@ -1,0 +1,128 @@
+//! `jwtgate explain`: one request walked through the phases of
+//! `proxy::Gate`, printing each decision. The token itself is never printed.
+
+use super::describe_store;
+use crate::runtime::{Runtime, StoreSettings};
+use std::fmt::Write;
+
+/// `jwtgate explain`: how this config would treat one request, step by
+/// step, including a revocation look-up against the configured store.
+/// The token itself is never printed.
+pub async fn explain(rt: &Runtime, method: &str, url: &str, token: Option<&str>) -> String {
+    let mut out = String::new();
+    let verdict = explain_steps(rt, method, url, token, &mut out).await;
+    let _ = writeln!(out, "=> {verdict}");
+    out
+}
+
+async fn explain_steps(rt: &Runtime, method: &str, url: &str, token: Option<&str>, out: &mut String) -> String {
+    use crate::config::AuthMode;
+    use crate::routes::{matchable_path, RequestHead};
+    let Ok(method) = http::Method::from_bytes(method.to_ascii_uppercase().as_bytes()) else {
+        return format!("`{method}` is not an HTTP method");
+    };
+    let Ok(uri) = url.parse::<http::Uri>() else { return format!("`{url}` is not a URL or path") };
+    let host = uri.host();
+    let _ = writeln!(out, "request    {method} {} (host {})", uri.path(), host.unwrap_or("-"));
+    if method == http::Method::CONNECT {
+        return "405 method_not_allowed".into();
+    }
+    let Some(path) = matchable_path(uri.path()) else {
+        return "400 ambiguous_path (dot segments or encoded separators are refused, never normalised)".into();
+    };
+    let headers = http::HeaderMap::new();
+    let special = if rt.logout.matches(&method, &path) {
+        Some("logout")
+    } else if rt.logout_all.as_ref().is_some_and(|r| r.matches(&method, &path)) {
+        Some("logout_all")
+    } else if rt.backchannel.as_ref().is_some_and(|b| b.path == path) {
+        return "back-channel logout endpoint: verifies a form-posted logout_token (not a bearer token)".into();
+    } else {
+        None
+    };
+    let route = match special {
+        Some(name) => {
+            let _ = writeln!(out, "route      {name} path (token required)");
+            rt.routes.default_route()
+        }
+        None => {
+            let route = rt.routes.pick(&RequestHead { method: &method, host, path: &path, headers: &headers });
+            let index = rt.routes.routes().iter().position(|r| std::ptr::eq(r, route));
+            let name = index.map_or_else(|| "no rule matched: default".to_string(), |i| format!("routes[{i}]"));
+            let _ = writeln!(out, "route      {name} {} -> auth {:?}", route.label, route.auth);
+            route
+        }
+    };
+    let upstream = rt.upstreams.get(route.upstream).map_or("?".to_string(), |u| format!("http://{}", u.authority));
+    match (route.auth, token) {
+        (AuthMode::Deny, _) => return "403 forbidden (auth: deny)".into(),
+        (AuthMode::None, _) => return format!("forwarded to {upstream} without a token check"),
+        (AuthMode::Optional, None) => return format!("forwarded to {upstream} (auth optional, no token)"),
+        (AuthMode::Required, None) => return "401 missing_token (pass --token to go on)".into(),
+        (_, Some(_)) => {}
+    }
+    let raw = token.unwrap_or_default();
+    let claims = match rt.verifier.verify(raw, crate::auth::now_unix()) {
+        Ok(claims) => claims,
+        Err(rejection) => {
+            let (code, message) = rejection.code_and_message();
+            return format!("401 {code}: {message}");
+        }
+    };
+    let _ = writeln!(
+        out,
+        "token      valid: iss {}, sub {:?}, jti {:?}, exp {:?}",
+        claims.iss, claims.sub, claims.jti, claims.exp_unix
+    );
+    if let Err(err) = route.require.check(&claims) {
+        let (code, message) = err.code_and_message();
+        return format!("403 {code}: {message}");
+    }
+    if !route.require.is_empty() {
+        let _ = writeln!(out, "require    met");
+    }
+    let _ = writeln!(out, "revocation {}", revocation_line(rt, &claims, raw).await);
+    for claim in &route.forward_claims {
+        match claim.value(&claims.payload) {
+            Ok(Some(v)) => {
+                let _ = writeln!(out, "header     {}: {}", claim.header, v.to_str().unwrap_or("<binary>"));
+            }
+            Ok(None) => {
+                let _ = writeln!(out, "header     {}: (claim absent, header not set)", claim.header);
+            }
+            Err(r) => return format!("401 {}", r.code_and_message().0),
+        }
+    }
+    match special {
+        Some("logout") if !rt.logout.forward => "200: jwtgate revokes the token and answers".into(),
+        Some("logout_all") => "200: jwtgate revokes every token of the subject and answers".into(),
+        _ => format!("forwarded to {upstream}"),
+    }
+}
+
+async fn revocation_line(rt: &Runtime, claims: &crate::auth::Claims, raw: &str) -> String {
+    use crate::revocation::{RedisStore, RevocationStore, Revocations};
+    use std::sync::Arc;
+    let store: Arc<dyn RevocationStore> = match &rt.store {
+        StoreSettings::Memory => return "memory store: starts empty, nothing to look up".into(),
+        StoreSettings::Redis { nodes, cluster, timeout, tls_ca, .. } => {
+            let channel = crate::revocation::keys::channel(&rt.policy.key_prefix);
+            let built = match (cluster, nodes.first()) {
+                (true, _) => RedisStore::cluster(nodes, *timeout, channel),
+                (false, Some(url)) => RedisStore::connect_lazy(url, tls_ca.as_deref(), *timeout, channel),
+                (false, None) => return "no redis url".into(),
+            };
+            let Ok(store) = built else { return "redis store cannot be built".into() };
+            store.warm_up().await;
+            Arc::new(store)
+        }
+    };
+    let revocations = Revocations::new(store, rt.policy.clone(), false);
+    match revocations.ensure_live(claims, raw).await {
+        Ok(()) => format!("not revoked ({})", describe_store(&rt.store)),
+        Err(err) => {
+            let (code, message) = err.code_and_message();
+            format!("{code}: {message} ({})", describe_store(&rt.store))
+        }
+    }
+}
