@@ -21,10 +21,11 @@ pub fn summary(path: &Path, rt: &Runtime) -> String {
     for issuer in rt.verifier.issuers() {
         let _ = writeln!(
             out,
-            "  issuer     {} ({:?}, {} key(s), audiences {:?})",
+            "  issuer     {} ({:?}, {} key(s) + {} JWKS URL(s), audiences {:?})",
             issuer.issuer,
             issuer.algorithms,
             issuer.keys.len(),
+            issuer.jwks.len(),
             issuer.audiences
         );
     }
