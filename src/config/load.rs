@@ -204,6 +204,19 @@ mod tests {
     }
 
     #[test]
+    fn shipped_configs_parse() {
+        for (name, text) in [
+            ("reference.yaml", include_str!("../../config/reference.yaml")),
+            ("demo.yaml", include_str!("../../config/demo.yaml")),
+            ("examples/gateway.yaml", include_str!("../../config/examples/gateway.yaml")),
+        ] {
+            if let Err(err) = parse_str(text, name) {
+                panic!("{err}");
+            }
+        }
+    }
+
+    #[test]
     fn locate_walks_lists_and_inline_maps() {
         assert_eq!(locate(MINIMAL, "jwt.issuers[1].keys[0].pem_file"), Some(13));
         assert_eq!(locate(MINIMAL, "jwt.issuers[1].algorithms"), Some(11));
