@@ -112,14 +112,17 @@ async fn run(command: Command) -> Result<(), String> {
             let admin = runtime.admin.clone();
             // The recorder first: the subscriber sets gauges as soon as it starts.
             let metrics = admin.as_ref().map(|_| jwtgate::metrics::install()).transpose()?;
+            // SIGHUP handled from here on (its default action would end us).
+            let hangup = server::hangup_signal();
+            // Keys first: "listening" means ready to verify.
+            server::start_jwks(&runtime).await;
             let listener =
                 server::bind(runtime.listen).await.map_err(|e| format!("cannot listen on {}: {e}", runtime.listen))?;
-            server::start_jwks(&runtime).await;
             let gate = server::build_gate(runtime)?;
             if let Some(settings) = admin {
                 start_admin(&settings, gate.clone(), metrics).await?;
             }
-            tokio::spawn(server::reload_loop(gate.clone(), config));
+            tokio::spawn(server::reload_loop(gate.clone(), config, hangup));
             server::serve(listener, gate, server::shutdown_signal()).await;
             Ok(())
         }

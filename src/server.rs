@@ -103,21 +103,33 @@ pub async fn serve(listener: TcpListener, gate: Arc<Gate>, shutdown: impl Future
     }
 }
 
+/// The SIGHUP stream (unix); install it early, before anything slow, so a
+/// SIGHUP during start-up reloads instead of ending the process.
+#[cfg(unix)]
+pub type Hangup = tokio::signal::unix::Signal;
+#[cfg(not(unix))]
+pub type Hangup = ();
+
+pub fn hangup_signal() -> Option<Hangup> {
+    #[cfg(unix)]
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot listen for SIGHUP; reload on file change only");
+            None
+        }
+    }
+    #[cfg(not(unix))]
+    None
+}
+
 /// Hot reload: on SIGHUP, and when the file's content changes (polled every
 /// `reload.poll_interval`; reading through the path follows the symlinks a
 /// Kubernetes ConfigMap mount swaps atomically). A new config is parsed,
 /// validated and compiled completely before it is swapped in; a bad one is
 /// logged with file and line and the running config stays. Requests in
 /// flight finish on the snapshot they started with.
-pub async fn reload_loop(gate: Arc<Gate>, path: PathBuf) {
-    #[cfg(unix)]
-    let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-        Ok(s) => Some(s),
-        Err(err) => {
-            tracing::warn!(error = %err, "cannot listen for SIGHUP; reload on file change only");
-            None
-        }
-    };
+pub async fn reload_loop(gate: Arc<Gate>, path: PathBuf, mut hup: Option<Hangup>) {
     let mut last = tokio::fs::read(&path).await.ok();
     loop {
         let settings = gate.live.load().rt.reload.clone();

@@ -25,8 +25,8 @@ pub struct Subscriber {
     pub clients: Vec<redis::Client>,
     pub channel: String,
     pub cache: Arc<LocalCache>,
-    /// PING interval on the subscription; a silent dead connection is found
-    /// within `heartbeat` + `deadline`.
+    /// PING interval on the subscription (and the PING's own timeout); a
+    /// silently dead connection is found within two heartbeats.
     pub heartbeat: Duration,
     pub deadline: Duration,
 }
@@ -81,7 +81,8 @@ impl Subscriber {
                 // In subscribed mode RESP2 answers PING with ["pong", ""]:
                 // any reply proves the connection alive.
                 _ = heartbeat.tick() => {
-                    let ping = tokio::time::timeout(self.deadline.max(Duration::from_millis(200)), sink.ping::<redis::Value>()).await;
+                    // Patient: a PING slow under load is not a dead connection.
+                    let ping = tokio::time::timeout(self.heartbeat.max(self.deadline), sink.ping::<redis::Value>()).await;
                     if !matches!(ping, Ok(Ok(_))) {
                         return Ok(());
                     }

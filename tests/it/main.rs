@@ -18,6 +18,8 @@ mod auth_claims;
 #[cfg(test)]
 mod backchannel;
 #[cfg(test)]
+mod claim_headers;
+#[cfg(test)]
 mod cluster;
 #[cfg(test)]
 mod config_errors;
@@ -27,6 +29,10 @@ mod faults;
 mod fleet;
 #[cfg(test)]
 mod flight;
+#[cfg(test)]
+mod inspect;
+#[cfg(test)]
+mod jwks;
 #[cfg(test)]
 mod legacy;
 #[cfg(test)]
@@ -40,8 +46,18 @@ mod proxy;
 #[cfg(test)]
 mod redis_auth;
 #[cfg(test)]
+mod reload;
+#[cfg(test)]
+mod requirements;
+#[cfg(test)]
 mod revocation;
+#[cfg(test)]
+mod route_auth;
+#[cfg(test)]
+mod route_match;
 #[cfg(test)]
 mod streaming;
 #[cfg(test)]
 mod subject;
+#[cfg(test)]
+mod upstreams;

@@ -50,6 +50,9 @@ pub struct Cfg {
     pub backchannel_issuer: Option<String>,
     /// Enables the admin listener on `127.0.0.1:0` with this inline token.
     pub admin_token: Option<String>,
+    /// Extra top-level YAML sections (`upstreams:`, `reload:`), inserted
+    /// verbatim before `routes:`; each line starts at column 0.
+    pub extra: String,
 }
 
 /// The admin token `Cfg::admin` configures.
@@ -86,7 +89,23 @@ impl Cfg {
             logout_all: false,
             backchannel_issuer: None,
             admin_token: None,
+            extra: String::new(),
         }
+    }
+
+    /// These rules instead of [`ROUTES`] (YAML list items, two-space indent).
+    pub fn routes(mut self, routes: &str) -> Cfg {
+        self.routes = routes.into();
+        self
+    }
+
+    /// Appends top-level YAML (see [`Cfg::extra`]).
+    pub fn extra(mut self, yaml: &str) -> Cfg {
+        self.extra.push_str(yaml.trim_start_matches('\n'));
+        if !self.extra.ends_with('\n') {
+            self.extra.push('\n');
+        }
+        self
     }
 
     /// Adds the admin listener (token [`ADMIN_TOKEN`]).
@@ -181,7 +200,7 @@ jwt:
   path: /logout
   methods: [POST]
   forward: {forward}
-{sections}routes:{routes}",
+{sections}{extra}routes:{routes}",
             upstream = self.upstream,
             timeout = self.upstream_timeout,
             leeway = self.leeway,
@@ -196,6 +215,7 @@ jwt:
             ttl = self.not_revoked_ttl,
             forward = self.logout_forward,
             routes = self.routes,
+            extra = self.extra,
         )
     }
 }

@@ -31,7 +31,8 @@ pub struct Gate {
     pub pid: u32,
     _child: tokio::process::Child,
     stderr: Arc<Mutex<String>>,
-    _config: tempfile::NamedTempFile,
+    /// The temp file `spawn_yaml` wrote (`None` for `spawn_file`).
+    _config: Option<tempfile::NamedTempFile>,
     client: Client<HttpConnector, BoxedBody>,
 }
 
@@ -44,10 +45,22 @@ impl Gate {
 
     pub async fn spawn_yaml(yaml: &str) -> Gate {
         let config = write_config(yaml);
+        let path = config.path().to_owned();
+        Gate::start(&path, yaml, Some(config)).await
+    }
+
+    /// Runs on a config file the test owns (and may rewrite, swap or
+    /// symlink for reload tests); `path` must hold `yaml`.
+    pub async fn spawn_file(path: &std::path::Path) -> Gate {
+        let yaml = std::fs::read_to_string(path).expect("read config file");
+        Gate::start(path, &yaml, None).await
+    }
+
+    async fn start(path: &std::path::Path, yaml: &str, config: Option<tempfile::NamedTempFile>) -> Gate {
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_jwtgate"))
             .arg("run")
             .arg("-c")
-            .arg(config.path())
+            .arg(path)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -142,6 +155,20 @@ impl Gate {
         Rsp { status: parts.status.as_u16(), headers: parts.headers, body }
     }
 
+    /// Like [`Gate::send`], but a connection error or a reset is returned,
+    /// not a panic (for clients that count failures under load).
+    pub async fn try_send(&self, req: Request<BoxedBody>) -> Result<Rsp, String> {
+        let exchange = async {
+            let rsp = self.client.request(req).await.map_err(|e| format!("request: {e:?}"))?;
+            let (parts, body) = rsp.into_parts();
+            let body = body.collect().await.map_err(|e| format!("body: {e:?}"))?.to_bytes();
+            Ok(Rsp { status: parts.status.as_u16(), headers: parts.headers, body })
+        };
+        tokio::time::timeout(Duration::from_secs(10), exchange)
+            .await
+            .map_err(|_| "no response within 10 s".to_owned())?
+    }
+
     /// Sends and returns the response with its body still streaming.
     pub async fn stream(&self, req: Request<BoxedBody>) -> Response<hyper::body::Incoming> {
         self.stream_within(req, Duration::from_secs(10)).await
@@ -224,6 +251,13 @@ impl Gate {
     pub fn alive(&self) -> bool {
         std::fs::read_to_string(format!("/proc/{}/stat", self.pid))
             .is_ok_and(|s| s.rsplit(')').next().is_some_and(|rest| !rest.trim_start().starts_with('Z')))
+    }
+
+    /// Sends SIGHUP (reload) to the process.
+    pub fn sighup(&self) {
+        let status =
+            std::process::Command::new("kill").args(["-HUP", &self.pid.to_string()]).status().expect("run kill");
+        assert!(status.success(), "kill -HUP {} failed", self.pid);
     }
 
     pub fn logs(&self) -> String {

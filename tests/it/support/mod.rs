@@ -5,7 +5,9 @@
 //! several test files share (config, refusal assertions) live here too.
 
 pub mod config;
+pub mod configmap;
 pub mod gate;
+pub mod idp;
 pub mod redis;
 pub mod token;
 pub mod upstream;
@@ -52,6 +54,24 @@ pub fn assert_refused(rsp: &Rsp, status: u16, code: &str, challenge: Challenge) 
     }
     let json = rsp.json();
     assert_eq!(json["error"], code, "error code; body: {json}");
+    assert!(json["message"].is_string(), "message missing; body: {json}");
+}
+
+/// Asserts a 403 `insufficient_scope` refusal (RFC 6750 §3.1): the JSON
+/// code and a challenge that carries `scope="<scope>"` exactly when the
+/// route lists scopes (`scope: None`: no `scope` attribute at all).
+#[track_caller]
+pub fn assert_insufficient_scope(rsp: &Rsp, scope: Option<&str>) {
+    assert_eq!(rsp.status, 403, "status; body: {}", rsp.text());
+    let www = rsp.header("www-authenticate").unwrap_or_else(|| panic!("403 without WWW-Authenticate"));
+    let prefix = r#"Bearer realm="jwtgate", error="insufficient_scope", error_description=""#;
+    assert!(www.starts_with(prefix), "challenge {www:?}");
+    match scope {
+        Some(scope) => assert!(www.ends_with(&format!(r#"", scope="{scope}""#)), "challenge {www:?}, scope {scope:?}"),
+        None => assert!(!www.contains(", scope="), "challenge {www:?} names scopes the route does not list"),
+    }
+    let json = rsp.json();
+    assert_eq!(json["error"], "insufficient_scope", "error code; body: {json}");
     assert!(json["message"].is_string(), "message missing; body: {json}");
 }
 

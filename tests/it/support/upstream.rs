@@ -28,6 +28,9 @@ pub enum Behaviour {
     Stream(u64),
     /// Count the request body without keeping it; answer `{"received": n}`.
     Consume,
+    /// Record the request, then hold the response until the test calls
+    /// `notify_one` (or `notify_waiters`) on this.
+    Hold(Arc<tokio::sync::Notify>),
 }
 
 /// One request as the upstream received it.
@@ -155,6 +158,12 @@ async fn handle(st: &State, req: Request<Incoming>) -> Response<BoxedBody> {
             record(st, seen);
             tokio::time::sleep(d).await;
             reply(200, Full::new(Bytes::from_static(b"slow")).boxed())
+        }
+        Behaviour::Hold(release) => {
+            let notified = release.notified();
+            record(st, seen);
+            notified.await;
+            reply(200, Full::new(Bytes::from_static(b"released")).boxed())
         }
         Behaviour::Stream(n) => {
             record(st, seen);
