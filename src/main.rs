@@ -25,6 +25,13 @@ enum Command {
     Run {
         #[arg(short, long)]
         config: PathBuf,
+        /// Listen address, instead of the file's `listen` (kept on reload).
+        #[arg(long)]
+        listen: Option<String>,
+        /// Default upstream URL, instead of the file's `upstream.url` (kept on
+        /// reload); the sidecar injector sets it per workload.
+        #[arg(long)]
+        upstream: Option<String>,
     },
     /// Validate a config file and print a summary; non-zero exit on error.
     Check {
@@ -107,8 +114,9 @@ fn check(path: &std::path::Path) -> ExitCode {
 
 async fn run(command: Command) -> Result<(), String> {
     match command {
-        Command::Run { config } => {
-            let runtime = config::load_file(&config).map_err(|e| e.to_string())?;
+        Command::Run { config, listen, upstream } => {
+            let overrides = config::Overrides { listen, upstream };
+            let runtime = config::load_file_with(&config, &overrides).map_err(|e| e.to_string())?;
             let admin = runtime.admin.clone();
             // The recorder first: the subscriber sets gauges as soon as it starts.
             let metrics = admin.as_ref().map(|_| jwtgate::metrics::install()).transpose()?;
@@ -122,7 +130,7 @@ async fn run(command: Command) -> Result<(), String> {
             if let Some(settings) = admin {
                 start_admin(&settings, gate.clone(), metrics).await?;
             }
-            tokio::spawn(server::reload_loop(gate.clone(), config, hangup));
+            tokio::spawn(server::reload_loop(gate.clone(), config, overrides, hangup));
             server::serve(listener, gate, server::shutdown_signal()).await;
             Ok(())
         }

@@ -2,6 +2,7 @@
 //! HTTP/2 with prior knowledge (h2c); on SIGTERM/SIGINT the listener closes
 //! and in-flight requests get `DRAIN` to finish.
 
+use crate::config::Overrides;
 use crate::proxy::{Gate, Live};
 use crate::revocation::subscriber::Subscriber;
 use crate::revocation::{keys, MemoryStore, RedisStore, RevocationStore, Revocations};
@@ -129,7 +130,7 @@ pub fn hangup_signal() -> Option<Hangup> {
 /// validated and compiled completely before it is swapped in; a bad one is
 /// logged with file and line and the running config stays. Requests in
 /// flight finish on the snapshot they started with.
-pub async fn reload_loop(gate: Arc<Gate>, path: PathBuf, mut hup: Option<Hangup>) {
+pub async fn reload_loop(gate: Arc<Gate>, path: PathBuf, overrides: Overrides, mut hup: Option<Hangup>) {
     let mut last = tokio::fs::read(&path).await.ok();
     loop {
         let settings = gate.live.load().rt.reload.clone();
@@ -150,7 +151,7 @@ pub async fn reload_loop(gate: Arc<Gate>, path: PathBuf, mut hup: Option<Hangup>
             continue;
         }
         last = current;
-        reload(&gate, &path, if by_signal { "SIGHUP" } else { "file change" }).await;
+        reload(&gate, &path, &overrides, if by_signal { "SIGHUP" } else { "file change" }).await;
     }
 }
 
@@ -161,8 +162,8 @@ pub async fn start_jwks(runtime: &Runtime) {
     futures_util::future::join_all(runtime.verifier.jwks_sources().map(|s| s.start())).await;
 }
 
-async fn reload(gate: &Gate, path: &std::path::Path, trigger: &'static str) {
-    match crate::config::load_file(path) {
+async fn reload(gate: &Gate, path: &std::path::Path, overrides: &Overrides, trigger: &'static str) {
+    match crate::config::load_file_with(path, overrides) {
         Ok(mut runtime) => {
             let old = gate.live.load_full();
             runtime.verifier.adopt_jwks(&old.rt.verifier);

@@ -55,8 +55,22 @@ pub struct Origin<'a> {
     pub text: Option<&'a str>,
 }
 
+/// Values given on the command line that win over the file (and keep
+/// winning on every reload): the sidecar injector sets the upstream port
+/// per workload while the ConfigMap stays shared.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub upstream: Option<String>,
+}
+
 /// Reads, parses and compiles a config file.
 pub fn load_file(path: &Path) -> Result<Runtime, ConfigError> {
+    load_file_with(path, &Overrides::default())
+}
+
+/// Like [`load_file`], with command-line overrides applied before compiling.
+pub fn load_file_with(path: &Path, overrides: &Overrides) -> Result<Runtime, ConfigError> {
     let name = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
         origin: name.clone(),
@@ -64,7 +78,13 @@ pub fn load_file(path: &Path) -> Result<Runtime, ConfigError> {
         field: String::new(),
         message: format!("cannot read config: {e}"),
     })?;
-    let file = parse_str(&text, &name)?;
+    let mut file = parse_str(&text, &name)?;
+    if let Some(listen) = &overrides.listen {
+        file.listen = listen.clone();
+    }
+    if let Some(upstream) = &overrides.upstream {
+        file.upstream.url = upstream.clone();
+    }
     let dir = path.parent().unwrap_or(Path::new("."));
     compile(file, &Origin { name: &name, dir, text: Some(&text) })
 }

@@ -8,7 +8,7 @@ mod route_spec;
 pub mod secret;
 
 pub use duration::parse_duration;
-pub use load::{compile, load_file, parse_str, ConfigError};
+pub use load::{compile, load_file, load_file_with, parse_str, ConfigError, Overrides};
 pub use route_spec::{AuthMode, ClaimConditionSpec, HeaderMatchSpec, MatchSpec, RequireSpec, RouteSpec};
 pub use secret::SecretSource;
 
