@@ -65,6 +65,51 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:3000")]
         listen: SocketAddr,
     },
+    /// Add the jwtgate sidecar to the opted-in workloads of Kubernetes YAML
+    /// (jwtgate.io/inject: "true"); writes every document to stdout.
+    Inject {
+        /// YAML file, or - for stdin.
+        #[arg(short = 'f', long = "filename", default_value = "-")]
+        file: PathBuf,
+        /// Inject every workload that does not opt out.
+        #[arg(long)]
+        all: bool,
+        /// Point Services that select injected pods at the sidecar.
+        #[arg(long)]
+        services: bool,
+        #[command(flatten)]
+        sidecar: SidecarArgs,
+    },
+    /// Serve the mutating admission webhook (HTTPS, POST /mutate).
+    Webhook {
+        #[arg(long, default_value = "0.0.0.0:8443")]
+        listen: SocketAddr,
+        #[arg(long)]
+        tls_cert: PathBuf,
+        #[arg(long)]
+        tls_key: PathBuf,
+        #[command(flatten)]
+        sidecar: SidecarArgs,
+    },
+}
+
+/// What the injected sidecar uses (defaults: docs/sidecar-contract.md).
+#[derive(clap::Args)]
+struct SidecarArgs {
+    #[arg(long, default_value = jwtgate::inject::DEFAULT_IMAGE)]
+    image: String,
+    /// ConfigMap with jwtgate.yaml.
+    #[arg(long, default_value = "jwtgate-config")]
+    config_map: String,
+    /// Secret with jwt-secret and admin-token.
+    #[arg(long, default_value = "jwtgate-secrets")]
+    secret: String,
+}
+
+impl SidecarArgs {
+    fn options(self, all: bool, services: bool) -> jwtgate::inject::Options {
+        jwtgate::inject::Options { all, services, image: self.image, config_map: self.config_map, secret: self.secret }
+    }
 }
 
 fn main() -> ExitCode {
@@ -78,6 +123,9 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
     if let Command::Check { config } = &cli.command {
         return check(config);
+    }
+    if let Command::Inject { file, all, services, sidecar } = cli.command {
+        return inject(&file, sidecar.options(all, services));
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -109,6 +157,25 @@ fn check(path: &std::path::Path) -> ExitCode {
             }
         }
         Err(err) => fail(err.to_string()),
+    }
+}
+
+fn inject(file: &std::path::Path, options: jwtgate::inject::Options) -> ExitCode {
+    let input = if file == std::path::Path::new("-") {
+        std::io::read_to_string(std::io::stdin())
+    } else {
+        std::fs::read_to_string(file)
+    };
+    let input = match input {
+        Ok(text) => text,
+        Err(e) => return fail(format!("cannot read {}: {e}", file.display())),
+    };
+    match jwtgate::inject::inject(&input, &options) {
+        Ok(out) => {
+            print!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e.to_string()),
     }
 }
 
@@ -144,7 +211,12 @@ async fn run(command: Command) -> Result<(), String> {
             tokio::select! { () = demo::serve_upstream(listener) => {}, () = server::shutdown_signal() => {} }
             Ok(())
         }
-        Command::Check { .. } => Ok(()),
+        Command::Check { .. } | Command::Inject { .. } => Ok(()),
+        Command::Webhook { listen, tls_cert, tls_key, sidecar } => {
+            let settings =
+                jwtgate::webhook::Settings { listen, tls_cert, tls_key, options: sidecar.options(false, false) };
+            jwtgate::webhook::run(settings, server::shutdown_signal()).await.map_err(|e| e.to_string())
+        }
         Command::Explain { config, method, url, token } => {
             let runtime = config::load_file(&config).map_err(|e| e.to_string())?;
             server::start_jwks(&runtime).await;

@@ -30,6 +30,8 @@ mod fleet;
 #[cfg(test)]
 mod flight;
 #[cfg(test)]
+mod inject;
+#[cfg(test)]
 mod inspect;
 #[cfg(test)]
 mod jwks;
@@ -61,3 +63,5 @@ mod streaming;
 mod subject;
 #[cfg(test)]
 mod upstreams;
+#[cfg(test)]
+mod webhook;
