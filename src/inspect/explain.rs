@@ -2,6 +2,7 @@
 //! `proxy::Gate`, printing each decision. The token itself is never printed.
 
 use super::describe_store;
+use crate::proxy::Special;
 use crate::runtime::{Runtime, StoreSettings};
 use std::fmt::Write;
 
@@ -31,14 +32,13 @@ async fn explain_steps(rt: &Runtime, method: &str, url: &str, token: Option<&str
         return "400 ambiguous_path (dot segments or encoded separators are refused, never normalised)".into();
     };
     let headers = http::HeaderMap::new();
-    let special = if rt.logout.matches(&method, &path) {
-        Some("logout")
-    } else if rt.logout_all.as_ref().is_some_and(|r| r.matches(&method, &path)) {
-        Some("logout_all")
-    } else if rt.backchannel.as_ref().is_some_and(|b| b.path == path) {
-        return "back-channel logout endpoint: verifies a form-posted logout_token (not a bearer token)".into();
-    } else {
-        None
+    let special = match Special::of(rt, &method, &path) {
+        Special::Backchannel => {
+            return "back-channel logout endpoint: verifies a form-posted logout_token (not a bearer token)".into()
+        }
+        Special::Logout => Some("logout"),
+        Special::LogoutAll => Some("logout_all"),
+        Special::None => None,
     };
     let route = match special {
         Some(name) => {

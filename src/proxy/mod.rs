@@ -182,7 +182,7 @@ mod labels {
 
 /// Paths jwtgate answers itself (or acts on before forwarding).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Special {
+pub enum Special {
     None,
     Logout,
     LogoutAll,
@@ -190,7 +190,7 @@ enum Special {
 }
 
 impl Special {
-    fn of(rt: &Runtime, method: &Method, path: &str) -> Self {
+    pub fn of(rt: &Runtime, method: &Method, path: &str) -> Self {
         if rt.logout.matches(method, path) {
             Special::Logout
         } else if rt.logout_all.as_ref().is_some_and(|r| r.matches(method, path)) {
