@@ -26,6 +26,27 @@ pub enum Permit {
     Refuse,
 }
 
+/// Frees the probe slot when a probe's caller is dropped before `record`
+/// (otherwise the breaker would refuse forever: nobody left to record).
+pub struct ProbeGuard<'a> {
+    breaker: &'a Breaker,
+    permit: Permit,
+}
+
+impl<'a> ProbeGuard<'a> {
+    pub fn new(breaker: &'a Breaker, permit: Permit) -> Self {
+        Self { breaker, permit }
+    }
+}
+
+impl Drop for ProbeGuard<'_> {
+    fn drop(&mut self) {
+        if self.permit == Permit::Probe {
+            self.breaker.probing.store(false, Ordering::Release);
+        }
+    }
+}
+
 fn origin() -> Instant {
     static ORIGIN: OnceLock<Instant> = OnceLock::new();
     *ORIGIN.get_or_init(Instant::now)
@@ -114,5 +135,16 @@ mod tests {
         b.record(p, true);
         assert!(!b.is_open());
         assert_eq!(b.permit(), Permit::Call);
+    }
+
+    #[test]
+    fn an_abandoned_probe_frees_the_slot() {
+        let b = Breaker::new(1, Duration::from_millis(10));
+        b.record(Permit::Call, false);
+        std::thread::sleep(Duration::from_millis(15)); // wall-clock cooldown under test
+        let p = b.permit();
+        assert_eq!(p, Permit::Probe);
+        drop(ProbeGuard::new(&b, p)); // the caller went away before recording
+        assert_eq!(b.permit(), Permit::Probe, "a new probe may run");
     }
 }

@@ -78,7 +78,16 @@ impl LocalCache {
             _ if self.not_revoked_ttl.is_zero() => return,
             _ => ttl_end,
         };
-        self.answers.insert(key, Answer { slot, valid_until });
+        // A fetched "absent" never replaces a fresher "present" (a pushed
+        // revocation that arrived while this look-up was in flight).
+        if slot == Slot::Absent && self.lookup(&key).is_some_and(|s| s != Slot::Absent) {
+            return;
+        }
+        self.answers.insert(key.clone(), Answer { slot, valid_until });
+        // An invalidation between the check above and the insert: undo.
+        if self.epoch() != since {
+            self.answers.remove(key.as_str());
+        }
     }
 
     /// Like `remember_fetched` with an explicit TTL, for keys no replica

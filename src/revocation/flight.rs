@@ -41,15 +41,30 @@ impl<T: Clone> SingleFlight<T> {
                 }
             }
         };
-        let value = cell.get_or_init(work).await.clone();
-        if leader {
-            let mut map = match self.inflight.lock() {
-                Ok(map) => map,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-            map.remove(key);
+        // The leader's entry goes when the leader finishes *or is dropped*
+        // (client gone): a cell left behind would hand its answer to every
+        // later caller for ever. A follower whose leader vanished runs the
+        // work itself (tokio's OnceCell lets the next waiter initialise).
+        let _cleanup = leader.then(|| Cleanup { flights: self, key, cell: &cell });
+        cell.get_or_init(work).await.clone()
+    }
+}
+
+struct Cleanup<'a, T> {
+    flights: &'a SingleFlight<T>,
+    key: &'a str,
+    cell: &'a Cell<T>,
+}
+
+impl<T> Drop for Cleanup<'_, T> {
+    fn drop(&mut self) {
+        let mut map = match self.flights.inflight.lock() {
+            Ok(map) => map,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if map.get(self.key).is_some_and(|c| Arc::ptr_eq(c, self.cell)) {
+            map.remove(self.key);
         }
-        value
     }
 }
 
@@ -84,5 +99,15 @@ mod tests {
         assert_eq!(runs.load(Ordering::SeqCst), 1);
         // After the flight lands, a new call runs again.
         assert_eq!(flights.run("k", || async { 8 }).await, 8);
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_leader_leaves_no_answer_behind() {
+        let flights = SingleFlight::<u32>::default();
+        let never = flights.run("k", std::future::pending::<u32>);
+        // Poll the leader once, then drop it, as a disconnecting client would.
+        assert!(tokio::time::timeout(std::time::Duration::from_millis(5), never).await.is_err());
+        assert!(flights.inflight.lock().unwrap().is_empty(), "entry leaked");
+        assert_eq!(flights.run("k", || async { 9 }).await, 9, "fresh run, not a frozen answer");
     }
 }

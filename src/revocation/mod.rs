@@ -92,7 +92,7 @@ enum KeyKind {
     Legacy,
 }
 
-type Fetched = Result<Arc<Vec<Option<String>>>, StoreError>;
+type Fetched = Result<Arc<(cache::Epoch, Vec<Option<String>>)>, StoreError>;
 
 /// Cache + store + policy: the revocation phase of the request path.
 pub struct Revocations {
@@ -174,11 +174,19 @@ impl Revocations {
     }
 
     async fn fetch(&self, keys: &[String], kinds: &[KeyKind], claims: &Claims) -> Result<Vec<Slot>, StoreError> {
-        let epoch = self.cache.epoch();
         // Keyed by the whole key list: two tokens sharing a jti but not a
-        // sub (an issuer reusing jtis) must not share an answer.
+        // sub (an issuer reusing jtis) must not share an answer. The epoch is
+        // the one taken before the shared round trip, so a caller joining
+        // after an invalidation cannot cache the older answer.
         let flight_key = keys.join("\n");
-        let values = self.flights.run(&flight_key, || async { self.guarded_fetch(keys).await.map(Arc::new) }).await?;
+        let fetched = self
+            .flights
+            .run(&flight_key, || async {
+                let epoch = self.cache.epoch();
+                self.guarded_fetch(keys).await.map(|values| Arc::new((epoch, values)))
+            })
+            .await?;
+        let (epoch, values) = (fetched.0, &fetched.1);
         let slots: Vec<Slot> = values
             .iter()
             .zip(kinds)
@@ -209,6 +217,9 @@ impl Revocations {
 
     async fn guarded<T>(&self, op: &'static str, call: BoxFuture<'_, Result<T, StoreError>>) -> Result<T, StoreError> {
         let permit = self.breaker.permit();
+        // If this future is dropped mid-call (client gone), the guard frees
+        // the half-open probe slot so the circuit can still close.
+        let _probe = breaker::ProbeGuard::new(&self.breaker, permit);
         if permit == Permit::Refuse {
             metrics::counter!("jwtgate_store_errors_total", "op" => op, "kind" => "circuit_open").increment(1);
             return Err(StoreError("circuit open: store skipped during cool-down".into()));
