@@ -29,7 +29,10 @@ fn bearer(headers: &HeaderMap) -> Result<Option<&str>, Rejection> {
     let text = value.to_str().map_err(|_| Rejection::InvalidRequest("Authorization header is not ASCII"))?;
     let (scheme, rest) = text.split_once(' ').unwrap_or((text, ""));
     if !scheme.eq_ignore_ascii_case("bearer") {
-        return Ok(None); // another scheme (Basic, ...): no bearer credentials
+        // Another scheme (Basic, `Bearer<TAB>…`) on a route jwtgate
+        // authenticates: the app might read a token from it that jwtgate
+        // never checked, so it is refused rather than passed through.
+        return Err(Rejection::InvalidRequest("authorization scheme is not Bearer"));
     }
     let token = rest.trim_matches(' ');
     if token.is_empty() {
@@ -94,6 +97,6 @@ mod tests {
         assert_eq!(extract(&h, Some("at")), Ok("tok"));
         assert_eq!(extract(&h, None), Err(Rejection::NoToken));
         let basic = headers(&[("authorization", "Basic dTpw")]);
-        assert_eq!(extract(&basic, None), Err(Rejection::NoToken));
+        assert!(matches!(extract(&basic, None), Err(Rejection::InvalidRequest(_))));
     }
 }

@@ -86,7 +86,15 @@ pub fn from_jwks(json: &[u8]) -> Result<Vec<Key>, String> {
         if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
             continue;
         }
-        let decoding = DecodingKey::from_jwk(jwk).map_err(|e| format!("key {:?}: {e}", jwk.common.key_id))?;
+        // One key of an unsupported type (another curve, an encryption
+        // key without `use`) must not take the issuer's other keys down.
+        let decoding = match DecodingKey::from_jwk(jwk) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(kid = ?jwk.common.key_id, error = %e, "skipping a JWK this gate cannot use");
+                continue;
+            }
+        };
         let family = decoding.family();
         keys.push(Key { kid: jwk.common.key_id.clone(), decoding, family });
     }

@@ -38,6 +38,11 @@ pub struct FileConfig {
     pub admin: Option<AdminSpec>,
     #[serde(default)]
     pub reload: ReloadSpec,
+    /// Match paths with case. Default false: `/Admin` is matched as
+    /// `/admin`, as Express and IIS route it (a rule then covers every
+    /// spelling the app would serve).
+    #[serde(default)]
+    pub case_sensitive_paths: bool,
     #[serde(default)]
     pub routes: Vec<RouteSpec>,
 }

@@ -28,9 +28,10 @@ async fn explain_steps(rt: &Runtime, method: &str, url: &str, token: Option<&str
     if method == http::Method::CONNECT {
         return "405 method_not_allowed".into();
     }
-    let Some(path) = matchable_path(uri.path()) else {
+    let Some(decoded) = matchable_path(uri.path()) else {
         return "400 ambiguous_path (dot segments or encoded separators are refused, never normalised)".into();
     };
+    let path = crate::routes::for_matching(&decoded, rt.case_sensitive_paths);
     let headers = http::HeaderMap::new();
     let special = match Special::of(rt, &method, &path) {
         Special::Backchannel => {

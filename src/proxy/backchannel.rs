@@ -51,7 +51,8 @@ pub async fn receive(
         return Ok(bad(why));
     }
     let prefix = &revocations.policy().key_prefix;
-    let now = now_unix();
+    // As for logout-all: the logout token's iat carries the IdP's clock.
+    let now = now_unix().max(claims.iat_unix.unwrap_or(i64::MIN));
     // §2.4: with a sid, that session is logged out; with only a sub, every
     // session of the End-User.
     let (sub_key, sid_key) = keys::grouping_keys(prefix, &claims);
@@ -60,6 +61,12 @@ pub async fn receive(
     }
     tracing::info!(iss = %claims.iss, by_sid = claims.sid.is_some(), by_sub = claims.sub.is_some(), "back-channel logout");
     Ok(json_response(StatusCode::OK, &serde_json::json!({})))
+}
+
+/// A logout token (it carries the back-channel logout event) must never
+/// pass as an access token (OIDC BCL §2.4 asks RPs to tell them apart).
+pub fn is_logout_token(payload: &Map<String, Value>) -> bool {
+    payload.get("events").and_then(|e| e.get(EVENT)).is_some()
 }
 
 /// The checks of §2.6 beyond ordinary JWT validation.

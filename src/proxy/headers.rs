@@ -57,6 +57,21 @@ pub fn set_claims(
     for name in all_claim_headers {
         headers.remove(name);
     }
+    // `X_User_Id` reaches CGI/WSGI/Rack apps as HTTP_X_USER_ID, the same as
+    // `X-User-Id`: drop underscore spellings of claim headers too.
+    if !all_claim_headers.is_empty() && headers.keys().any(|k| k.as_str().contains('_')) {
+        let lookalikes: Vec<HeaderName> = headers
+            .keys()
+            .filter(|k| {
+                let dashed = k.as_str().replace('_', "-");
+                all_claim_headers.iter().any(|c| c.as_str() == dashed)
+            })
+            .cloned()
+            .collect();
+        for name in lookalikes {
+            headers.remove(name);
+        }
+    }
     if let Some(claims) = claims {
         for claim in route_claims {
             if let Some(value) = claim.value(&claims.payload)? {
@@ -65,6 +80,30 @@ pub fn set_claims(
         }
     }
     Ok(())
+}
+
+/// Removes the `name=value` pair of one cookie from every Cookie header
+/// (`strip_authorization` when the token came from a cookie).
+pub fn remove_cookie(headers: &mut HeaderMap, name: &str) {
+    let kept: Vec<String> = headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .map(str::trim)
+                .filter(|pair| pair.split_once('=').is_none_or(|(k, _)| k != name))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+        .filter(|v| !v.is_empty())
+        .collect();
+    headers.remove(http::header::COOKIE);
+    for value in kept {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            headers.append(http::header::COOKIE, v);
+        }
+    }
 }
 
 /// Sets `X-Forwarded-For` (appending the client), `-Proto` and `-Host`.

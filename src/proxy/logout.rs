@@ -18,7 +18,10 @@ pub fn answer(revoked: &Revoked) -> Response<Body> {
 /// before now is refused from now on (this one included).
 pub async fn everywhere(revocations: &Revocations, claims: &Claims) -> Result<Response<Body>, ProxyError> {
     let sub = claims.sub.as_deref().ok_or(Rejection::InvalidClaims("sub is required to log out everywhere"))?;
-    let cut_off = crate::auth::now_unix();
+    // The caller's own iat shows how far ahead the IdP's clock runs: tokens
+    // it stamped up to that "time" are cut off too. Not now + leeway: that
+    // would refuse the user's fresh login for the next `leeway` seconds.
+    let cut_off = crate::auth::now_unix().max(claims.iat_unix.unwrap_or(i64::MIN));
     let key = keys::subject(&revocations.policy().key_prefix, &claims.issuer_tag, sub);
     let revoked = revocations.revoke_cut_off(key, cut_off, "subject").await?;
     tracing::info!(iss = %claims.iss, "subject revoked by logout-all");

@@ -22,7 +22,7 @@ use crate::auth::{self, Claims};
 use crate::config::AuthMode;
 use crate::error::{Body, ProxyError, Rejection};
 use crate::revocation::Revocations;
-use crate::routes::{matchable_path, RequestHead, Route};
+use crate::routes::{for_matching, matchable_path, RequestHead, Route};
 use crate::runtime::Runtime;
 use arc_swap::ArcSwap;
 use http::header::{AUTHORIZATION, HOST};
@@ -95,7 +95,9 @@ impl Gate {
         if req.method() == Method::CONNECT {
             return Err(ProxyError::MethodNotAllowed);
         }
-        let path = matchable_path(req.uri().path()).ok_or(ProxyError::AmbiguousPath)?;
+        let decoded = matchable_path(req.uri().path()).ok_or(ProxyError::AmbiguousPath)?;
+        let path = for_matching(&decoded, rt.case_sensitive_paths);
+        let host = request_host(&req)?;
         let special = Special::of(rt, req.method(), &path);
         let route: &Route = match special {
             Special::Backchannel => {
@@ -107,14 +109,14 @@ impl Gate {
                 rt.routes.default_route()
             }
             Special::None => {
-                let head =
-                    RequestHead { method: req.method(), host: request_host(&req), path: &path, headers: req.headers() };
+                let head = RequestHead { method: req.method(), host, path: &path, headers: req.headers() };
                 let route = rt.routes.pick(&head);
                 *label = route.label.clone();
                 route
             }
         };
         drop(path);
+        drop(decoded);
         let claims = self.authenticate(rt, route.auth, &req).await?;
         if let Some(claims) = &claims {
             route.require.check(claims)?;
@@ -130,9 +132,15 @@ impl Gate {
             (Special::LogoutAll, Some(claims)) => return logout::everywhere(&self.revocations, claims).await,
             _ => {}
         }
+        // Hop-by-hop first: `Connection: X-User-Id` must not remove a claim
+        // header set below.
+        headers::strip_hop_by_hop(req.headers_mut());
         headers::set_claims(req.headers_mut(), rt.routes.claim_headers(), &route.forward_claims, claims.as_deref())?;
         if route.strip_authorization {
             req.headers_mut().remove(AUTHORIZATION);
+            if let Some(cookie) = rt.cookie.as_deref() {
+                headers::remove_cookie(req.headers_mut(), cookie);
+            }
         }
         let upstream = live.upstreams.get(route.upstream).ok_or(ProxyError::UpstreamUnavailable)?;
         upstream.send(req, client).await
@@ -153,22 +161,32 @@ impl Gate {
             (AuthMode::Required | AuthMode::Optional, Ok(raw)) => raw,
         };
         let claims = rt.verifier.verify(raw, auth::now_unix())?;
+        if backchannel::is_logout_token(&claims.payload) {
+            return Err(Rejection::InvalidClaims("a logout token is not an access token").into());
+        }
         self.revocations.ensure_live(&claims, raw).await?;
         Ok(Some(claims))
     }
 }
 
-/// The request's host without port: the Host header, else the HTTP/2
-/// `:authority`.
-fn request_host(req: &Request<Incoming>) -> Option<&str> {
-    let raw = match req.headers().get(HOST).and_then(|h| h.to_str().ok()) {
-        Some(h) => h,
-        None => req.uri().authority()?.as_str(),
+/// The request's host without port or trailing dot: the Host header, else
+/// the HTTP/2 `:authority`. Two Host headers, or one that is not ASCII, are
+/// refused: an upstream could read a different host than the rules did.
+fn request_host(req: &Request<Incoming>) -> Result<Option<&str>, ProxyError> {
+    let mut hosts = req.headers().get_all(HOST).iter();
+    let raw = match (hosts.next(), hosts.next()) {
+        (Some(_), Some(_)) => return Err(ProxyError::AmbiguousHost),
+        (Some(h), None) => h.to_str().map_err(|_| ProxyError::AmbiguousHost)?,
+        (None, _) => match req.uri().authority() {
+            Some(a) => a.as_str(),
+            None => return Ok(None),
+        },
     };
-    Some(match raw.strip_prefix('[') {
+    let host = match raw.strip_prefix('[') {
         Some(v6) => v6.split(']').next().unwrap_or(v6),
         None => raw.rsplit_once(':').map_or(raw, |(host, _)| host),
-    })
+    };
+    Ok(Some(host.strip_suffix('.').unwrap_or(host)))
 }
 
 /// Metric labels of jwtgate's own paths.

@@ -152,6 +152,12 @@ impl Revocations {
     /// Ok when the token is not revoked (or the store is down under
     /// `fail_open`). When every key is cached, no store call is made.
     pub async fn ensure_live(&self, claims: &Claims, raw: &str) -> Result<(), ProxyError> {
+        // Subject cut-offs live `max_token_lifetime`: a token that outlives
+        // them could come back to life after a "log out everywhere".
+        let max = self.policy.max_token_lifetime.as_secs() as i64;
+        if claims.exp_unix.is_some_and(|exp| exp.saturating_sub(crate::auth::now_unix()) > max) {
+            return Err(Rejection::InvalidClaims("token lives longer than revocation.max_token_lifetime").into());
+        }
         let (keys, kinds) = self.lookup_keys(claims, raw)?;
         let slots = match self.cached(&keys) {
             Some(slots) => {

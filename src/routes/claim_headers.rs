@@ -1,8 +1,9 @@
 //! Claims forwarded as request headers (`forward_claims`), for apps that
 //! cannot read a JWT. Strings as is, numbers and booleans as text, arrays
 //! joined with `,`, objects as compact JSON. A value holding a control
-//! character (CR, LF, NUL, …) is refused (401 `invalid_claims`), never
-//! forwarded or silently altered: header injection must be impossible.
+//! character (CR, LF, NUL, …), or an array element holding a comma, is
+//! refused (401 `invalid_claims`), never forwarded or silently altered:
+//! header injection and value smuggling must be impossible.
 
 use crate::error::Rejection;
 use http::{HeaderName, HeaderValue};
@@ -45,7 +46,14 @@ impl ClaimHeader {
     pub fn value(&self, payload: &Map<String, Value>) -> Result<Option<HeaderValue>, Rejection> {
         let text = match self.claim.find(payload) {
             None | Some(Value::Null) => return Ok(None),
-            Some(Value::Array(items)) => items.iter().map(render).collect::<Vec<_>>().join(","),
+            Some(Value::Array(items)) => {
+                let parts: Vec<String> = items.iter().map(render).collect();
+                // `["a,admin"]` must not read as two values.
+                if parts.iter().any(|p| p.contains(',')) {
+                    return Err(Rejection::InvalidClaims("a forwarded array claim holds a comma"));
+                }
+                parts.join(",")
+            }
             Some(v) => render(v),
         };
         if text.bytes().any(|b| b < 0x20 || b == 0x7f) {

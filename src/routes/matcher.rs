@@ -97,6 +97,17 @@ impl PathMatch {
         regex::Regex::new(&pattern).map(|re| PathMatch::Regex(re, format!("glob:{source}"))).map_err(|e| e.to_string())
     }
 
+    /// The same rule, case-insensitive (regexes get `(?i)`; exact and prefix
+    /// patterns are already folded by the config compiler).
+    pub fn case_insensitive(self) -> Result<Self, String> {
+        match self {
+            PathMatch::Regex(re, source) => regex::Regex::new(&format!("(?i){}", re.as_str()))
+                .map(|re| PathMatch::Regex(re, source))
+                .map_err(|e| e.to_string()),
+            other => Ok(other),
+        }
+    }
+
     pub fn label(&self) -> String {
         match self {
             PathMatch::Exact(p) => format!("path:{p}"),

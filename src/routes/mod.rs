@@ -10,7 +10,7 @@ mod require;
 
 pub use claim_headers::{ClaimHeader, ClaimPath};
 pub use matcher::{HeaderMatch, HostMatch, PathMatch};
-pub use path::matchable_path;
+pub use path::{for_matching, matchable_path};
 pub use require::{ClaimCondition, Requirements};
 
 use crate::config::AuthMode;

@@ -4,6 +4,12 @@
 //! `%2f`, `%5c`), raw backslashes and `%00`. Other percent-escapes of
 //! unreserved characters are decoded for matching only (`/%61pi` matches
 //! `/api`); the upstream still receives the path byte for byte.
+//!
+//! Rules are then matched the way common upstreams route ([`for_matching`]):
+//! `;params` dropped from segments (Tomcat/Spring ignore them), one trailing
+//! slash ignored (Express, non-strict routing) and, unless
+//! `case_sensitive_paths`, ASCII case folded (Express, IIS). Each reading
+//! makes a rule apply to more requests, never fewer.
 
 use std::borrow::Cow;
 
@@ -20,6 +26,30 @@ pub fn matchable_path(raw: &str) -> Option<Cow<'_, str>> {
         seg == "." || seg == ".."
     });
     (!dot_segment).then_some(path)
+}
+
+/// The form rules are compared with: `;params` removed from every segment,
+/// one trailing `/` removed (except for `/`), ASCII lower-cased unless
+/// `case_sensitive`. Allocates only when one of those applies.
+pub fn for_matching(path: &str, case_sensitive: bool) -> Cow<'_, str> {
+    let mut out = Cow::Borrowed(path);
+    if out.contains(';') {
+        let stripped: Vec<&str> = out.split('/').map(|seg| seg.split(';').next().unwrap_or(seg)).collect();
+        out = Cow::Owned(stripped.join("/"));
+    }
+    if out.len() > 1 && out.ends_with('/') {
+        out = match out {
+            Cow::Borrowed(p) => Cow::Borrowed(&p[..p.len() - 1]),
+            Cow::Owned(mut p) => {
+                p.pop();
+                Cow::Owned(p)
+            }
+        };
+    }
+    if !case_sensitive && out.bytes().any(|b| b.is_ascii_uppercase()) {
+        out = Cow::Owned(out.to_ascii_lowercase());
+    }
+    out
 }
 
 /// Decodes `%XX` of unreserved characters; refuses encoded `.`, `/`, `\`,
@@ -81,6 +111,14 @@ mod tests {
         ] {
             assert_eq!(matchable_path(p), None, "{p}");
         }
+    }
+
+    #[test]
+    fn matching_form_ignores_params_trailing_slash_and_case() {
+        assert_eq!(for_matching("/Admin;jsessionid=1/x/", false), "/admin/x");
+        assert_eq!(for_matching("/Admin/x", true), "/Admin/x");
+        assert_eq!(for_matching("/", false), "/");
+        assert!(matches!(for_matching("/api/x", false), Cow::Borrowed(_)));
     }
 
     #[test]

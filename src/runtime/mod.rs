@@ -31,6 +31,8 @@ pub struct Runtime {
     pub verifier: Verifier,
     pub routes: RouteTable,
     pub logout: LogoutRule,
+    /// Compare paths with case (default: folded, as Express and IIS route).
+    pub case_sensitive_paths: bool,
     /// "Log out everywhere": revokes every token of the caller's subject.
     pub logout_all: Option<LogoutRule>,
     pub backchannel: Option<BackchannelRule>,
@@ -117,13 +119,13 @@ pub fn compile(file: FileConfig, origin: &Origin<'_>) -> Result<Runtime, ConfigE
         file.jwt.verified_cache_entries,
     );
     let upstream_names: Vec<String> = file.upstreams.keys().cloned().collect();
-    let routes = routes::compile(&file.routes, &upstream_names, origin)?;
+    let routes = routes::compile(&file.routes, &upstream_names, file.case_sensitive_paths, origin)?;
     let mut upstreams = vec![upstream.clone()];
     for (name, spec) in &file.upstreams {
         upstreams.push(compile_upstream(spec, &format!("upstreams.{name}"), origin)?);
     }
     let logout = LogoutRule {
-        path: compile_path(&file.logout.path, "logout.path", origin)?,
+        path: compile_path(&file.logout.path, file.case_sensitive_paths, "logout.path", origin)?,
         methods: compile_methods(&file.logout.methods, "logout.methods", origin)?,
         forward: file.logout.forward,
     };
@@ -178,7 +180,8 @@ pub fn compile(file: FileConfig, origin: &Origin<'_>) -> Result<Runtime, ConfigE
     if rev.legacy.as_ref().is_some_and(|l| l.keys.is_empty()) {
         return Err(err("revocation.legacy.keys", "at least one key template is required".into()));
     }
-    let logout_all = file.logout_all.as_ref().map(|p| compile_path_rule(p, "logout_all", origin)).transpose()?;
+    let cs = file.case_sensitive_paths;
+    let logout_all = file.logout_all.as_ref().map(|p| compile_path_rule(p, cs, "logout_all", origin)).transpose()?;
     let backchannel = match &file.backchannel_logout {
         None => None,
         Some(b) => {
@@ -186,7 +189,7 @@ pub fn compile(file: FileConfig, origin: &Origin<'_>) -> Result<Runtime, ConfigE
                 return Err(err("backchannel_logout.issuer", format!("`{}` is not one of jwt.issuers", b.issuer)));
             }
             Some(BackchannelRule {
-                path: compile_path(&b.path, "backchannel_logout.path", origin)?,
+                path: compile_path(&b.path, cs, "backchannel_logout.path", origin)?,
                 issuer: b.issuer.clone(),
             })
         }
@@ -200,6 +203,7 @@ pub fn compile(file: FileConfig, origin: &Origin<'_>) -> Result<Runtime, ConfigE
         verifier,
         routes,
         logout,
+        case_sensitive_paths: file.case_sensitive_paths,
         logout_all,
         backchannel,
         admin,
@@ -210,9 +214,9 @@ pub fn compile(file: FileConfig, origin: &Origin<'_>) -> Result<Runtime, ConfigE
     })
 }
 
-fn compile_path_rule(spec: &PathSpec, at: &str, origin: &Origin<'_>) -> Result<LogoutRule, ConfigError> {
+fn compile_path_rule(spec: &PathSpec, cs: bool, at: &str, origin: &Origin<'_>) -> Result<LogoutRule, ConfigError> {
     Ok(LogoutRule {
-        path: compile_path(&spec.path, &format!("{at}.path"), origin)?,
+        path: compile_path(&spec.path, cs, &format!("{at}.path"), origin)?,
         methods: compile_methods(&spec.methods, &format!("{at}.methods"), origin)?,
         forward: false,
     })
@@ -371,9 +375,16 @@ fn load_key(spec: &KeySpec, dir: &Path) -> Result<Vec<keys::Key>, (String, Strin
     Ok(vec![keys::from_secret(kid, secret.expose())])
 }
 
-pub(crate) fn compile_path(p: &str, field: &str, origin: &Origin<'_>) -> Result<String, ConfigError> {
+/// A configured path in the form requests are compared in (see
+/// `routes::for_matching`).
+pub(crate) fn compile_path(
+    p: &str,
+    case_sensitive: bool,
+    field: &str,
+    origin: &Origin<'_>,
+) -> Result<String, ConfigError> {
     match crate::routes::matchable_path(p) {
-        Some(m) if p.starts_with('/') => Ok(m.into_owned()),
+        Some(m) if p.starts_with('/') => Ok(crate::routes::for_matching(&m, case_sensitive).into_owned()),
         _ => Err(ConfigError::at(
             origin,
             field,

@@ -26,20 +26,33 @@ const RESERVED: &[&str] = &[
     "x-forwarded-host",
 ];
 
-pub fn compile(specs: &[RouteSpec], upstreams: &[String], origin: &Origin<'_>) -> Result<RouteTable, ConfigError> {
+pub fn compile(
+    specs: &[RouteSpec],
+    upstreams: &[String],
+    case_sensitive: bool,
+    origin: &Origin<'_>,
+) -> Result<RouteTable, ConfigError> {
     let mut routes = Vec::with_capacity(specs.len());
     for (i, spec) in specs.iter().enumerate() {
-        routes.push(compile_route(spec, &format!("routes[{i}]"), upstreams, origin)?);
+        routes.push(compile_route(spec, &format!("routes[{i}]"), upstreams, case_sensitive, origin)?);
     }
     Ok(RouteTable::new(routes))
 }
 
-fn compile_route(spec: &RouteSpec, at: &str, upstreams: &[String], origin: &Origin<'_>) -> Result<Route, ConfigError> {
+fn compile_route(
+    spec: &RouteSpec,
+    at: &str,
+    upstreams: &[String],
+    cs: bool,
+    origin: &Origin<'_>,
+) -> Result<Route, ConfigError> {
     let err = |field: &str, msg: String| ConfigError::at(origin, format!("{at}.{field}"), msg);
     let m = &spec.matcher;
     let path = match (&m.path, &m.path_prefix, &m.path_regex, &m.path_glob) {
-        (Some(p), None, None, None) => PathMatch::Exact(compile_path(p, &format!("{at}.match.path"), origin)?),
-        (None, Some(p), None, None) => PathMatch::prefix(&compile_path(p, &format!("{at}.match.path_prefix"), origin)?),
+        (Some(p), None, None, None) => PathMatch::Exact(compile_path(p, cs, &format!("{at}.match.path"), origin)?),
+        (None, Some(p), None, None) => {
+            PathMatch::prefix(&compile_path(p, cs, &format!("{at}.match.path_prefix"), origin)?)
+        }
         (None, None, Some(re), None) => {
             PathMatch::regex(re).map_err(|e| err("match.path_regex", format!("invalid regex: {e}")))?
         }
@@ -50,6 +63,7 @@ fn compile_route(spec: &RouteSpec, at: &str, upstreams: &[String], origin: &Orig
         (None, None, None, None) => PathMatch::Prefix("/".into()),
         _ => return Err(err("match", "at most one of path, path_prefix, path_regex, path_glob".into())),
     };
+    let path = if cs { path } else { path.case_insensitive().map_err(|e| err("match", e))? };
     let host = m.host.as_deref().map(HostMatch::parse).transpose().map_err(|e| err("match.host", e))?;
     let header = match &m.header {
         None => None,

@@ -44,11 +44,14 @@ async fn bearer_scheme_is_case_insensitive() {
 }
 
 #[tokio::test]
-async fn non_bearer_authorization_counts_as_no_token() {
+async fn non_bearer_authorization_is_refused_not_passed_through() {
     let (app, gate) = fixture().await;
     let req = gate.req("GET", "/api/basic").header("authorization", "Basic dXNlcjpwYXNz");
     let rsp = gate.send(req.body(empty()).unwrap()).await;
-    assert_refused(&rsp, 401, "missing_token", Challenge::Bare);
+    assert_refused(&rsp, 400, "invalid_request", Challenge::InvalidRequest);
+    let tab = gate.req("GET", "/api/basic").header("authorization", format!("Bearer\t{}", token::mint()));
+    let rsp = gate.send(tab.body(empty()).unwrap()).await;
+    assert_refused(&rsp, 400, "invalid_request", Challenge::InvalidRequest);
     assert_eq!(app.seen("/api/basic"), 0);
     assert_eq!(gate.get("/api/ok", &token::mint()).await.status, 200, "control");
 }
