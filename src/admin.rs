@@ -49,7 +49,9 @@ impl Admin {
 
 /// Serves the admin API until the process ends.
 pub async fn serve(listener: TcpListener, admin: Arc<Admin>) {
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // Slow-loris bound, as on the public listener.
+    builder.http1().timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(std::time::Duration::from_secs(10));
     loop {
         let Ok((stream, _)) = listener.accept().await else { continue };
         let admin = admin.clone();
