@@ -30,6 +30,8 @@ mod fleet;
 #[cfg(test)]
 mod flight;
 #[cfg(test)]
+mod hardening;
+#[cfg(test)]
 mod inject;
 #[cfg(test)]
 mod inspect;
