@@ -92,7 +92,7 @@ enum KeyKind {
     Legacy,
 }
 
-type Fetched = Result<Arc<(cache::Epoch, Vec<Option<String>>)>, StoreError>;
+type Fetched = Result<Arc<Vec<Slot>>, StoreError>;
 
 /// Cache + store + policy: the revocation phase of the request path.
 pub struct Revocations {
@@ -181,19 +181,30 @@ impl Revocations {
 
     async fn fetch(&self, keys: &[String], kinds: &[KeyKind], claims: &Claims) -> Result<Vec<Slot>, StoreError> {
         // Keyed by the whole key list: two tokens sharing a jti but not a
-        // sub (an issuer reusing jtis) must not share an answer. The epoch is
-        // the one taken before the shared round trip, so a caller joining
-        // after an invalidation cannot cache the older answer.
+        // sub (an issuer reusing jtis) must not share an answer. The leader
+        // caches the answer *inside* the flight, with the epoch taken before
+        // its round trip: a request arriving as the flight lands finds the
+        // cache filled, and one joining after an invalidation cannot cache
+        // the older answer.
         let flight_key = keys.join("\n");
-        let fetched = self
+        let slots = self
             .flights
             .run(&flight_key, || async {
                 let epoch = self.cache.epoch();
-                self.guarded_fetch(keys).await.map(|values| Arc::new((epoch, values)))
+                let values = self.guarded_fetch(keys).await?;
+                let slots = Arc::new(self.slots(&values, kinds));
+                self.remember(keys, kinds, &slots, claims, epoch);
+                Ok(slots)
             })
             .await?;
-        let (epoch, values) = (fetched.0, &fetched.1);
-        let slots: Vec<Slot> = values
+        let source = if revoked(claims, kinds, &slots) { "store_hit" } else { "store_miss" };
+        metrics::counter!("jwtgate_revocation_checks_total", "source" => source).increment(1);
+        Ok(slots.to_vec())
+    }
+
+    /// Store values as slots; a legacy value not in `values` means absent.
+    fn slots(&self, values: &[Option<String>], kinds: &[KeyKind]) -> Vec<Slot> {
+        values
             .iter()
             .zip(kinds)
             .map(|(value, kind)| match (value, kind) {
@@ -201,11 +212,12 @@ impl Revocations {
                 (Some(v), KeyKind::Legacy) if !self.policy.legacy.value_means_revoked(v) => Slot::Absent,
                 (Some(v), _) => Slot::Present(v.trim().parse().unwrap_or(1)),
             })
-            .collect();
-        let source = if revoked(claims, kinds, &slots) { "store_hit" } else { "store_miss" };
-        metrics::counter!("jwtgate_revocation_checks_total", "source" => source).increment(1);
+            .collect()
+    }
+
+    fn remember(&self, keys: &[String], kinds: &[KeyKind], slots: &[Slot], claims: &Claims, epoch: cache::Epoch) {
         let token_until = Instant::now() + secs_until(self.expires_at(claims));
-        for ((key, kind), slot) in keys.iter().zip(kinds).zip(&slots) {
+        for ((key, kind), slot) in keys.iter().zip(kinds).zip(slots) {
             let present_until = (*kind == KeyKind::Token).then_some(token_until);
             if *kind == KeyKind::Legacy {
                 // Legacy lists are written by the app, not announced: cache briefly.
@@ -214,7 +226,6 @@ impl Revocations {
                 self.cache.remember_fetched(key.clone(), *slot, epoch, present_until);
             }
         }
-        Ok(slots)
     }
 
     async fn guarded_fetch(&self, keys: &[String]) -> Result<Vec<Option<String>>, StoreError> {
