@@ -127,15 +127,10 @@ fn main() -> ExitCode {
     if let Command::Inject { file, all, services, sidecar } = cli.command {
         return inject(&file, sidecar.options(all, services));
     }
-    // One worker per CPU this process may run on (the affinity mask, e.g.
-    // a cgroup-pinned sidecar); with one CPU, a current-thread runtime
-    // avoids work-stealing bookkeeping and cross-thread wake-ups.
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let built = if cpus == 1 {
-        tokio::runtime::Builder::new_current_thread().enable_all().build()
-    } else {
-        tokio::runtime::Builder::new_multi_thread().worker_threads(cpus).enable_all().build()
-    };
+    // Tokio's default: one worker per CPU this process may use. A
+    // current-thread runtime on one pinned CPU was measured (bench/run.sh,
+    // alternating A/B) and was not faster, so it is not special-cased.
+    let built = tokio::runtime::Builder::new_multi_thread().enable_all().build();
     let runtime = match built {
         Ok(rt) => rt,
         Err(e) => return fail(format!("cannot start the async runtime: {e}")),
