@@ -36,7 +36,8 @@ impl Upstream {
     }
 
     /// Sends `req` upstream: same method, path and query bytes, same body
-    /// stream; hop-by-hop headers removed and `X-Forwarded-*` set.
+    /// stream; `X-Forwarded-*` set. The caller has removed hop-by-hop
+    /// request headers; this removes the response's.
     pub async fn send(&self, mut req: Request<Incoming>, client: SocketAddr) -> Result<Response<Body>, ProxyError> {
         let host = req
             .headers()
@@ -48,7 +49,8 @@ impl Upstream {
             Uri::builder().scheme(Scheme::HTTP).authority(self.authority.clone()).path_and_query(path_and_query);
         *req.uri_mut() = parts.build().map_err(|_| ProxyError::UpstreamUnavailable)?;
         *req.version_mut() = Version::HTTP_11;
-        headers::strip_hop_by_hop(req.headers_mut());
+        // Hop-by-hop request headers were already stripped by the gate's
+        // phases (before claim headers were set); only X-Forwarded-* here.
         headers::set_forwarded(req.headers_mut(), client.ip(), host.as_ref());
 
         let mut rsp = match tokio::time::timeout(self.timeout, self.client.request(req)).await {
