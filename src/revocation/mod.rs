@@ -92,7 +92,19 @@ enum KeyKind {
     Legacy,
 }
 
-type Fetched = Result<Arc<Vec<Slot>>, StoreError>;
+type Fetched = Result<Flown, StoreError>;
+
+/// A flight's answer, shared by every request that joined it.
+#[derive(Clone)]
+struct Flown {
+    slots: Arc<Vec<Slot>>,
+    /// Found in the cache by the leader: no store round trip was made.
+    from_cache: bool,
+}
+
+fn count_check(source: &'static str) {
+    metrics::counter!("jwtgate_revocation_checks_total", "source" => source).increment(1);
+}
 
 /// Cache + store + policy: the revocation phase of the request path.
 pub struct Revocations {
@@ -161,7 +173,7 @@ impl Revocations {
         let (keys, kinds) = self.lookup_keys(claims, raw)?;
         let slots = match self.cached(&keys) {
             Some(slots) => {
-                metrics::counter!("jwtgate_revocation_checks_total", "source" => "cache").increment(1);
+                count_check("cache");
                 slots
             }
             None => match self.fetch(&keys, &kinds, claims).await {
@@ -185,21 +197,29 @@ impl Revocations {
         // caches the answer *inside* the flight, with the epoch taken before
         // its round trip: a request arriving as the flight lands finds the
         // cache filled, and one joining after an invalidation cannot cache
-        // the older answer.
+        // the older answer. A new leader looks at the cache once more: a
+        // request that missed it just before the previous flight landed
+        // would otherwise make a second round trip for the same answer.
         let flight_key = keys.join("\n");
-        let slots = self
+        let fetched = self
             .flights
             .run(&flight_key, || async {
+                if let Some(slots) = self.cached(keys) {
+                    return Ok(Flown { slots: Arc::new(slots), from_cache: true });
+                }
                 let epoch = self.cache.epoch();
                 let values = self.guarded_fetch(keys).await?;
                 let slots = Arc::new(self.slots(&values, kinds));
                 self.remember(keys, kinds, &slots, claims, epoch);
-                Ok(slots)
+                Ok(Flown { slots, from_cache: false })
             })
             .await?;
-        let source = if revoked(claims, kinds, &slots) { "store_hit" } else { "store_miss" };
-        metrics::counter!("jwtgate_revocation_checks_total", "source" => source).increment(1);
-        Ok(slots.to_vec())
+        count_check(match (fetched.from_cache, revoked(claims, kinds, &fetched.slots)) {
+            (true, _) => "cache",
+            (false, true) => "store_hit",
+            (false, false) => "store_miss",
+        });
+        Ok(fetched.slots.to_vec())
     }
 
     /// Store values as slots; a legacy value not in `values` means absent.
