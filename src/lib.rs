@@ -28,4 +28,5 @@ pub mod revocation;
 pub mod routes;
 pub mod runtime;
 pub mod server;
+pub mod tls;
 pub mod webhook;

@@ -187,7 +187,9 @@ async fn run(command: Command) -> Result<(), String> {
     match command {
         Command::Run { config, listen, upstream } => {
             let overrides = config::Overrides { listen, upstream };
+            let loaded = server::Watched::before_load(&config).await;
             let runtime = config::load_file_with(&config, &overrides).map_err(|e| e.to_string())?;
+            let loaded = loaded.add_tls(runtime.tls.as_ref()).await;
             let admin = runtime.admin.clone();
             // The recorder first: the subscriber sets gauges as soon as it starts.
             let metrics = admin.as_ref().map(|_| jwtgate::metrics::install()).transpose()?;
@@ -195,13 +197,14 @@ async fn run(command: Command) -> Result<(), String> {
             let hangup = server::hangup_signal();
             // Keys first: "listening" means ready to verify.
             server::start_jwks(&runtime).await;
-            let listener =
-                server::bind(runtime.listen).await.map_err(|e| format!("cannot listen on {}: {e}", runtime.listen))?;
+            let listener = server::bind(runtime.listen, runtime.tls.is_some())
+                .await
+                .map_err(|e| format!("cannot listen on {}: {e}", runtime.listen))?;
             let gate = server::build_gate(runtime)?;
             if let Some(settings) = admin {
                 start_admin(&settings, gate.clone(), metrics).await?;
             }
-            tokio::spawn(server::reload_loop(gate.clone(), config, overrides, hangup));
+            tokio::spawn(server::reload_loop(gate.clone(), config, overrides, hangup, loaded));
             server::serve(listener, gate, server::shutdown_signal()).await;
             Ok(())
         }
@@ -259,7 +262,7 @@ async fn run_demo(listen: SocketAddr) -> Result<(), String> {
         text: Some(demo::DEMO_YAML),
     };
     let runtime = config::compile(file, &origin).map_err(|e| e.to_string())?;
-    let listener = server::bind(runtime.listen).await.map_err(|e| {
+    let listener = server::bind(runtime.listen, runtime.tls.is_some()).await.map_err(|e| {
         format!("cannot listen on {listen}: {e} (pick another address with `jwtgate demo --listen 127.0.0.1:18080`)")
     })?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;

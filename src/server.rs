@@ -57,20 +57,26 @@ pub fn build_gate(runtime: Runtime) -> Result<Arc<Gate>, String> {
 }
 
 /// Binds the public listener and announces it on stdout (one line, for
-/// scripts and tests: `jwtgate listening on http://ADDR`).
-pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+/// scripts and tests: `jwtgate listening on http://ADDR`, or `https://`).
+pub async fn bind(addr: SocketAddr, tls: bool) -> std::io::Result<TcpListener> {
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
-    println!("jwtgate listening on http://{local}");
-    tracing::info!(%local, "listening");
+    let scheme = if tls { "https" } else { "http" };
+    println!("jwtgate listening on {scheme}://{local}");
+    tracing::info!(%local, tls, "listening");
     Ok(listener)
 }
 
-/// Serves until `shutdown` resolves, then drains.
+/// Serves until `shutdown` resolves, then drains. With TLS (decided by the
+/// config at start), each connection's handshake runs in its own task under
+/// `tls.handshake_timeout`, with the certificate of the config snapshot
+/// current at accept time, so a renewed certificate serves new connections.
 pub async fn serve(listener: TcpListener, gate: Arc<Gate>, shutdown: impl Future<Output = ()>) {
+    let tls = gate.live.load().rt.tls.is_some();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
     builder.http2().timer(TokioTimer::new()).keep_alive_interval(Duration::from_secs(30));
+    let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -88,11 +94,19 @@ pub async fn serve(listener: TcpListener, gate: Arc<Gate>, shutdown: impl Future
         };
         let _ = stream.set_nodelay(true);
         let gate = gate.clone();
-        let service = service_fn(move |req| gate.clone().handle(req, client));
-        let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
-        let conn = graceful.watch(conn);
+        let (builder, watcher) = (builder.clone(), graceful.watcher());
         tokio::spawn(async move {
-            if let Err(err) = conn.await {
+            let service = {
+                let gate = gate.clone();
+                service_fn(move |req| gate.clone().handle(req, client))
+            };
+            let served = if tls {
+                let Some(stream) = tls_handshake(&gate, stream, client).await else { return };
+                watcher.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned()).await
+            } else {
+                watcher.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned()).await
+            };
+            if let Err(err) = served {
                 tracing::debug!(error = %err, %client, "connection ended with an error");
             }
         });
@@ -101,6 +115,33 @@ pub async fn serve(listener: TcpListener, gate: Arc<Gate>, shutdown: impl Future
     tracing::info!("shutting down; draining connections");
     if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
         tracing::warn!("drain timed out; closing remaining connections");
+    }
+}
+
+/// The server side of a TLS handshake, bounded in time; `None` when it
+/// failed (logged at debug: scanners and plain-HTTP clients are routine).
+async fn tls_handshake(
+    gate: &Gate,
+    stream: tokio::net::TcpStream,
+    client: SocketAddr,
+) -> Option<tokio_rustls::server::TlsStream<tokio::net::TcpStream>> {
+    let (config, timeout) = {
+        let live = gate.live.load();
+        let tls = live.rt.tls.as_ref()?;
+        (tls.config.clone(), tls.handshake_timeout)
+    };
+    match tokio::time::timeout(timeout, tokio_rustls::TlsAcceptor::from(config).accept(stream)).await {
+        Ok(Ok(stream)) => Some(stream),
+        Ok(Err(err)) => {
+            metrics::counter!("jwtgate_tls_handshake_failures_total", "reason" => "error").increment(1);
+            tracing::debug!(%client, error = %err, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            metrics::counter!("jwtgate_tls_handshake_failures_total", "reason" => "timeout").increment(1);
+            tracing::debug!(%client, "TLS handshake timed out");
+            None
+        }
     }
 }
 
@@ -130,8 +171,17 @@ pub fn hangup_signal() -> Option<Hangup> {
 /// validated and compiled completely before it is swapped in; a bad one is
 /// logged with file and line and the running config stays. Requests in
 /// flight finish on the snapshot they started with.
-pub async fn reload_loop(gate: Arc<Gate>, path: PathBuf, overrides: Overrides, mut hup: Option<Hangup>) {
-    let mut last = tokio::fs::read(&path).await.ok();
+///
+/// `last` is what the running config was loaded from ([`Watched::before_load`]
+/// and [`Watched::add_tls`]), so a change made while jwtgate was starting
+/// is still seen.
+pub async fn reload_loop(
+    gate: Arc<Gate>,
+    path: PathBuf,
+    overrides: Overrides,
+    mut hup: Option<Hangup>,
+    mut last: Watched,
+) {
     loop {
         let settings = gate.live.load().rt.reload.clone();
         let hangup = async {
@@ -146,13 +196,44 @@ pub async fn reload_loop(gate: Arc<Gate>, path: PathBuf, overrides: Overrides, m
             () = hangup => true,
             () = tokio::time::sleep(settings.poll_interval), if settings.watch => false,
         };
-        let current = tokio::fs::read(&path).await.ok();
-        if !by_signal && (current.is_none() || current == last) {
+        let current = watched(&gate, &path).await;
+        if !by_signal && (current.config.is_none() || current == last) {
             continue;
         }
         last = current;
         reload(&gate, &path, &overrides, if by_signal { "SIGHUP" } else { "file change" }).await;
     }
+}
+
+/// The contents whose change triggers a reload: the config file and, with
+/// TLS, the certificate and key files the running config names (a
+/// cert-manager renewal changes only those).
+#[derive(PartialEq)]
+pub struct Watched {
+    config: Option<Vec<u8>>,
+    /// Certificate and key contents (empty without TLS).
+    tls: Vec<Option<Vec<u8>>>,
+}
+
+impl Watched {
+    /// The config file, read before it is loaded: a change after this
+    /// point triggers a reload.
+    pub async fn before_load(path: &std::path::Path) -> Self {
+        Watched { config: tokio::fs::read(path).await.ok(), tls: Vec::new() }
+    }
+
+    /// Adds the certificate and key files `tls` names.
+    pub async fn add_tls(mut self, tls: Option<&crate::runtime::ListenerTls>) -> Self {
+        if let Some(t) = tls {
+            self.tls = vec![tokio::fs::read(&t.cert_file).await.ok(), tokio::fs::read(&t.key_file).await.ok()];
+        }
+        self
+    }
+}
+
+async fn watched(gate: &Gate, path: &std::path::Path) -> Watched {
+    let tls = gate.live.load().rt.tls.clone();
+    Watched::before_load(path).await.add_tls(tls.as_ref()).await
 }
 
 /// Loads every `jwks_url` source once (concurrently, each bounded by its
@@ -164,6 +245,11 @@ pub async fn start_jwks(runtime: &Runtime) {
 
 async fn reload(gate: &Gate, path: &std::path::Path, overrides: &Overrides, trigger: &'static str) {
     match crate::config::load_file_with(path, overrides) {
+        Ok(runtime) if gate.live.load().rt.tls.is_some() != runtime.tls.is_some() => {
+            metrics::counter!("jwtgate_config_reloads_total", "result" => "error").increment(1);
+            let error = "turning `tls` on or off needs a restart";
+            tracing::error!(trigger, error, "config reload failed; keeping the running config");
+        }
         Ok(mut runtime) => {
             let old = gate.live.load_full();
             runtime.verifier.adopt_jwks(&old.rt.verifier);

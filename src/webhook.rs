@@ -29,7 +29,6 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
 use rustls::ServerConfig;
 use serde_json::{json, Value};
 use std::convert::Infallible;
@@ -181,29 +180,14 @@ fn decide(uid: &str, request: &Value, object: &Value, options: &Options) -> Valu
 }
 
 fn tls_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, WebhookError> {
-    let fail = |path: &Path, why: String| WebhookError::Tls { path: path.to_owned(), why };
-    let certs = CertificateDer::pem_file_iter(cert)
-        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| fail(cert, e.to_string()))?;
-    if certs.is_empty() {
-        return Err(fail(cert, "no certificate in the file".into()));
-    }
-    let private = PrivateKeyDer::from_pem_file(key).map_err(|e| fail(key, e.to_string()))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| fail(cert, e.to_string()))?
-        .with_no_client_auth()
-        .with_single_cert(certs, private)
-        .map_err(|e| fail(key, e.to_string()))?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    crate::tls::server_config(cert, key, crate::tls::ALPN_HTTP1)
+        .map_err(|e| WebhookError::Tls { path: e.path, why: e.why })
 }
 
 /// Swaps in a renewed certificate; new connections use it, open ones keep
 /// theirs. Compares file contents, since Secret mounts swap symlinks.
 async fn reload_certs(tls: Arc<ArcSwap<ServerConfig>>, cert: PathBuf, key: PathBuf) {
-    let read = || (std::fs::read(&cert).ok(), std::fs::read(&key).ok());
+    let read = || crate::tls::fingerprint(&cert, &key);
     let mut seen = read();
     loop {
         tokio::time::sleep(CERT_POLL).await;

@@ -21,6 +21,9 @@ use std::time::Duration;
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     pub listen: String,
+    /// TLS on the public listener; absent = plain HTTP (h1 + h2c).
+    #[serde(default)]
+    pub tls: Option<TlsSpec>,
     pub upstream: UpstreamSpec,
     /// Named upstreams a route may pick with `upstream: <name>`.
     #[serde(default)]
@@ -45,6 +48,19 @@ pub struct FileConfig {
     pub case_sensitive_paths: bool,
     #[serde(default)]
     pub routes: Vec<RouteSpec>,
+}
+
+/// Certificate and key of the public listener, PEM. Relative paths are
+/// relative to the config file. Both files are watched like the config:
+/// a renewed pair is used for new connections without a restart.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSpec {
+    pub cert_file: String,
+    pub key_file: String,
+    /// A client must finish its TLS handshake within this.
+    #[serde(default = "defaults::tls_handshake_timeout", with = "duration::serde_fmt")]
+    pub handshake_timeout: Duration,
 }
 
 /// Hot reload: SIGHUP always reloads; `watch` also polls the file (and
@@ -339,6 +355,9 @@ mod defaults {
     }
     pub fn connect_timeout() -> Duration {
         Duration::from_secs(2)
+    }
+    pub fn tls_handshake_timeout() -> Duration {
+        Duration::from_secs(10)
     }
     pub fn pool_max_idle() -> usize {
         256

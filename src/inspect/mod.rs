@@ -14,6 +14,9 @@ pub fn summary(path: &Path, rt: &Runtime) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{}: ok", path.display());
     let _ = writeln!(out, "  listen     {}", rt.listen);
+    if let Some(tls) = &rt.tls {
+        let _ = writeln!(out, "  tls        {} (key {})", tls.cert_file.display(), tls.key_file.display());
+    }
     for (i, up) in rt.upstreams.iter().enumerate() {
         let name = if i == 0 { "upstream  " } else { "upstream+ " };
         let _ = writeln!(out, "  {name} http://{} (timeout {:?})", up.authority, up.timeout);

@@ -19,6 +19,7 @@ pub struct Upstream {
     client: Client<HttpConnector, Incoming>,
     authority: Authority,
     timeout: Duration,
+    forwarded_proto: &'static str,
 }
 
 impl Upstream {
@@ -32,7 +33,12 @@ impl Upstream {
             .pool_idle_timeout(settings.pool_idle_timeout)
             .pool_max_idle_per_host(settings.pool_max_idle)
             .build(connector);
-        Self { client, authority: settings.authority.clone(), timeout: settings.timeout }
+        Self {
+            client,
+            authority: settings.authority.clone(),
+            timeout: settings.timeout,
+            forwarded_proto: settings.forwarded_proto,
+        }
     }
 
     /// Sends `req` upstream: same method, path and query bytes, same body
@@ -51,7 +57,7 @@ impl Upstream {
         *req.version_mut() = Version::HTTP_11;
         // Hop-by-hop request headers were already stripped by the gate's
         // phases (before claim headers were set); only X-Forwarded-* here.
-        headers::set_forwarded(req.headers_mut(), client.ip(), host.as_ref());
+        headers::set_forwarded(req.headers_mut(), client.ip(), host.as_ref(), self.forwarded_proto);
 
         let mut rsp = match tokio::time::timeout(self.timeout, self.client.request(req)).await {
             Ok(Ok(rsp)) => rsp,

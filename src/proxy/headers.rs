@@ -106,9 +106,10 @@ pub fn remove_cookie(headers: &mut HeaderMap, name: &str) {
     }
 }
 
-/// Sets `X-Forwarded-For` (appending the client), `-Proto` and `-Host`.
-/// `host` is the client's Host header or HTTP/2 `:authority`.
-pub fn set_forwarded(headers: &mut HeaderMap, client: IpAddr, host: Option<&HeaderValue>) {
+/// Sets `X-Forwarded-For` (appending the client), `-Proto` (`proto`: how
+/// the client reached jwtgate) and `-Host`. `host` is the client's Host
+/// header or HTTP/2 `:authority`.
+pub fn set_forwarded(headers: &mut HeaderMap, client: IpAddr, host: Option<&HeaderValue>, proto: &'static str) {
     let client = client.to_string();
     let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
         Some(prior) if !prior.trim().is_empty() => format!("{prior}, {client}"),
@@ -117,7 +118,7 @@ pub fn set_forwarded(headers: &mut HeaderMap, client: IpAddr, host: Option<&Head
     if let Ok(v) = HeaderValue::from_str(&xff) {
         headers.insert(X_FORWARDED_FOR.clone(), v);
     }
-    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
+    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
     if let Some(host) = host {
         headers.insert(X_FORWARDED_HOST.clone(), host.clone());
         if !headers.contains_key(HOST) {
@@ -148,9 +149,9 @@ mod tests {
     fn forwarded_for_appends_the_client() {
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
-        set_forwarded(&mut h, "127.0.0.2".parse().unwrap(), Some(&HeaderValue::from_static("api.example")));
+        set_forwarded(&mut h, "127.0.0.2".parse().unwrap(), Some(&HeaderValue::from_static("api.example")), "https");
         assert_eq!(h["x-forwarded-for"], "10.0.0.1, 127.0.0.2");
-        assert_eq!(h["x-forwarded-proto"], "http");
+        assert_eq!(h["x-forwarded-proto"], "https", "how the client reached jwtgate");
         assert_eq!(h["x-forwarded-host"], "api.example");
     }
 }

@@ -16,7 +16,7 @@ use http::uri::Authority;
 use http::{Method, Uri};
 use jsonwebtoken::Algorithm;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,6 +24,8 @@ mod routes;
 
 pub struct Runtime {
     pub listen: SocketAddr,
+    /// TLS on the public listener (certificate files read and checked).
+    pub tls: Option<ListenerTls>,
     /// The default upstream; `upstreams[0]` is the same, named ones follow.
     pub upstream: UpstreamSettings,
     pub upstreams: Vec<UpstreamSettings>,
@@ -43,6 +45,16 @@ pub struct Runtime {
     pub policy: Policy,
 }
 
+/// The public listener's TLS: the compiled rustls config and the files it
+/// came from (watched for renewal by the reload loop).
+#[derive(Clone)]
+pub struct ListenerTls {
+    pub config: Arc<rustls::ServerConfig>,
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    pub handshake_timeout: Duration,
+}
+
 #[derive(Debug, Clone)]
 pub struct UpstreamSettings {
     pub authority: Authority,
@@ -50,6 +62,8 @@ pub struct UpstreamSettings {
     pub connect_timeout: Duration,
     pub pool_max_idle: usize,
     pub pool_idle_timeout: Duration,
+    /// `X-Forwarded-Proto`: how clients reached jwtgate (`https` with `tls`).
+    pub forwarded_proto: &'static str,
 }
 
 #[derive(Debug, Clone)]
@@ -88,7 +102,9 @@ pub enum StoreSettings {
 pub fn compile(file: FileConfig, origin: &Origin<'_>) -> Result<Runtime, ConfigError> {
     let err = |field: &str, msg: String| ConfigError::at(origin, field, msg);
     let listen = file.listen.parse().map_err(|e| err("listen", format!("not an ip:port address: {e}")))?;
-    let upstream = compile_upstream(&file.upstream, "upstream", origin)?;
+    let tls = file.tls.as_ref().map(|t| compile_tls(t, origin)).transpose()?;
+    let forwarded_proto = if tls.is_some() { "https" } else { "http" };
+    let upstream = UpstreamSettings { forwarded_proto, ..compile_upstream(&file.upstream, "upstream", origin)? };
     if file.jwt.issuers.is_empty() {
         return Err(err("jwt.issuers", "at least one issuer is required".into()));
     }
@@ -122,7 +138,10 @@ pub fn compile(file: FileConfig, origin: &Origin<'_>) -> Result<Runtime, ConfigE
     let routes = routes::compile(&file.routes, &upstream_names, file.case_sensitive_paths, origin)?;
     let mut upstreams = vec![upstream.clone()];
     for (name, spec) in &file.upstreams {
-        upstreams.push(compile_upstream(spec, &format!("upstreams.{name}"), origin)?);
+        upstreams.push(UpstreamSettings {
+            forwarded_proto,
+            ..compile_upstream(spec, &format!("upstreams.{name}"), origin)?
+        });
     }
     let logout = LogoutRule {
         path: compile_path(&file.logout.path, file.case_sensitive_paths, "logout.path", origin)?,
@@ -197,6 +216,7 @@ pub fn compile(file: FileConfig, origin: &Origin<'_>) -> Result<Runtime, ConfigE
     let admin = file.admin.as_ref().map(|a| compile_admin(a, origin)).transpose()?;
     Ok(Runtime {
         listen,
+        tls,
         upstream,
         upstreams,
         reload: file.reload.clone(),
@@ -248,6 +268,20 @@ fn compile_admin(spec: &AdminSpec, origin: &Origin<'_>) -> Result<AdminSettings,
     Ok(AdminSettings { listen, token })
 }
 
+/// Reads and checks the listener's certificate and key (a key that is not
+/// the certificate's is refused here, naming `tls.key_file`).
+fn compile_tls(spec: &crate::config::TlsSpec, origin: &Origin<'_>) -> Result<ListenerTls, ConfigError> {
+    let (cert_file, key_file) = (origin.dir.join(&spec.cert_file), origin.dir.join(&spec.key_file));
+    if spec.handshake_timeout.is_zero() {
+        return Err(ConfigError::at(origin, "tls.handshake_timeout", "must be more than zero".to_string()));
+    }
+    let config = crate::tls::server_config(&cert_file, &key_file, crate::tls::ALPN_H2_AND_HTTP1).map_err(|e| {
+        let field = if e.key { "tls.key_file" } else { "tls.cert_file" };
+        ConfigError::at(origin, field, e.to_string())
+    })?;
+    Ok(ListenerTls { config, cert_file, key_file, handshake_timeout: spec.handshake_timeout })
+}
+
 fn compile_upstream(spec: &UpstreamSpec, at: &str, origin: &Origin<'_>) -> Result<UpstreamSettings, ConfigError> {
     let bad = |msg: &str| ConfigError::at(origin, format!("{at}.url"), msg.to_string());
     let uri: Uri = spec.url.parse().map_err(|_| bad("not a URL"))?;
@@ -264,6 +298,7 @@ fn compile_upstream(spec: &UpstreamSpec, at: &str, origin: &Origin<'_>) -> Resul
         connect_timeout: spec.connect_timeout,
         pool_max_idle: spec.pool_max_idle,
         pool_idle_timeout: spec.pool_idle_timeout,
+        forwarded_proto: "http",
     })
 }
 

@@ -64,6 +64,8 @@ mod streaming;
 #[cfg(test)]
 mod subject;
 #[cfg(test)]
+mod tls;
+#[cfg(test)]
 mod upstreams;
 #[cfg(test)]
 mod webhook;

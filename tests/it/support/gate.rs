@@ -19,6 +19,8 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 const READY: &str = "jwtgate listening on http://";
+/// The ready line of a gate whose config has `tls:`.
+const READY_TLS: &str = "jwtgate listening on https://";
 /// The second stdout line, printed when the config has an `admin:` section.
 const ADMIN_READY: &str = "jwtgate admin listening on http://";
 
@@ -84,7 +86,7 @@ impl Gate {
         let ready = tokio::time::timeout(Duration::from_secs(10), async {
             let mut public = None;
             while let Ok(Some(line)) = out.next_line().await {
-                if let Some(rest) = line.strip_prefix(READY) {
+                if let Some(rest) = line.strip_prefix(READY).or_else(|| line.strip_prefix(READY_TLS)) {
                     public = Some(rest.trim().to_owned());
                     if !wants_admin {
                         return Some((public?, None));

@@ -1,0 +1,53 @@
+//! Server-side TLS (rustls, ring provider) shared by the public listener
+//! and `jwtgate webhook`: a certificate chain and key read from PEM files
+//! into a `ServerConfig`, checked to belong together, so a bad pair is an
+//! error at load or reload instead of a handshake failure on every client.
+
+use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
+use rustls::ServerConfig;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Which file was wrong, and why; callers add the config field.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {why}")]
+pub struct TlsError {
+    pub path: PathBuf,
+    /// True when the key file is at fault (the caller names its field).
+    pub key: bool,
+    pub why: String,
+}
+
+/// ALPN protocols a server offers, most preferred first.
+pub const ALPN_H2_AND_HTTP1: &[&[u8]] = &[b"h2", b"http/1.1"];
+pub const ALPN_HTTP1: &[&[u8]] = &[b"http/1.1"];
+
+/// Reads `cert` (a PEM chain, leaf first) and `key` (PKCS#8, PKCS#1 or
+/// SEC1 PEM) into a server config offering `alpn`. TLS 1.2 and 1.3 only.
+pub fn server_config(cert: &Path, key: &Path, alpn: &[&[u8]]) -> Result<Arc<ServerConfig>, TlsError> {
+    let cert_err = |why: String| TlsError { path: cert.to_owned(), key: false, why };
+    let key_err = |why: String| TlsError { path: key.to_owned(), key: true, why };
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| cert_err(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(cert_err("no PEM certificate in the file".into()));
+    }
+    let private = PrivateKeyDer::from_pem_file(key).map_err(|e| key_err(e.to_string()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| cert_err(e.to_string()))?
+        .with_no_client_auth()
+        // Also checks that the key is the certificate's (rustls ≥ 0.23.14).
+        .with_single_cert(certs, private)
+        .map_err(|e| key_err(format!("does not fit the certificate: {e}")))?;
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(Arc::new(config))
+}
+
+/// The contents of the files a TLS config was read from, to notice a
+/// renewal (Secret mounts swap symlinks, so compare bytes, not mtimes).
+pub fn fingerprint(cert: &Path, key: &Path) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
+    (std::fs::read(cert).ok(), std::fs::read(key).ok())
+}
