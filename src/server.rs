@@ -27,23 +27,16 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// subscriber task), local cache, upstream pool. Needs a Tokio runtime.
 pub fn build_gate(runtime: Runtime) -> Result<Arc<Gate>, String> {
     let policy = runtime.policy.clone();
-    let revocations = match &runtime.store {
-        StoreSettings::Memory => Arc::new(Revocations::new(Arc::new(MemoryStore::new()), policy, false)),
-        StoreSettings::Redis { nodes, cluster, timeout, heartbeat, tls_ca } => {
-            let channel = keys::channel(&policy.key_prefix);
-            let store = match (cluster, nodes.first()) {
-                (true, _) => RedisStore::cluster(nodes, *timeout, channel.clone())?,
-                (false, Some(url)) => RedisStore::connect_lazy(url, tls_ca.as_deref(), *timeout, channel.clone())?,
-                (false, None) => return Err("redis store without a url".into()),
-            };
-            let clients = store.subscribe_clients().to_vec();
+    let channel = keys::channel(&policy.key_prefix);
+    let revocations = match (RedisStore::from_settings(&runtime.store, channel.clone())?, &runtime.store) {
+        (Some(store), StoreSettings::Redis { timeout, heartbeat, .. }) => {
             let store = Arc::new(store);
             let warming = store.clone();
             tokio::spawn(async move { warming.warm_up().await });
-            let store: Arc<dyn RevocationStore> = store;
-            let revocations = Arc::new(Revocations::new(store, policy, true));
+            let shared: Arc<dyn RevocationStore> = store.clone();
+            let revocations = Arc::new(Revocations::new(shared, policy, true));
             let subscriber = Subscriber {
-                clients,
+                store,
                 channel,
                 cache: revocations.cache().clone(),
                 heartbeat: *heartbeat,
@@ -52,6 +45,7 @@ pub fn build_gate(runtime: Runtime) -> Result<Arc<Gate>, String> {
             tokio::spawn(subscriber.run());
             revocations
         }
+        _ => Arc::new(Revocations::new(Arc::new(MemoryStore::new()), policy, false)),
     };
     Ok(Arc::new(Gate { live: ArcSwap::from_pointee(Live::new(runtime)), revocations }))
 }

@@ -304,6 +304,9 @@ pub struct RedisSpec {
     /// A Redis Cluster: seed node URLs (instead of `url`).
     #[serde(default)]
     pub cluster_nodes: Vec<String>,
+    /// A master watched by Redis Sentinel (instead of `url`).
+    #[serde(default)]
+    pub sentinel: Option<SentinelSpec>,
     /// PEM CA certificate(s) that sign the server's TLS certificate, for
     /// `rediss://` with a private CA (default: the system trust store).
     #[serde(default)]
@@ -314,6 +317,32 @@ pub struct RedisSpec {
     pub timeout: Duration,
     #[serde(default = "defaults::heartbeat", with = "duration::serde_fmt")]
     pub heartbeat: Duration,
+}
+
+/// Redis Sentinel: the sentinels are asked for the master's address,
+/// again after every connection error or `READONLY` answer (a failover).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SentinelSpec {
+    /// The name the sentinels monitor the master under.
+    pub master_name: String,
+    /// Sentinel URLs, `redis://[user:password@]host:26379` (the sentinels'
+    /// own credentials); tried in order.
+    pub nodes: Vec<String>,
+    /// The master's ACL user and db; its password from `password_env`.
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password_env: Option<String>,
+    #[serde(default)]
+    pub db: i64,
+    /// A revocation is acknowledged once this many replicas have it
+    /// (`WAIT`); 0 = the master's word alone. With 1, a write that lands
+    /// on a master the sentinels have just replaced (and whose writes the
+    /// failover discards) answers 503 and is retried on the new master,
+    /// instead of a logout that is silently lost.
+    #[serde(default = "defaults::one")]
+    pub min_replicas_acked: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -355,6 +384,9 @@ mod defaults {
     }
     pub fn connect_timeout() -> Duration {
         Duration::from_secs(2)
+    }
+    pub fn one() -> u32 {
+        1
     }
     pub fn tls_handshake_timeout() -> Duration {
         Duration::from_secs(10)

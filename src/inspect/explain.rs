@@ -3,7 +3,7 @@
 
 use super::describe_store;
 use crate::proxy::Special;
-use crate::runtime::{Runtime, StoreSettings};
+use crate::runtime::Runtime;
 use std::fmt::Write;
 
 /// `jwtgate explain`: how this config would treat one request, step by
@@ -104,19 +104,14 @@ async fn explain_steps(rt: &Runtime, method: &str, url: &str, token: Option<&str
 async fn revocation_line(rt: &Runtime, claims: &crate::auth::Claims, raw: &str) -> String {
     use crate::revocation::{RedisStore, RevocationStore, Revocations};
     use std::sync::Arc;
-    let store: Arc<dyn RevocationStore> = match &rt.store {
-        StoreSettings::Memory => return "memory store: starts empty, nothing to look up".into(),
-        StoreSettings::Redis { nodes, cluster, timeout, tls_ca, .. } => {
-            let channel = crate::revocation::keys::channel(&rt.policy.key_prefix);
-            let built = match (cluster, nodes.first()) {
-                (true, _) => RedisStore::cluster(nodes, *timeout, channel),
-                (false, Some(url)) => RedisStore::connect_lazy(url, tls_ca.as_deref(), *timeout, channel),
-                (false, None) => return "no redis url".into(),
-            };
-            let Ok(store) = built else { return "redis store cannot be built".into() };
+    let channel = crate::revocation::keys::channel(&rt.policy.key_prefix);
+    let store: Arc<dyn RevocationStore> = match RedisStore::from_settings(&rt.store, channel) {
+        Ok(None) => return "memory store: starts empty, nothing to look up".into(),
+        Ok(Some(store)) => {
             store.warm_up().await;
             Arc::new(store)
         }
+        Err(_) => return "redis store cannot be built".into(),
     };
     let revocations = Revocations::new(store, rt.policy.clone(), false);
     match revocations.ensure_live(claims, raw).await {

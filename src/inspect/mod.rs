@@ -61,9 +61,13 @@ pub fn problems(rt: &Runtime) -> Vec<String> {
 pub fn describe_store(store: &StoreSettings) -> String {
     match store {
         StoreSettings::Memory => "memory".into(),
-        StoreSettings::Redis { nodes, cluster, timeout, .. } => {
+        StoreSettings::Redis { nodes, cluster, sentinel, timeout, .. } => {
             let nodes: Vec<String> = nodes.iter().map(|n| redact_url(n)).collect();
-            let kind = if *cluster { "redis cluster" } else { "redis" };
+            let kind = match (sentinel, cluster) {
+                (Some(master), _) => format!("redis sentinel master `{}` via", master.master_name),
+                (None, true) => "redis cluster".into(),
+                (None, false) => "redis".into(),
+            };
             format!("{kind} {} (timeout {timeout:?})", nodes.join(", "))
         }
     }

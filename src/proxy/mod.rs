@@ -117,15 +117,21 @@ impl Gate {
         };
         drop(path);
         drop(decoded);
-        let claims = self.authenticate(rt, route.auth, &req).await?;
+        let (claims, was_revoked) = match self.authenticate(rt, route.auth, &req).await {
+            // Logout is idempotent: a retry after a 503 (or after a write a
+            // Redis failover lost) stores the revocation again. Answered
+            // here, never forwarded: the app never sees a revoked token.
+            Err(Revoked { claims }) if special == Special::Logout => (Some(claims), true),
+            other => (other.map_err(ProxyError::from)?, false),
+        };
         if let Some(claims) = &claims {
             route.require.check(claims)?;
         }
         match (special, &claims) {
             (Special::Logout, Some(claims)) => {
                 let revoked = self.revocations.revoke_token(claims).await?;
-                tracing::info!(iss = %claims.iss, jti = ?claims.jti, "token revoked by logout");
-                if !rt.logout.forward {
+                tracing::info!(iss = %claims.iss, jti = ?claims.jti, again = was_revoked, "token revoked by logout");
+                if !rt.logout.forward || was_revoked {
                     return Ok(logout::answer(&revoked));
                 }
             }
@@ -153,9 +159,9 @@ impl Gate {
         rt: &Runtime,
         mode: AuthMode,
         req: &Request<Incoming>,
-    ) -> Result<Option<Arc<Claims>>, ProxyError> {
+    ) -> Result<Option<Arc<Claims>>, AuthFailure> {
         let raw = match (mode, auth::extract(req.headers(), rt.cookie.as_deref())) {
-            (AuthMode::Deny, _) => return Err(ProxyError::Forbidden),
+            (AuthMode::Deny, _) => return Err(ProxyError::Forbidden.into()),
             (AuthMode::None, _) | (AuthMode::Optional, Err(Rejection::NoToken)) => return Ok(None),
             (_, Err(rejection)) => return Err(rejection.into()),
             (AuthMode::Required | AuthMode::Optional, Ok(raw)) => raw,
@@ -164,8 +170,40 @@ impl Gate {
         if backchannel::is_logout_token(&claims.payload) {
             return Err(Rejection::InvalidClaims("a logout token is not an access token").into());
         }
-        self.revocations.ensure_live(&claims, raw).await?;
-        Ok(Some(claims))
+        match self.revocations.ensure_live(&claims, raw).await {
+            Ok(()) => Ok(Some(claims)),
+            Err(ProxyError::Refused(Rejection::Revoked)) => Err(Revoked { claims }),
+            Err(err) => Err(AuthFailure::Other(err)),
+        }
+    }
+}
+
+/// Why the auth phase ended a request. A revoked token keeps its verified
+/// claims: the logout path revokes it again instead of refusing it.
+enum AuthFailure {
+    Revoked { claims: Arc<Claims> },
+    Other(ProxyError),
+}
+use AuthFailure::Revoked;
+
+impl From<AuthFailure> for ProxyError {
+    fn from(failure: AuthFailure) -> Self {
+        match failure {
+            Revoked { .. } => ProxyError::Refused(Rejection::Revoked),
+            AuthFailure::Other(err) => err,
+        }
+    }
+}
+
+impl From<ProxyError> for AuthFailure {
+    fn from(err: ProxyError) -> Self {
+        AuthFailure::Other(err)
+    }
+}
+
+impl From<Rejection> for AuthFailure {
+    fn from(rejection: Rejection) -> Self {
+        AuthFailure::Other(rejection.into())
     }
 }
 

@@ -6,11 +6,18 @@
 //! `PUBLISH` on the revocation channel; look-ups are one `MGET`.
 //! `redis://` and `rediss://` (TLS via rustls), ACL `user:password@` and the
 //! db index all come from the URL.
+//!
+//! Redis Sentinel: the sentinels are asked for the master, and asked again
+//! after any failed command: a failover shows as a dropped connection (the
+//! sentinels kill the old master's clients) or as `READONLY` from the
+//! demoted master, and the next command then goes to the new one.
 
 use super::{BoxFuture, Change, RevocationStore, StoreError};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
+use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
+use std::sync::Mutex;
 use std::time::Duration;
 use tokio::sync::OnceCell;
 
@@ -22,6 +29,55 @@ enum Backend {
         client: Box<ClusterClient>,
         conn: OnceCell<ClusterConnection>,
     },
+    Sentinel(Box<SentinelMaster>),
+}
+
+/// The master of a Sentinel deployment: its connection, and the sentinels
+/// to ask when it has to be found (again).
+struct SentinelMaster {
+    /// Held across the look-up, so a failover makes one look-up, not one
+    /// per waiting request.
+    sentinels: tokio::sync::Mutex<SentinelClient>,
+    /// `None` until found, and after a failed command.
+    conn: Mutex<Option<redis::aio::MultiplexedConnection>>,
+    config: redis::AsyncConnectionConfig,
+    /// Replicas that must confirm a write (`WAIT`) before it counts.
+    min_replicas_acked: u32,
+}
+
+impl SentinelMaster {
+    fn current(&self) -> Option<redis::aio::MultiplexedConnection> {
+        self.conn.lock().map_or(None, |c| c.clone())
+    }
+
+    fn forget(&self) {
+        if let Ok(mut c) = self.conn.lock() {
+            *c = None;
+        }
+    }
+
+    /// The master's client, as the sentinels say now.
+    async fn client(&self) -> redis::RedisResult<redis::Client> {
+        self.sentinels.lock().await.async_get_client().await
+    }
+
+    async fn connection(&self) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+        if let Some(conn) = self.current() {
+            return Ok(conn);
+        }
+        let mut sentinels = self.sentinels.lock().await;
+        // Another request may have found it while this one waited.
+        if let Some(conn) = self.current() {
+            return Ok(conn);
+        }
+        let client = sentinels.async_get_client().await?;
+        let conn = client.get_multiplexed_async_connection_with_config(&self.config).await?;
+        if let Ok(mut c) = self.conn.lock() {
+            *c = Some(conn.clone());
+        }
+        tracing::info!("redis master found through sentinel");
+        Ok(conn)
+    }
 }
 
 pub struct RedisStore {
@@ -58,6 +114,19 @@ impl RedisStore {
         Ok(Self { backend: Backend::Single(conn), subscribe_to: vec![client], deadline, channel })
     }
 
+    /// The store a config asks for; `None` for the memory store.
+    pub fn from_settings(store: &crate::runtime::StoreSettings, channel: String) -> Result<Option<Self>, String> {
+        use crate::runtime::StoreSettings;
+        let StoreSettings::Redis { nodes, cluster, sentinel, timeout, tls_ca, .. } = store else { return Ok(None) };
+        let built = match (sentinel, cluster, nodes.first()) {
+            (Some(master), _, _) => Self::sentinel(nodes, master, *timeout, channel),
+            (None, true, _) => Self::cluster(nodes, *timeout, channel),
+            (None, false, Some(url)) => Self::connect_lazy(url, tls_ca.as_deref(), *timeout, channel),
+            (None, false, None) => Err("redis store without a url".into()),
+        };
+        built.map(Some)
+    }
+
     /// A Redis Cluster reached through any of `nodes`.
     pub fn cluster(nodes: &[String], deadline: Duration, channel: String) -> Result<Self, String> {
         let subscribe_to = nodes
@@ -78,6 +147,40 @@ impl RedisStore {
         })
     }
 
+    /// A master watched by Redis Sentinel, found through `sentinels`.
+    pub fn sentinel(
+        sentinels: &[String],
+        master: &crate::runtime::SentinelSettings,
+        deadline: Duration,
+        channel: String,
+    ) -> Result<Self, String> {
+        let mut login = redis::RedisConnectionInfo::default().set_db(master.db);
+        if let Some(user) = &master.username {
+            login = login.set_username(user);
+        }
+        if let Some(password) = &master.password {
+            login = login.set_password(String::from_utf8_lossy(password.expose()));
+        }
+        let node = SentinelNodeConnectionInfo::default().set_redis_connection_info(login);
+        let client = SentinelClient::build(
+            sentinels.to_vec(),
+            master.master_name.clone(),
+            Some(node),
+            SentinelServerType::Master,
+        )
+        .map_err(|e| format!("redis sentinel: {e}"))?;
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(deadline.max(Duration::from_secs(1))))
+            .set_response_timeout(Some(deadline));
+        let master = SentinelMaster {
+            sentinels: tokio::sync::Mutex::new(client),
+            conn: Mutex::new(None),
+            config,
+            min_replicas_acked: master.min_replicas_acked,
+        };
+        Ok(Self { backend: Backend::Sentinel(Box::new(master)), subscribe_to: Vec::new(), deadline, channel })
+    }
+
     /// Connects now rather than on the first request (errors are the
     /// first request's to report).
     pub async fn warm_up(&self) {
@@ -90,11 +193,21 @@ impl RedisStore {
             Backend::Cluster { client, conn } => {
                 tokio::time::timeout(PATIENCE, conn.get_or_try_init(|| client.get_async_connection())).await.map(|_| ())
             }
+            Backend::Sentinel(master) => tokio::time::timeout(PATIENCE, master.connection()).await.map(|_| ()),
         };
     }
 
-    pub fn subscribe_clients(&self) -> &[redis::Client] {
-        &self.subscribe_to
+    /// A client for the pub/sub subscription's `attempt`-th try: the nodes
+    /// in turn, or the master the sentinels name now.
+    pub async fn subscribe_client(&self, attempt: usize) -> Result<redis::Client, String> {
+        match &self.backend {
+            Backend::Sentinel(master) => master.client().await.map_err(|e| format!("redis sentinel: {e}")),
+            _ => self
+                .subscribe_to
+                .get(attempt % self.subscribe_to.len().max(1))
+                .cloned()
+                .ok_or_else(|| "no redis node to subscribe to".to_string()),
+        }
     }
 
     /// Runs a query under the deadline.
@@ -124,6 +237,14 @@ impl RedisStore {
             Backend::Cluster { client, conn } => {
                 let mut conn = self.cluster_conn(client, conn).await?;
                 self.within(cmd.query_async::<T>(&mut conn)).await
+            }
+            Backend::Sentinel(master) => {
+                let answer = self.within(async { cmd.query_async::<T>(&mut master.connection().await?).await }).await;
+                if answer.is_err() {
+                    // Dropped, refused, READONLY or silent: ask the sentinels next time.
+                    master.forget();
+                }
+                answer
             }
         }
     }
@@ -161,6 +282,29 @@ impl RevocationStore for RedisStore {
                     let mut pipe = redis::pipe();
                     pipe.add_command(write).ignore().add_command(publish).ignore();
                     self.within(pipe.query_async::<()>(&mut conn.clone())).await
+                }
+                Backend::Sentinel(master) => {
+                    let mut pipe = redis::pipe();
+                    pipe.add_command(write).ignore().add_command(publish).ignore();
+                    let wanted = master.min_replicas_acked;
+                    if wanted > 0 {
+                        // Half the deadline for the replicas, so the answer fits in it.
+                        let wait_ms = (self.deadline.as_millis() / 2).max(1) as u64;
+                        pipe.cmd("WAIT").arg(wanted).arg(wait_ms);
+                    }
+                    let answer = self
+                        .within(async { pipe.query_async::<Vec<i64>>(&mut master.connection().await?).await })
+                        .await
+                        .and_then(|acked| match acked.first() {
+                            Some(&n) if n < i64::from(wanted) => Err(StoreError(format!(
+                                "redis: written but confirmed by {n} of {wanted} replica(s) (failover?)"
+                            ))),
+                            _ => Ok(()),
+                        });
+                    if answer.is_err() {
+                        master.forget();
+                    }
+                    answer
                 }
                 // The key's shard, then any node (pub/sub is cluster-wide).
                 Backend::Cluster { .. } => {

@@ -14,15 +14,16 @@
 //! subscriber reconnects with capped exponential backoff.
 
 use super::cache::Slot;
-use super::{now_ms, Change, LocalCache};
+use super::{now_ms, Change, LocalCache, RedisStore};
 use futures_util::StreamExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub struct Subscriber {
-    /// Nodes to subscribe through, tried in turn (one for a single server;
-    /// every seed node of a cluster, where PUBLISH reaches all nodes).
-    pub clients: Vec<redis::Client>,
+    /// Gives the node to subscribe through on each attempt: the server, each
+    /// seed node of a cluster in turn (PUBLISH reaches all nodes), or the
+    /// master the sentinels name at that moment.
+    pub store: Arc<RedisStore>,
     pub channel: String,
     pub cache: Arc<LocalCache>,
     /// PING interval on the subscription (and the PING's own timeout); a
@@ -37,9 +38,13 @@ impl Subscriber {
         let mut backoff = Duration::from_millis(20);
         let mut next = 0usize;
         loop {
-            let Some(client) = self.clients.get(next % self.clients.len().max(1)) else { return };
+            let attempt = next;
             next = next.wrapping_add(1);
-            match self.session(client).await {
+            let session = match self.store.subscribe_client(attempt).await {
+                Ok(client) => self.session(&client).await,
+                Err(err) => Err(err),
+            };
+            match session {
                 Ok(()) => backoff = Duration::from_millis(20),
                 Err(err) => tracing::warn!(error = %err, "revocation subscription failed"),
             }

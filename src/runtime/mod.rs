@@ -94,7 +94,26 @@ pub struct AdminSettings {
 #[derive(Debug, Clone)]
 pub enum StoreSettings {
     Memory,
-    Redis { nodes: Vec<String>, cluster: bool, timeout: Duration, heartbeat: Duration, tls_ca: Option<Vec<u8>> },
+    /// `nodes`: the server's URL, a cluster's seed nodes, or (with
+    /// `sentinel`) the sentinels.
+    Redis {
+        nodes: Vec<String>,
+        cluster: bool,
+        sentinel: Option<SentinelSettings>,
+        timeout: Duration,
+        heartbeat: Duration,
+        tls_ca: Option<Vec<u8>>,
+    },
+}
+
+/// The master a Redis Sentinel deployment hands out, and how to log in to it.
+#[derive(Debug, Clone)]
+pub struct SentinelSettings {
+    pub master_name: String,
+    pub username: Option<String>,
+    pub password: Option<SecretSource>,
+    pub db: i64,
+    pub min_replicas_acked: u32,
 }
 
 /// Validates and compiles a parsed config. Reads key files and secret env
@@ -155,16 +174,22 @@ pub fn compile(file: FileConfig, origin: &Origin<'_>) -> Result<Runtime, ConfigE
             return Err(err("revocation.redis", "store: redis needs a `redis:` section with a url".into()))
         }
         (StoreKind::Redis, Some(r)) => {
-            let nodes: Vec<String> = match (&r.url, r.cluster_nodes.is_empty()) {
-                (Some(url), true) => vec![url.clone()],
-                (None, false) => r.cluster_nodes.clone(),
-                _ => return Err(err("revocation.redis", "exactly one of url, cluster_nodes is required".into())),
+            let one_of = "exactly one of url, cluster_nodes, sentinel is required";
+            let (nodes, list): (Vec<String>, &str) = match (&r.url, r.cluster_nodes.is_empty(), &r.sentinel) {
+                (Some(url), true, None) => (vec![url.clone()], "url"),
+                (None, false, None) => (r.cluster_nodes.clone(), "cluster_nodes"),
+                (None, true, Some(s)) => (s.nodes.clone(), "sentinel.nodes"),
+                _ => return Err(err("revocation.redis", one_of.into())),
             };
+            if nodes.is_empty() {
+                return Err(err(&format!("revocation.redis.{list}"), "at least one node is required".into()));
+            }
+            let sentinel = r.sentinel.as_ref().map(|s| compile_sentinel(s, origin)).transpose()?;
             for (i, node) in nodes.iter().enumerate() {
                 let field = if r.url.is_some() {
                     "revocation.redis.url".to_string()
                 } else {
-                    format!("revocation.redis.cluster_nodes[{i}]")
+                    format!("revocation.redis.{list}[{i}]")
                 };
                 redis::Client::open(node.as_str()).map_err(|e| err(&field, format!("not a usable redis url: {e}")))?;
             }
@@ -177,7 +202,8 @@ pub fn compile(file: FileConfig, origin: &Origin<'_>) -> Result<Runtime, ConfigE
             if tls_ca.is_some() && r.url.is_none() {
                 return Err(err("revocation.redis.tls_ca_file", "a private CA is supported with `url` only".into()));
             }
-            StoreSettings::Redis { nodes, cluster: r.url.is_none(), timeout: r.timeout, heartbeat: r.heartbeat, tls_ca }
+            let cluster = !r.cluster_nodes.is_empty();
+            StoreSettings::Redis { nodes, cluster, sentinel, timeout: r.timeout, heartbeat: r.heartbeat, tls_ca }
         }
     };
     let policy = Policy {
@@ -266,6 +292,26 @@ fn compile_admin(spec: &AdminSpec, origin: &Origin<'_>) -> Result<AdminSettings,
         return Err(ConfigError::at(origin, "admin", "the admin token must be at least 16 bytes"));
     }
     Ok(AdminSettings { listen, token })
+}
+
+fn compile_sentinel(spec: &crate::config::SentinelSpec, origin: &Origin<'_>) -> Result<SentinelSettings, ConfigError> {
+    if spec.master_name.is_empty() {
+        return Err(ConfigError::at(origin, "revocation.redis.sentinel.master_name", "must not be empty".to_string()));
+    }
+    let password = match &spec.password_env {
+        None => None,
+        Some(name) => Some(
+            crate::config::secret::from_env(name)
+                .map_err(|m| ConfigError::at(origin, "revocation.redis.sentinel.password_env", m))?,
+        ),
+    };
+    Ok(SentinelSettings {
+        master_name: spec.master_name.clone(),
+        username: spec.username.clone(),
+        password,
+        db: spec.db,
+        min_replicas_acked: spec.min_replicas_acked,
+    })
 }
 
 /// Reads and checks the listener's certificate and key (a key that is not

@@ -168,3 +168,21 @@ async fn version_flag_prints_the_crate_version() {
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
 }
+
+#[tokio::test]
+async fn sentinel_store_errors_name_their_field_and_a_good_one_passes() {
+    let sentinel = "  store: redis\n  redis:\n    sentinel:\n      master_name: mymaster\n      nodes: [\"redis://127.0.0.1:26379\"]\n";
+    let with = |extra: &str| edit(&valid_yaml(), "  store: memory\n", &format!("{sentinel}{extra}"));
+
+    let unset = with("      password_env: JWTGATE_TEST_UNSET_REDIS_PASSWORD\n");
+    let c = check(&unset).await;
+    assert_located(&c, line_of(&unset, "password_env"), "revocation.redis.sentinel.password_env", &["not set"]);
+
+    let both = with("    url: redis://127.0.0.1:6379/0\n");
+    let c = check(&both).await;
+    assert_located(&c, line_of(&both, "  redis:\n"), "revocation.redis", &["exactly one of", "sentinel"]);
+
+    let good = check(&with("")).await;
+    assert_eq!(good.code, Some(0), "stderr:\n{}", good.stderr);
+    assert!(good.stdout.contains("redis sentinel master `mymaster` via redis://127.0.0.1:26379"), "{}", good.stdout);
+}

@@ -98,3 +98,26 @@ async fn logout_with_forward_revokes_then_forwards_to_app() {
     let rsp = gate.get("/api/after", &raw).await;
     assert_refused(&rsp, 401, "token_revoked", Challenge::InvalidToken);
 }
+
+#[tokio::test]
+async fn logout_again_stores_the_revocation_again_and_is_never_forwarded() {
+    let (redis, app) = (Redis::spawn().await, Upstream::spawn().await);
+    let gate = Gate::spawn(&Cfg { logout_forward: true, ..Cfg::new(&app).redis(&redis) }).await;
+    let tok = claims();
+    let raw = tok.sign();
+    assert_eq!(gate.logout(&raw).await.status, 200, "first logout");
+    assert_eq!(app.seen("/logout"), 1, "first logout forwarded (forward: true)");
+    let key = token::jti_key("jwtgate:", token::ISSUER, &tok.jti_value());
+
+    // The record vanishes from Redis (as a write lost in a failover would);
+    // the gate still refuses the token from its cache.
+    let _: i64 = redis.cmd(redis::cmd("DEL").arg(&key)).await;
+    assert_refused(&gate.get("/api/after", &raw).await, 401, "token_revoked", Challenge::InvalidToken);
+
+    let again = gate.logout(&raw).await;
+    assert_eq!(again.status, 200, "logout is idempotent: {}", again.text());
+    assert_eq!(again.json()["jti"], tok.jti_value());
+    assert_eq!(redis.keys("jwtgate:*").await, [key], "the revocation is stored again");
+    assert_eq!(app.seen("/logout"), 1, "a revoked token never reaches the app, not even its logout");
+    assert_eq!(app.seen("/api/after"), 0);
+}

@@ -60,6 +60,8 @@ mod route_auth;
 #[cfg(test)]
 mod route_match;
 #[cfg(test)]
+mod sentinel;
+#[cfg(test)]
 mod streaming;
 #[cfg(test)]
 mod subject;

@@ -10,12 +10,15 @@ use std::time::Duration;
 pub struct Redis {
     port: u16,
     child: Option<Child>,
+    /// The server's working dir: nothing it might write (dump.rdb) lands in
+    /// the crate, where every later redis-server would load it.
+    dir: tempfile::TempDir,
 }
 
 impl Redis {
     pub async fn spawn() -> Redis {
         let port = free_port();
-        let mut redis = Redis { port, child: None };
+        let mut redis = Redis { port, child: None, dir: tempfile::tempdir().expect("redis dir") };
         redis.start().await;
         redis
     }
@@ -63,6 +66,8 @@ impl Redis {
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
