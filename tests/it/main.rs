@@ -67,3 +67,5 @@ mod subject;
 mod upstreams;
 #[cfg(test)]
 mod webhook;
+#[cfg(test)]
+mod websocket;
