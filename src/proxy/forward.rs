@@ -1,12 +1,13 @@
 //! Forwarding to the one upstream over a pooled keep-alive HTTP/1.1 client.
 //! Bodies stream both ways; the response head must arrive within
 //! `upstream.timeout` (504), a refused or failed connection is a 502.
+//! WebSocket handshakes use the same client (see [`super::upgrade`]).
 
-use super::headers;
+use super::{headers, upgrade};
 use crate::error::{Body, ProxyError};
 use crate::runtime::UpstreamSettings;
 use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{Request, Response, Uri, Version};
+use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::Either;
 use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -44,7 +45,49 @@ impl Upstream {
     /// Sends `req` upstream: same method, path and query bytes, same body
     /// stream; `X-Forwarded-*` set. The caller has removed hop-by-hop
     /// request headers; this removes the response's.
-    pub async fn send(&self, mut req: Request<Incoming>, client: SocketAddr) -> Result<Response<Body>, ProxyError> {
+    pub async fn send(&self, req: Request<Incoming>, client: SocketAddr) -> Result<Response<Body>, ProxyError> {
+        let mut rsp = self.exchange(req, client).await?;
+        if rsp.status() == StatusCode::SWITCHING_PROTOCOLS {
+            // Nothing was asked for (upgrades other than WebSocket are
+            // stripped): a 101 here cannot be honoured, so do not relay it.
+            tracing::warn!("upstream switched protocols on a request that did not ask to");
+            return Err(ProxyError::UpstreamUnavailable);
+        }
+        headers::strip_hop_by_hop(rsp.headers_mut());
+        Ok(rsp.map(Either::Left))
+    }
+
+    /// Sends a WebSocket handshake (`Connection: upgrade` / `Upgrade:
+    /// websocket` already put back by the caller). On a `101` the client
+    /// gets the 101 and a task splices both connections until they close or
+    /// `exp` (the handshake token's expiry) passes; any other answer is
+    /// relayed like a normal response and the client connection stays HTTP.
+    pub async fn upgrade(
+        &self,
+        mut req: Request<Incoming>,
+        client: SocketAddr,
+        exp: Option<i64>,
+    ) -> Result<Response<Body>, ProxyError> {
+        // Taken before `req` moves into the upstream call: it resolves to
+        // the client connection once hyper has written our 101.
+        let from_client = hyper::upgrade::on(&mut req);
+        let mut rsp = self.exchange(req, client).await?;
+        if rsp.status() != StatusCode::SWITCHING_PROTOCOLS {
+            headers::strip_hop_by_hop(rsp.headers_mut());
+            return Ok(rsp.map(Either::Left));
+        }
+        if !upgrade::restore_response_headers(rsp.headers_mut()) {
+            tracing::warn!("upstream switched to a protocol other than websocket");
+            return Err(ProxyError::UpstreamUnavailable);
+        }
+        let from_upstream = hyper::upgrade::on(&mut rsp);
+        upgrade::splice(from_client, from_upstream, exp);
+        Ok(rsp.map(Either::Left))
+    }
+
+    /// The round trip: request rewritten for the upstream, response head
+    /// within `timeout`.
+    async fn exchange(&self, mut req: Request<Incoming>, client: SocketAddr) -> Result<Response<Incoming>, ProxyError> {
         let host = req
             .headers()
             .get(http::header::HOST)
@@ -59,18 +102,16 @@ impl Upstream {
         // phases (before claim headers were set); only X-Forwarded-* here.
         headers::set_forwarded(req.headers_mut(), client.ip(), host.as_ref(), self.forwarded_proto);
 
-        let mut rsp = match tokio::time::timeout(self.timeout, self.client.request(req)).await {
-            Ok(Ok(rsp)) => rsp,
+        match tokio::time::timeout(self.timeout, self.client.request(req)).await {
+            Ok(Ok(rsp)) => Ok(rsp),
             Ok(Err(err)) => {
                 tracing::warn!(error = %err, source = ?std::error::Error::source(&err), "upstream request failed");
-                return Err(ProxyError::UpstreamUnavailable);
+                Err(ProxyError::UpstreamUnavailable)
             }
             Err(_) => {
                 tracing::warn!(timeout = ?self.timeout, "upstream did not answer in time");
-                return Err(ProxyError::UpstreamTimeout);
+                Err(ProxyError::UpstreamTimeout)
             }
-        };
-        headers::strip_hop_by_hop(rsp.headers_mut());
-        Ok(rsp.map(Either::Left))
+        }
     }
 }

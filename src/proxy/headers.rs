@@ -1,6 +1,7 @@
 //! Header hygiene between client and upstream: hop-by-hop headers removed
 //! (RFC 9110 §7.6.1, plus `Proxy-Connection`, `Keep-Alive` and the h2c
-//! upgrade pair of RFC 7540 §3.2), `X-Forwarded-*` set.
+//! upgrade pair of RFC 7540 §3.2), `X-Forwarded-*` set. A WebSocket
+//! handshake gets its upgrade pair back afterwards (see `upgrade.rs`).
 
 use crate::auth::Claims;
 use crate::error::Rejection;

@@ -9,12 +9,14 @@
 //! 5. check revocation;
 //! 6. logout: revoke and answer (or forward); logout-all: revoke the
 //!    subject; back-channel logout: verify the logout token, revoke;
-//! 7. forward.
+//! 7. forward; a WebSocket handshake is forwarded with its upgrade pair
+//!    and, on a 101, spliced (see [`upgrade`]).
 
 mod backchannel;
 mod forward;
 pub mod headers;
 mod logout;
+mod upgrade;
 
 pub use forward::Upstream;
 
@@ -138,9 +140,15 @@ impl Gate {
             (Special::LogoutAll, Some(claims)) => return logout::everywhere(&self.revocations, claims).await,
             _ => {}
         }
+        // Read before hop-by-hop stripping removes the upgrade pair. The
+        // gate's own paths (logout) never switch protocols.
+        let websocket = special == Special::None && upgrade::is_websocket(&req);
         // Hop-by-hop first: `Connection: X-User-Id` must not remove a claim
         // header set below.
         headers::strip_hop_by_hop(req.headers_mut());
+        if websocket {
+            upgrade::restore_request_headers(req.headers_mut());
+        }
         headers::set_claims(req.headers_mut(), rt.routes.claim_headers(), &route.forward_claims, claims.as_deref())?;
         if route.strip_authorization {
             req.headers_mut().remove(AUTHORIZATION);
@@ -149,6 +157,11 @@ impl Gate {
             }
         }
         let upstream = live.upstreams.get(route.upstream).ok_or(ProxyError::UpstreamUnavailable)?;
+        if websocket {
+            // The token's lifetime bounds the tunnel; no token, no bound.
+            let exp = claims.as_ref().and_then(|c| c.exp_unix);
+            return upstream.upgrade(req, client, exp).await;
+        }
         upstream.send(req, client).await
     }
 

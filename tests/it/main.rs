@@ -71,3 +71,5 @@ mod tls;
 mod upstreams;
 #[cfg(test)]
 mod webhook;
+#[cfg(test)]
+mod websocket;

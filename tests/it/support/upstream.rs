@@ -31,6 +31,13 @@ pub enum Behaviour {
     /// Record the request, then hold the response until the test calls
     /// `notify_one` (or `notify_waiters`) on this.
     Hold(Arc<tokio::sync::Notify>),
+    /// A WebSocket handshake gets `101` (fixed `Sec-WebSocket-Accept`), then
+    /// every byte is echoed back until the gate closes the connection (no
+    /// framing: past the 101 it is an opaque stream). Anything else: 426.
+    WebSocketEcho,
+    /// Answer with this status and a short text body, whatever was asked
+    /// (an app refusing an upgrade).
+    Status(u16),
 }
 
 /// One request as the upstream received it.
@@ -59,6 +66,8 @@ impl Seen {
 struct State {
     seen: Mutex<Vec<Seen>>,
     rules: Mutex<Vec<(String, Behaviour)>>,
+    /// `WebSocketEcho` tunnels whose gate side reached EOF or failed.
+    tunnels_closed: std::sync::atomic::AtomicUsize,
 }
 
 pub struct Upstream {
@@ -82,7 +91,7 @@ impl Upstream {
                         async move { Ok::<_, Infallible>(handle(&st, req).await) }
                     });
                     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-                    let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+                    let _ = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).await;
                 });
             }
         });
@@ -113,6 +122,11 @@ impl Upstream {
         self.requests().len()
     }
 
+    /// `WebSocketEcho` tunnels that have ended (the gate closed its side).
+    pub fn tunnels_closed(&self) -> usize {
+        self.state.tunnels_closed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// The only request received for `path`; panics unless exactly one.
     pub fn one(&self, path: &str) -> Seen {
         let all: Vec<Seen> = self.requests().into_iter().filter(|s| s.target.split('?').next() == Some(path)).collect();
@@ -127,7 +141,7 @@ impl Drop for Upstream {
     }
 }
 
-async fn handle(st: &State, req: Request<Incoming>) -> Response<BoxedBody> {
+async fn handle(st: &Arc<State>, mut req: Request<Incoming>) -> Response<BoxedBody> {
     let target = req.uri().path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_default();
     let behaviour = {
         let rules = st.rules.lock().expect("rules lock");
@@ -145,6 +159,8 @@ async fn handle(st: &State, req: Request<Incoming>) -> Response<BoxedBody> {
         body: Bytes::new(),
         body_len: 0,
     };
+    // Empty unless the request asked for an upgrade (hyper puts it there).
+    let on_upgrade = hyper::upgrade::on(&mut req);
     let body = req.into_body();
     match behaviour {
         Behaviour::Echo => {
@@ -175,6 +191,34 @@ async fn handle(st: &State, req: Request<Incoming>) -> Response<BoxedBody> {
             record(st, seen);
             let json = format!(r#"{{"received":{n}}}"#);
             reply(200, Full::new(Bytes::from(json)).boxed())
+        }
+        Behaviour::Status(status) => {
+            record(st, seen);
+            reply(status, Full::new(Bytes::from_static(b"not switching")).boxed())
+        }
+        Behaviour::WebSocketEcho => {
+            let asked = seen.header("upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
+            record(st, seen);
+            if !asked {
+                return reply(426, Full::new(Bytes::from_static(b"websocket only")).boxed());
+            }
+            let st = st.clone();
+            tokio::spawn(async move {
+                if let Ok(upgraded) = on_upgrade.await {
+                    let (mut rd, mut wr) = tokio::io::split(TokioIo::new(upgraded));
+                    let _ = tokio::io::copy(&mut rd, &mut wr).await;
+                    let _ = tokio::io::AsyncWriteExt::shutdown(&mut wr).await;
+                }
+                st.tunnels_closed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            });
+            Response::builder()
+                .status(101)
+                .header("upgrade", "websocket")
+                .header("connection", "Upgrade")
+                .header("sec-websocket-accept", "fixed-accept-the-gate-must-not-care=")
+                .header("x-upstream", "yes")
+                .body(http_body_util::Empty::new().boxed())
+                .expect("101 response")
         }
     }
 }

@@ -1,0 +1,190 @@
+//! WebSocket pass-through (HTTP/1.1 `Upgrade: websocket`, RFC 6455 §4).
+//!
+//! The handshake is an ordinary request: it goes through every phase (route,
+//! auth, revocation, requirements, claim headers) before anything reaches
+//! the upstream. Only at forwarding is the `Connection: upgrade` /
+//! `Upgrade: websocket` pair put back after hop-by-hop stripping. When the
+//! upstream answers `101`, the client gets that 101 and both connections are
+//! spliced as opaque byte streams; any other answer is a normal response.
+//!
+//! Limits, by design:
+//! - A tunnel opened with a token that has `exp` is closed at `exp`, so a
+//!   WebSocket never outlives its credential. Routes without a token
+//!   (`auth: none`, `optional` without one) have no time limit.
+//! - Revocation is checked at the handshake only: logging out (or revoking
+//!   the token, subject or session) does **not** close a tunnel that is
+//!   already open; it stays open until `exp` or until either side closes.
+//! - Only `websocket` is passed; other upgrades (`h2c`, ...) are still
+//!   stripped, and HTTP/2 extended CONNECT (RFC 8441) is not supported.
+
+use http::header::{CONNECTION, UPGRADE};
+use http::{HeaderMap, HeaderValue, Request, Version};
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::time::Instant;
+
+/// True for an HTTP/1.1 request asking to switch to WebSocket: `Connection`
+/// lists the `upgrade` token and `Upgrade` lists `websocket`. Any other
+/// upgrade (e.g. `h2c`) is not one, and keeps being stripped.
+pub fn is_websocket<B>(req: &Request<B>) -> bool {
+    req.version() == Version::HTTP_11
+        && has_token(req.headers(), &CONNECTION, "upgrade")
+        && has_token(req.headers(), &UPGRADE, "websocket")
+}
+
+/// Whether any value of `name`, read as a comma list, holds `token`
+/// (ASCII case-insensitive).
+fn has_token(headers: &HeaderMap, name: &http::header::HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+/// Puts back exactly `Connection: upgrade` and `Upgrade: websocket` after
+/// hop-by-hop stripping (which removed them and anything else `Connection`
+/// named): the upstream must see the handshake, and nothing more.
+pub fn restore_request_headers(headers: &mut HeaderMap) {
+    headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+    headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
+}
+
+/// The headers of a `101` answer to the client: hop-by-hop stripped like any
+/// response, then the upstream's `Upgrade` and `Connection: upgrade` put
+/// back (`Sec-WebSocket-*` are end-to-end and stay). Returns false when the
+/// upstream switched to something other than `websocket`, which the client
+/// did not ask for (the caller answers 502).
+pub fn restore_response_headers(headers: &mut HeaderMap) -> bool {
+    if !has_token(headers, &UPGRADE, "websocket") {
+        return false;
+    }
+    let upgrade: Vec<HeaderValue> = headers.get_all(UPGRADE).iter().cloned().collect();
+    super::headers::strip_hop_by_hop(headers);
+    headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+    for value in upgrade {
+        headers.append(UPGRADE, value);
+    }
+    true
+}
+
+/// Splices the two upgraded connections in a task of its own. `exp` is the
+/// handshake token's expiry: the tunnel is closed then (both sides dropped).
+pub fn splice(client: OnUpgrade, upstream: OnUpgrade, exp: Option<i64>) {
+    // Fixed now, so the wait for the upgrades counts against the token too.
+    let deadline = exp.and_then(deadline_of);
+    tokio::spawn(async move {
+        let tunnel = tunnel(client, upstream);
+        match deadline {
+            Some(at) => {
+                if tokio::time::timeout_at(at, tunnel).await.is_err() {
+                    tracing::debug!("websocket tunnel closed at token expiry");
+                }
+            }
+            None => tunnel.await,
+        }
+    });
+}
+
+async fn tunnel(client: OnUpgrade, upstream: OnUpgrade) {
+    let (client, upstream) = match tokio::try_join!(client, upstream) {
+        Ok(both) => both,
+        Err(err) => {
+            // Dropping the future drops whichever side did upgrade.
+            tracing::debug!(error = %err, "websocket upgrade failed; dropping both sides");
+            return;
+        }
+    };
+    metrics::counter!("jwtgate_websocket_tunnels_total").increment(1);
+    let _open = OpenTunnel::new();
+    let (mut client, mut upstream) = (TokioIo::new(client), TokioIo::new(upstream));
+    match tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+        Ok((up, down)) => tracing::debug!(up, down, "websocket tunnel closed"),
+        Err(err) => tracing::debug!(error = %err, "websocket tunnel ended with an error"),
+    }
+}
+
+/// The `jwtgate_websocket_tunnels_open` gauge, held for a tunnel's life:
+/// decremented on drop, so every way out (EOF, error, expiry) counts.
+struct OpenTunnel;
+
+impl OpenTunnel {
+    fn new() -> Self {
+        metrics::gauge!("jwtgate_websocket_tunnels_open").increment(1.0);
+        OpenTunnel
+    }
+}
+
+impl Drop for OpenTunnel {
+    fn drop(&mut self) {
+        metrics::gauge!("jwtgate_websocket_tunnels_open").decrement(1.0);
+    }
+}
+
+/// The monotonic instant of Unix time `exp` (now when already past), to
+/// the sub-second so never before `exp`; `None` when beyond what the clock
+/// can represent (no limit then, rather than a panic).
+fn deadline_of(exp: i64) -> Option<Instant> {
+    let at = UNIX_EPOCH.checked_add(Duration::from_secs(u64::try_from(exp).unwrap_or(0)))?;
+    Instant::now().checked_add(at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(version: Version, headers: &[(&str, &str)]) -> Request<()> {
+        let mut b = Request::builder().version(version);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(()).unwrap()
+    }
+
+    #[test]
+    fn websocket_upgrade_is_recognised_case_insensitively_in_lists() {
+        let h11 = Version::HTTP_11;
+        assert!(is_websocket(&req(h11, &[("connection", "Upgrade"), ("upgrade", "websocket")])));
+        assert!(is_websocket(&req(h11, &[("connection", "keep-alive, UPGRADE"), ("upgrade", "WebSocket")])));
+        assert!(is_websocket(&req(
+            h11,
+            &[("connection", "keep-alive"), ("connection", "upgrade"), ("upgrade", "websocket")]
+        )));
+        assert!(!is_websocket(&req(h11, &[("connection", "Upgrade"), ("upgrade", "h2c")])));
+        assert!(!is_websocket(&req(h11, &[("upgrade", "websocket")])));
+        assert!(!is_websocket(&req(h11, &[("connection", "upgraded"), ("upgrade", "websocket")])));
+        assert!(!is_websocket(&req(Version::HTTP_10, &[("connection", "upgrade"), ("upgrade", "websocket")])));
+        assert!(!is_websocket(&req(Version::HTTP_2, &[("connection", "upgrade"), ("upgrade", "websocket")])));
+    }
+
+    #[test]
+    fn a_101_keeps_the_switch_and_loses_other_hop_by_hop_headers() {
+        let mut h = HeaderMap::new();
+        h.insert(CONNECTION, HeaderValue::from_static("Upgrade, X-Hop"));
+        h.insert(UPGRADE, HeaderValue::from_static("WebSocket"));
+        h.insert("x-hop", HeaderValue::from_static("1"));
+        h.insert("sec-websocket-accept", HeaderValue::from_static("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
+        assert!(restore_response_headers(&mut h));
+        assert_eq!(h[CONNECTION], "upgrade");
+        assert_eq!(h[UPGRADE], "WebSocket", "the upstream's value");
+        assert_eq!(h["sec-websocket-accept"], "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+        assert!(!h.contains_key("x-hop"));
+
+        let mut other = HeaderMap::new();
+        other.insert(UPGRADE, HeaderValue::from_static("h2c"));
+        assert!(!restore_response_headers(&mut other));
+    }
+
+    #[test]
+    fn deadline_is_never_before_exp() {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+        let exp = now.as_secs() as i64 + 3;
+        let left = deadline_of(exp).unwrap() - Instant::now();
+        assert!(left > Duration::from_secs(2) && left <= Duration::from_secs(3), "{left:?}");
+        assert!(deadline_of(0).unwrap() <= Instant::now(), "past exp: close now");
+        assert!(deadline_of(-5).unwrap() <= Instant::now(), "negative exp: close now");
+        let _ = deadline_of(i64::MAX); // unrepresentable on some clocks: `None`, never a panic
+    }
+}
