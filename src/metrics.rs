@@ -13,6 +13,9 @@
 //! | `jwtgate_pubsub_messages_total` / `jwtgate_pubsub_reconnects_total` | |
 //! | `jwtgate_propagation_lag_seconds` | histogram: publish → applied here |
 //! | `jwtgate_logouts_total` | `kind`: `token`, `subject`, `backchannel`, `admin` |
+//! | `jwtgate_config_reloads_total` | `result`: `ok`, `error` |
+//! | `jwtgate_tls_handshake_failures_total` | `reason`: `error`, `timeout` |
+//! | `jwtgate_websocket_tunnels_total` / `jwtgate_websocket_tunnels_open` | counter / gauge |
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
@@ -31,6 +34,8 @@ pub fn install() -> Result<PrometheusHandle, String> {
     metrics::counter!("jwtgate_pubsub_reconnects_total").increment(0);
     metrics::counter!("jwtgate_pubsub_messages_total").increment(0);
     metrics::counter!("jwtgate_store_circuit_opened_total").increment(0);
+    metrics::counter!("jwtgate_websocket_tunnels_total").increment(0);
+    metrics::gauge!("jwtgate_websocket_tunnels_open").set(0.0);
     Ok(handle)
 }
 
@@ -47,4 +52,8 @@ fn describe() {
     describe_counter!("jwtgate_pubsub_reconnects_total", "Revocation subscription losses");
     describe_histogram!("jwtgate_propagation_lag_seconds", Unit::Seconds, "Publish-to-apply delay of revocations");
     describe_counter!("jwtgate_logouts_total", "Revocations written, by kind");
+    describe_counter!("jwtgate_config_reloads_total", "Config reloads, by result");
+    describe_counter!("jwtgate_tls_handshake_failures_total", "TLS handshakes that failed or timed out");
+    describe_counter!("jwtgate_websocket_tunnels_total", "WebSocket tunnels opened");
+    describe_gauge!("jwtgate_websocket_tunnels_open", "WebSocket tunnels open now");
 }

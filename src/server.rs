@@ -96,9 +96,9 @@ pub async fn serve(listener: TcpListener, gate: Arc<Gate>, shutdown: impl Future
             };
             let served = if tls {
                 let Some(stream) = tls_handshake(&gate, stream, client).await else { return };
-                watcher.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned()).await
+                watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned()).await
             } else {
-                watcher.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned()).await
+                watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned()).await
             };
             if let Err(err) = served {
                 tracing::debug!(error = %err, %client, "connection ended with an error");

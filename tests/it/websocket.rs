@@ -147,7 +147,6 @@ async fn expect_eof(s: &mut TcpStream, within: Duration) {
 }
 
 #[tokio::test]
-#[ignore = "needs serve_connection_with_upgrades in src/server.rs"]
 async fn valid_token_handshake_is_switched_and_spliced_both_ways() {
     let (app, gate) = fixture(Cfg::admin).await;
     let tok = claims().sub("alice").sign();
@@ -265,7 +264,6 @@ async fn app_refusing_the_upgrade_is_relayed_as_a_normal_response() {
 }
 
 #[tokio::test]
-#[ignore = "needs serve_connection_with_upgrades in src/server.rs"]
 async fn tunnel_closes_when_the_token_expires() {
     let (app, gate) = fixture(Cfg::admin).await;
     let tok = claims().exp_in(3);
@@ -294,7 +292,6 @@ async fn tunnel_closes_when_the_token_expires() {
 }
 
 #[tokio::test]
-#[ignore = "needs serve_connection_with_upgrades in src/server.rs"]
 async fn auth_none_route_switches_without_a_token() {
     let (app, gate) = fixture(|c| c).await;
     let mut s = connect(&gate).await;
