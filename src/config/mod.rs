@@ -161,6 +161,10 @@ pub struct JwksSpec {
     pub unknown_kid_cooldown: Duration,
     #[serde(default = "defaults::jwks_fetch_timeout", with = "duration::serde_fmt")]
     pub fetch_timeout: Duration,
+    /// PEM CA certificate(s) trusted for `jwks_url` over https besides the
+    /// public (webpki) roots: an IdP with a company-internal CA.
+    #[serde(default)]
+    pub ca_file: Option<String>,
 }
 
 impl Default for JwksSpec {
@@ -170,6 +174,7 @@ impl Default for JwksSpec {
             max_refresh: defaults::jwks_max_refresh(),
             unknown_kid_cooldown: defaults::jwks_cooldown(),
             fetch_timeout: defaults::jwks_fetch_timeout(),
+            ca_file: None,
         }
     }
 }

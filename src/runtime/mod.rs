@@ -137,6 +137,13 @@ pub fn compile(file: FileConfig, origin: &Origin<'_>) -> Result<Runtime, ConfigE
         unknown_kid_cooldown: j.unknown_kid_cooldown,
         fetch_timeout: j.fetch_timeout,
         retry: j.min_refresh.min(std::time::Duration::from_secs(10)),
+        extra_roots: match &j.ca_file {
+            None => None,
+            Some(p) => Some(
+                crate::auth::jwks::ExtraRoots::from_pem_file(&origin.dir.join(p))
+                    .map_err(|m| err("jwt.jwks.ca_file", m))?,
+            ),
+        },
     };
     let mut rules = Vec::new();
     for (i, spec) in file.jwt.issuers.iter().enumerate() {

@@ -186,3 +186,16 @@ async fn sentinel_store_errors_name_their_field_and_a_good_one_passes() {
     assert_eq!(good.code, Some(0), "stderr:\n{}", good.stderr);
     assert!(good.stdout.contains("redis sentinel master `mymaster` via redis://127.0.0.1:26379"), "{}", good.stdout);
 }
+
+#[tokio::test]
+async fn jwks_ca_file_that_holds_no_certificate_is_located() {
+    let missing = edit(&valid_yaml(), "  realm: jwtgate\n", "  realm: jwtgate\n  jwks:\n    ca_file: no-such-ca.pem\n");
+    let c = check(&missing).await;
+    assert_located(&c, line_of(&missing, "ca_file"), "jwt.jwks.ca_file", &["no-such-ca.pem"]);
+
+    let key = crate::support::key_path("rsa.pub.pem");
+    let not_a_cert =
+        edit(&valid_yaml(), "  realm: jwtgate\n", &format!("  realm: jwtgate\n  jwks:\n    ca_file: \"{key}\"\n"));
+    let c = check(&not_a_cert).await;
+    assert_located(&c, line_of(&not_a_cert, "ca_file"), "jwt.jwks.ca_file", &["no PEM certificate"]);
+}

@@ -228,3 +228,21 @@ async fn reload_keeps_a_running_jwks_source_and_its_keys_without_refetching() {
     assert_eq!(rsp.status, 200, "keys lost across reloads: {}", rsp.text());
     assert_eq!(app.seen("/v2/after"), 1);
 }
+
+#[tokio::test]
+async fn https_idp_with_a_private_ca_is_trusted_only_through_jwks_ca_file() {
+    let (app, idp) = (Upstream::spawn().await, Idp::spawn_tls().await);
+    let ca = crate::support::key_path("redis-tls/ca.pem");
+    let trusted = Gate::spawn_yaml(&yaml(&app, &idp, &format!("{{ ca_file: \"{ca}\" }}"), false)).await;
+    assert_eq!(trusted.get("/api/tls", &rsa("jwks-rsa")).await.status, 200, "keys fetched over https");
+    assert_eq!(idp.hits(), 1, "one fetch at start");
+    assert_eq!(app.seen("/api/tls"), 1);
+
+    // Without the CA the IdP's certificate is not trusted: no keys, no access.
+    let untrusted = Gate::spawn_yaml(&yaml(&app, &idp, "{}", false)).await;
+    let rsp = untrusted.get("/api/untrusted", &rsa("jwks-rsa")).await;
+    assert_eq!(rsp.status, 401, "{}", rsp.text());
+    assert_eq!(app.seen("/api/untrusted"), 0, "a token was accepted without trusted keys");
+    assert_eq!(idp.hits(), 1, "the untrusted gate completed a fetch");
+    assert!(untrusted.logs().contains("certificate"), "the TLS failure is logged: {}", untrusted.logs());
+}

@@ -2,6 +2,7 @@
 //! [`KeySet`] and how long it may be kept (`Cache-Control`). Scheduling,
 //! swapping and metrics are left to [`super::JwksSource`].
 
+use super::ExtraRoots;
 use crate::auth::keys::{self, KeySet};
 use bytes::Bytes;
 use http::header::{ACCEPT, CACHE_CONTROL};
@@ -35,8 +36,9 @@ pub(super) struct Fetched {
     pub freshness: Freshness,
 }
 
-/// GETs one URL over http or https (webpki roots, ring provider given
-/// explicitly so a missing process default cannot panic).
+/// GETs one URL over http or https (webpki roots plus any private CA,
+/// ring provider given explicitly so a missing process default cannot
+/// panic).
 pub(super) struct Fetcher {
     url: Uri,
     timeout: Duration,
@@ -44,14 +46,28 @@ pub(super) struct Fetcher {
 }
 
 impl Fetcher {
-    pub fn new(url: Uri, timeout: Duration) -> Result<Self, String> {
+    pub fn new(url: Uri, timeout: Duration, extra_roots: Option<&ExtraRoots>) -> Result<Self, String> {
         let provider = rustls::crypto::ring::default_provider();
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_webpki_roots(provider)
-            .map_err(|e| format!("TLS setup: {e}"))?
-            .https_or_http()
-            .enable_http1()
-            .build();
+        let https = match extra_roots {
+            None => hyper_rustls::HttpsConnectorBuilder::new()
+                .with_provider_and_webpki_roots(provider)
+                .map_err(|e| format!("TLS setup: {e}"))?,
+            Some(extra) => {
+                let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+                for cert in extra.certs() {
+                    roots.add(cert.clone()).map_err(|e| format!("CA certificate: {e}"))?;
+                }
+                let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(provider))
+                    .with_safe_default_protocol_versions()
+                    .map_err(|e| format!("TLS setup: {e}"))?
+                    .with_root_certificates(roots)
+                    .with_no_client_auth();
+                hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls)
+            }
+        }
+        .https_or_http()
+        .enable_http1()
+        .build();
         let client = Client::builder(TokioExecutor::new()).build(https);
         Ok(Self { url, timeout, client })
     }

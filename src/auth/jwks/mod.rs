@@ -32,6 +32,46 @@ pub struct JwksSettings {
     pub fetch_timeout: Duration,
     /// Delay before the next attempt after a failed fetch.
     pub retry: Duration,
+    /// CA certificates trusted besides the public roots (`jwt.jwks.ca_file`).
+    pub extra_roots: Option<ExtraRoots>,
+}
+
+/// Private CA roots for https JWKS URLs. `Debug` (part of a source's
+/// identity across reloads) shows the file and a digest of its content, so
+/// a changed CA file makes a new source.
+#[derive(Clone)]
+pub struct ExtraRoots {
+    label: String,
+    certs: Arc<Vec<rustls::pki_types::CertificateDer<'static>>>,
+}
+
+impl ExtraRoots {
+    /// Reads every certificate of a PEM file; an empty file is an error.
+    pub fn from_pem_file(path: &std::path::Path) -> Result<Self, String> {
+        use rustls::pki_types::pem::PemObject;
+        use sha2::Digest;
+        let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let certs = rustls::pki_types::CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        if certs.is_empty() {
+            return Err(format!("{}: no PEM certificate in the file", path.display()));
+        }
+        let digest = sha2::Sha256::digest(&pem);
+        let label =
+            format!("{} sha256:{:02x}{:02x}{:02x}{:02x}", path.display(), digest[0], digest[1], digest[2], digest[3]);
+        Ok(Self { label, certs: Arc::new(certs) })
+    }
+
+    pub(super) fn certs(&self) -> &[rustls::pki_types::CertificateDer<'static>] {
+        &self.certs
+    }
+}
+
+impl std::fmt::Debug for ExtraRoots {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.label)
+    }
 }
 
 impl Default for JwksSettings {
@@ -42,6 +82,7 @@ impl Default for JwksSettings {
             unknown_kid_cooldown: Duration::from_secs(30),
             fetch_timeout: Duration::from_secs(5),
             retry: Duration::from_secs(10),
+            extra_roots: None,
         }
     }
 }
@@ -104,7 +145,7 @@ impl JwksSource {
         settings.check()?;
         let identity = format!("{url} {settings:?}");
         let (url, host) = parse_url(url)?;
-        let fetcher = Fetcher::new(url, settings.fetch_timeout)?;
+        let fetcher = Fetcher::new(url, settings.fetch_timeout, settings.extra_roots.as_ref())?;
         Ok(Arc::new(Self {
             identity,
             started: AtomicBool::new(false),

@@ -38,6 +38,8 @@ pub struct Idp {
     pub addr: SocketAddr,
     state: Arc<Mutex<State>>,
     task: JoinHandle<()>,
+    /// Served over TLS with `tests/keys/redis-tls/` (a private test CA).
+    tls: bool,
 }
 
 /// `tests/keys/jwks.json`: kids `jwks-rsa` (rsa.key.pem) and `jwks-ec` (ec.key.pem).
@@ -56,6 +58,19 @@ pub fn renamed(from: &str, to: &str) -> String {
 impl Idp {
     /// Serves [`jwks`] without `Cache-Control`.
     pub async fn spawn() -> Idp {
+        Idp::start(None).await
+    }
+
+    /// Serves over https with a certificate of the test CA
+    /// `tests/keys/redis-tls/ca.pem` (for `127.0.0.1` and `localhost`).
+    pub async fn spawn_tls() -> Idp {
+        let (cert, key) = (super::key_path("redis-tls/server.pem"), super::key_path("redis-tls/server.key.pem"));
+        let config =
+            jwtgate::tls::server_config(cert.as_ref(), key.as_ref(), jwtgate::tls::ALPN_HTTP1).expect("idp tls");
+        Idp::start(Some(tokio_rustls::TlsAcceptor::from(config))).await
+    }
+
+    async fn start(tls: Option<tokio_rustls::TlsAcceptor>) -> Idp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind idp");
         let addr = listener.local_addr().expect("idp addr");
         let state = Arc::new(Mutex::new(State {
@@ -65,13 +80,15 @@ impl Idp {
             hits: Vec::new(),
             answered: 0,
         }));
-        let task = tokio::spawn(accept(listener, state.clone()));
-        Idp { addr, state, task }
+        let secure = tls.is_some();
+        let task = tokio::spawn(accept(listener, state.clone(), tls));
+        Idp { addr, state, task, tls: secure }
     }
 
     /// The JWKS URL for `jwks_url:`.
     pub fn url(&self) -> String {
-        format!("http://{}/jwks.json", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}/jwks.json", self.addr)
     }
 
     pub fn answer(&self, answer: Answer) {
@@ -121,17 +138,28 @@ impl Drop for Idp {
 }
 
 /// Connections live in the JoinSet, so aborting this task closes them too.
-async fn accept(listener: tokio::net::TcpListener, state: Arc<Mutex<State>>) {
+async fn accept(listener: tokio::net::TcpListener, state: Arc<Mutex<State>>, tls: Option<tokio_rustls::TlsAcceptor>) {
     let mut conns = JoinSet::new();
     while let Ok((stream, _)) = listener.accept().await {
         let state = state.clone();
+        let tls = tls.clone();
         conns.spawn(async move {
             let svc = hyper::service::service_fn(move |req| {
                 let state = state.clone();
                 async move { Ok::<_, Infallible>(handle(&state, req).await) }
             });
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+            match tls {
+                None => {
+                    let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+                }
+                // A client that does not trust the CA ends here: no fetch is counted.
+                Some(acceptor) => {
+                    if let Ok(stream) = acceptor.accept(stream).await {
+                        let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+                    }
+                }
+            }
         });
     }
 }
