@@ -1,6 +1,8 @@
 //! Listener, connections and shutdown. One port serves HTTP/1.1 and
-//! HTTP/2 with prior knowledge (h2c); on SIGTERM/SIGINT the listener closes
-//! and in-flight requests get `DRAIN` to finish.
+//! HTTP/2: with prior knowledge (h2c), or over TLS chosen by ALPN when the
+//! config has `tls`; HTTP/1.1 connections may switch to WebSocket. On
+//! SIGTERM/SIGINT the listener closes and in-flight requests get `DRAIN` to
+//! finish.
 
 use crate::config::Overrides;
 use crate::proxy::{Gate, Live};

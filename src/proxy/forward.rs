@@ -71,13 +71,14 @@ impl Upstream {
         // Taken before `req` moves into the upstream call: it resolves to
         // the client connection once hyper has written our 101.
         let from_client = hyper::upgrade::on(&mut req);
+        let accept = upgrade::key(req.headers()).map(upgrade::accept_for).unwrap_or_default();
         let mut rsp = self.exchange(req, client).await?;
         if rsp.status() != StatusCode::SWITCHING_PROTOCOLS {
             headers::strip_hop_by_hop(rsp.headers_mut());
             return Ok(rsp.map(Either::Left));
         }
-        if !upgrade::restore_response_headers(rsp.headers_mut()) {
-            tracing::warn!("upstream switched to a protocol other than websocket");
+        if !upgrade::restore_response_headers(rsp.headers_mut(), &accept) {
+            tracing::warn!("upstream answered 101 without switching to this websocket handshake; not spliced");
             return Err(ProxyError::UpstreamUnavailable);
         }
         let from_upstream = hyper::upgrade::on(&mut rsp);

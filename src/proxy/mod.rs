@@ -158,8 +158,11 @@ impl Gate {
         }
         let upstream = live.upstreams.get(route.upstream).ok_or(ProxyError::UpstreamUnavailable)?;
         if websocket {
-            // The token's lifetime bounds the tunnel; no token, no bound.
-            let exp = claims.as_ref().and_then(|c| c.exp_unix);
+            // The token's lifetime bounds the tunnel (a token without `exp`,
+            // under `require_exp: false`, gets `max_token_lifetime`, as its
+            // revocation does); no token, no bound.
+            let longest = self.revocations.policy().max_token_lifetime.as_secs() as i64;
+            let exp = claims.as_ref().map(|c| c.exp_unix.unwrap_or(auth::now_unix().saturating_add(longest)));
             return upstream.upgrade(req, client, exp).await;
         }
         upstream.send(req, client).await

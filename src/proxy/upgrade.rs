@@ -17,20 +17,44 @@
 //! - Only `websocket` is passed; other upgrades (`h2c`, ...) are still
 //!   stripped, and HTTP/2 extended CONNECT (RFC 8441) is not supported.
 
-use http::header::{CONNECTION, UPGRADE};
-use http::{HeaderMap, HeaderValue, Request, Version};
+use base64::Engine;
+use http::header::{CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION, UPGRADE};
+use http::{HeaderMap, HeaderValue, Method, Request, Version};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
+use sha1::Digest;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::time::Instant;
 
-/// True for an HTTP/1.1 request asking to switch to WebSocket: `Connection`
-/// lists the `upgrade` token and `Upgrade` lists `websocket`. Any other
-/// upgrade (e.g. `h2c`) is not one, and keeps being stripped.
+/// True for a well-formed RFC 6455 opening handshake: HTTP/1.1 `GET`,
+/// `Connection` listing `upgrade`, `Upgrade` listing `websocket`,
+/// `Sec-WebSocket-Version: 13` and a `Sec-WebSocket-Key` of 16 base64
+/// bytes. Anything else (other upgrades such as `h2c`, a half-formed
+/// handshake) is not one: its upgrade headers are stripped like any
+/// hop-by-hop header, so the app is never asked to switch.
 pub fn is_websocket<B>(req: &Request<B>) -> bool {
     req.version() == Version::HTTP_11
+        && req.method() == Method::GET
         && has_token(req.headers(), &CONNECTION, "upgrade")
         && has_token(req.headers(), &UPGRADE, "websocket")
+        && req.headers().get(SEC_WEBSOCKET_VERSION).is_some_and(|v| v.as_bytes() == b"13")
+        && key(req.headers()).is_some()
+}
+
+/// The `Sec-WebSocket-Key`, when it is exactly one value of 16 base64 bytes.
+pub fn key(headers: &HeaderMap) -> Option<&[u8]> {
+    let mut keys = headers.get_all(SEC_WEBSOCKET_KEY).iter();
+    let (Some(key), None) = (keys.next(), keys.next()) else { return None };
+    let decoded = base64::engine::general_purpose::STANDARD.decode(key.as_bytes()).ok()?;
+    (decoded.len() == 16).then_some(key.as_bytes())
+}
+
+/// The `Sec-WebSocket-Accept` an upstream that really switched to WebSocket
+/// answers for `key` (RFC 6455 §4.2.2): base64(SHA-1(key + GUID)).
+pub fn accept_for(key: &[u8]) -> String {
+    const GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+    let digest = sha1::Sha1::new().chain_update(key).chain_update(GUID).finalize();
+    base64::engine::general_purpose::STANDARD.encode(digest)
 }
 
 /// Whether any value of `name`, read as a comma list, holds `token`
@@ -54,11 +78,17 @@ pub fn restore_request_headers(headers: &mut HeaderMap) {
 
 /// The headers of a `101` answer to the client: hop-by-hop stripped like any
 /// response, then the upstream's `Upgrade` and `Connection: upgrade` put
-/// back (`Sec-WebSocket-*` are end-to-end and stay). Returns false when the
-/// upstream switched to something other than `websocket`, which the client
-/// did not ask for (the caller answers 502).
-pub fn restore_response_headers(headers: &mut HeaderMap) -> bool {
+/// back (`Sec-WebSocket-*` are end-to-end and stay). Returns false (the
+/// caller answers 502, nothing is spliced) unless the upstream switched to
+/// `websocket` *and* proved it with the `Sec-WebSocket-Accept` of this
+/// handshake's key: an app that answers 101 but goes on speaking HTTP (a
+/// reflected status, say) would otherwise hand the client a raw pipe to it
+/// past every route rule ("WebSocket smuggling").
+pub fn restore_response_headers(headers: &mut HeaderMap, expected_accept: &str) -> bool {
     if !has_token(headers, &UPGRADE, "websocket") {
+        return false;
+    }
+    if headers.get(SEC_WEBSOCKET_ACCEPT).is_none_or(|a| a.as_bytes() != expected_accept.as_bytes()) {
         return false;
     }
     let upgrade: Vec<HeaderValue> = headers.get_all(UPGRADE).iter().cloned().collect();
@@ -143,9 +173,38 @@ mod tests {
         b.body(()).unwrap()
     }
 
+    const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+
+    /// A full handshake with `headers` added.
+    fn ws(version: Version, headers: &[(&str, &str)]) -> Request<()> {
+        let mut all = vec![("sec-websocket-key", KEY), ("sec-websocket-version", "13")];
+        all.extend_from_slice(headers);
+        req(version, &all)
+    }
+
+    #[test]
+    fn accept_is_the_rfc_6455_example() {
+        assert_eq!(accept_for(KEY.as_bytes()), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    }
+
+    #[test]
+    fn a_half_formed_handshake_is_not_a_websocket() {
+        let (h11, pair) = (Version::HTTP_11, [("connection", "upgrade"), ("upgrade", "websocket")]);
+        assert!(is_websocket(&ws(h11, &pair)), "positive control");
+        assert!(!is_websocket(&req(h11, &pair)), "no key, no version");
+        let short_key = [pair[0], pair[1], ("sec-websocket-key", "c2hvcnQ="), ("sec-websocket-version", "13")];
+        assert!(!is_websocket(&req(h11, &short_key)), "key of 5 bytes");
+        let old_version = [pair[0], pair[1], ("sec-websocket-key", KEY), ("sec-websocket-version", "8")];
+        assert!(!is_websocket(&req(h11, &old_version)), "version 8");
+        let mut post = ws(h11, &pair);
+        *post.method_mut() = Method::POST;
+        assert!(!is_websocket(&post), "POST");
+    }
+
     #[test]
     fn websocket_upgrade_is_recognised_case_insensitively_in_lists() {
         let h11 = Version::HTTP_11;
+        let req = ws;
         assert!(is_websocket(&req(h11, &[("connection", "Upgrade"), ("upgrade", "websocket")])));
         assert!(is_websocket(&req(h11, &[("connection", "keep-alive, UPGRADE"), ("upgrade", "WebSocket")])));
         assert!(is_websocket(&req(
@@ -166,7 +225,8 @@ mod tests {
         h.insert(UPGRADE, HeaderValue::from_static("WebSocket"));
         h.insert("x-hop", HeaderValue::from_static("1"));
         h.insert("sec-websocket-accept", HeaderValue::from_static("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
-        assert!(restore_response_headers(&mut h));
+        assert!(!restore_response_headers(&mut h.clone(), "another-key's-accept="), "accept must match the key");
+        assert!(restore_response_headers(&mut h, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
         assert_eq!(h[CONNECTION], "upgrade");
         assert_eq!(h[UPGRADE], "WebSocket", "the upstream's value");
         assert_eq!(h["sec-websocket-accept"], "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
@@ -174,7 +234,8 @@ mod tests {
 
         let mut other = HeaderMap::new();
         other.insert(UPGRADE, HeaderValue::from_static("h2c"));
-        assert!(!restore_response_headers(&mut other));
+        other.insert("sec-websocket-accept", HeaderValue::from_static("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
+        assert!(!restore_response_headers(&mut other, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
     }
 
     #[test]

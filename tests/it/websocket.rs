@@ -22,15 +22,10 @@ const ROUTES: &str = "
 ";
 
 const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
-const ACCEPT: &str = "fixed-accept-the-gate-must-not-care=";
+/// RFC 6455's example: the accept for [`KEY`].
+const ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
 /// Every wait on the network is bounded by this.
 const WAIT: Duration = Duration::from_secs(10);
-
-// Tests that need bytes to flow past the 101 are ignored until the public
-// listener serves connections with upgrades: `src/server.rs` must call
-// `serve_connection_with_upgrades` instead of `serve_connection` (hyper
-// otherwise writes the 101 and then closes the connection). Run them with
-// `cargo test --test it websocket -- --include-ignored` once it does.
 
 async fn fixture(cfg: impl FnOnce(Cfg) -> Cfg) -> (Upstream, Gate) {
     let app = Upstream::spawn().await;
@@ -301,4 +296,48 @@ async fn auth_none_route_switches_without_a_token() {
     let seen = app.one("/ws/open/feed");
     assert_eq!(seen.header("upgrade"), Some("websocket"));
     assert_eq!(seen.header("x-user-id"), None, "client copy of a claim header dropped");
+}
+
+#[tokio::test]
+async fn a_101_without_the_accept_of_this_key_is_not_spliced() {
+    // An app answering 101 without really switching (a reflected status,
+    // say) would otherwise hand the client a raw pipe past every rule.
+    let (app, gate) = fixture(Cfg::admin).await;
+    app.on("/liar", Behaviour::WebSocketWrongAccept);
+    let tok = token::mint();
+    let mut s = connect(&gate).await;
+    let head = exchange(&mut s, &handshake("/liar", &bearer(&tok))).await;
+    assert_eq!(head.status, 502, "{:?}", head.headers);
+    assert_eq!(head.header("upgrade"), None);
+    assert_eq!(app.one("/liar").header("upgrade"), Some("websocket"), "the app was asked");
+    assert_eq!(metric(&gate.metrics().await, "jwtgate_websocket_tunnels_total", &[]), Some(0.0), "nothing spliced");
+
+    // Positive control: the honest app on the same gate is spliced.
+    let mut s = connect(&gate).await;
+    assert_eq!(exchange(&mut s, &handshake("/ws/echo", &bearer(&tok))).await.status, 101);
+}
+
+#[tokio::test]
+async fn a_half_formed_handshake_never_asks_the_app_to_switch() {
+    let (app, gate) = fixture(|c| c).await;
+    let tok = token::mint();
+    let pair = "Connection: Upgrade\r\nUpgrade: websocket\r\n";
+    let cases = [
+        ("GET", "/ws/no-key", format!("{pair}Sec-WebSocket-Version: 13\r\n")),
+        ("GET", "/ws/bad-key", format!("{pair}Sec-WebSocket-Key: c2hvcnQ=\r\nSec-WebSocket-Version: 13\r\n")),
+        ("GET", "/ws/old-version", format!("{pair}Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 8\r\n")),
+        (
+            "POST",
+            "/ws/post",
+            format!("{pair}Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\nContent-Length: 0\r\n"),
+        ),
+    ];
+    for (method, path, headers) in cases {
+        let mut s = connect(&gate).await;
+        let head =
+            exchange(&mut s, &format!("{method} {path} HTTP/1.1\r\nHost: g\r\n{headers}{}\r\n", bearer(&tok))).await;
+        assert_eq!(head.status, 426, "{path}: the app answered as to a plain request");
+        let seen = app.one(path);
+        assert_eq!(seen.header("upgrade"), None, "{path}: {:?}", seen.header_names());
+    }
 }

@@ -31,10 +31,14 @@ pub enum Behaviour {
     /// Record the request, then hold the response until the test calls
     /// `notify_one` (or `notify_waiters`) on this.
     Hold(Arc<tokio::sync::Notify>),
-    /// A WebSocket handshake gets `101` (fixed `Sec-WebSocket-Accept`), then
-    /// every byte is echoed back until the gate closes the connection (no
-    /// framing: past the 101 it is an opaque stream). Anything else: 426.
+    /// A WebSocket handshake gets `101` (with the key's
+    /// `Sec-WebSocket-Accept`), then every byte is echoed back until the
+    /// gate closes the connection (no framing: past the 101 it is an opaque
+    /// stream). Anything else: 426.
     WebSocketEcho,
+    /// Like `WebSocketEcho`, but the 101 carries an accept value that does
+    /// not belong to the key: an app that did not really switch.
+    WebSocketWrongAccept,
     /// Answer with this status and a short text body, whatever was asked
     /// (an app refusing an upgrade).
     Status(u16),
@@ -162,6 +166,7 @@ async fn handle(st: &Arc<State>, mut req: Request<Incoming>) -> Response<BoxedBo
     // Empty unless the request asked for an upgrade (hyper puts it there).
     let on_upgrade = hyper::upgrade::on(&mut req);
     let body = req.into_body();
+    let honest_accept = matches!(behaviour, Behaviour::WebSocketEcho);
     match behaviour {
         Behaviour::Echo => {
             let bytes = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
@@ -196,8 +201,12 @@ async fn handle(st: &Arc<State>, mut req: Request<Incoming>) -> Response<BoxedBo
             record(st, seen);
             reply(status, Full::new(Bytes::from_static(b"not switching")).boxed())
         }
-        Behaviour::WebSocketEcho => {
+        Behaviour::WebSocketEcho | Behaviour::WebSocketWrongAccept => {
             let asked = seen.header("upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
+            let accept = match (honest_accept, seen.header("sec-websocket-key")) {
+                (true, Some(key)) => websocket_accept(key),
+                _ => "bm90IHRoZSBhY2NlcHQgb2YgdGhhdCBrZXk=".to_owned(),
+            };
             record(st, seen);
             if !asked {
                 return reply(426, Full::new(Bytes::from_static(b"websocket only")).boxed());
@@ -215,12 +224,20 @@ async fn handle(st: &Arc<State>, mut req: Request<Incoming>) -> Response<BoxedBo
                 .status(101)
                 .header("upgrade", "websocket")
                 .header("connection", "Upgrade")
-                .header("sec-websocket-accept", "fixed-accept-the-gate-must-not-care=")
+                .header("sec-websocket-accept", accept)
                 .header("x-upstream", "yes")
                 .body(http_body_util::Empty::new().boxed())
                 .expect("101 response")
         }
     }
+}
+
+/// RFC 6455 §4.2.2: base64(SHA-1(key + GUID)).
+pub fn websocket_accept(key: &str) -> String {
+    use base64::Engine;
+    use sha1::Digest;
+    let digest = sha1::Sha1::new().chain_update(key).chain_update("258EAFA5-E914-47DA-95CA-C5AB0DC85B11").finalize();
+    base64::engine::general_purpose::STANDARD.encode(digest)
 }
 
 fn record(st: &State, seen: Seen) {
