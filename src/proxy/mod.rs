@@ -131,7 +131,10 @@ impl Gate {
         }
         match (special, &claims) {
             (Special::Logout, Some(claims)) => {
-                let revoked = self.revocations.revoke_token(claims).await?;
+                let revoked = match was_revoked {
+                    true => self.revocations.revoke_token_again(claims).await?,
+                    false => self.revocations.revoke_token(claims).await?,
+                };
                 tracing::info!(iss = %claims.iss, jti = ?claims.jti, again = was_revoked, "token revoked by logout");
                 if !rt.logout.forward || was_revoked {
                     return Ok(logout::answer(&revoked));

@@ -11,6 +11,7 @@ pub mod keys;
 pub mod legacy;
 mod memory;
 mod redis;
+mod sentinel;
 pub mod subscriber;
 
 pub use breaker::Breaker;
@@ -314,6 +315,18 @@ impl Revocations {
         self.write(Change { key: key.clone(), value: Some("1".into()), expires_at, sent_ms: 0 }).await?;
         metrics::counter!("jwtgate_logouts_total", "kind" => "token").increment(1);
         Ok(Revoked { key, jti: claims.jti.clone(), expires_at })
+    }
+
+    /// A logout repeated with a token already refused as revoked: written
+    /// again only when the store lacks the record (a write a failover lost,
+    /// a 503 the client retries), so repeating a logout costs a read, not a
+    /// write and a message to every replica.
+    pub async fn revoke_token_again(&self, claims: &Claims) -> Result<Revoked, ProxyError> {
+        let key = self.token_key(claims)?;
+        if self.read(&key).await?.is_none() {
+            return self.revoke_token(claims).await;
+        }
+        Ok(Revoked { key, jti: claims.jti.clone(), expires_at: self.expires_at(claims) })
     }
 
     /// Revokes every token of `key`'s subject or session issued at or before

@@ -12,12 +12,11 @@
 //! sentinels kill the old master's clients) or as `READONLY` from the
 //! demoted master, and the next command then goes to the new one.
 
+use super::sentinel::SentinelMaster;
 use super::{BoxFuture, Change, RevocationStore, StoreError};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
-use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
-use std::sync::Mutex;
 use std::time::Duration;
 use tokio::sync::OnceCell;
 
@@ -30,54 +29,6 @@ enum Backend {
         conn: OnceCell<ClusterConnection>,
     },
     Sentinel(Box<SentinelMaster>),
-}
-
-/// The master of a Sentinel deployment: its connection, and the sentinels
-/// to ask when it has to be found (again).
-struct SentinelMaster {
-    /// Held across the look-up, so a failover makes one look-up, not one
-    /// per waiting request.
-    sentinels: tokio::sync::Mutex<SentinelClient>,
-    /// `None` until found, and after a failed command.
-    conn: Mutex<Option<redis::aio::MultiplexedConnection>>,
-    config: redis::AsyncConnectionConfig,
-    /// Replicas that must confirm a write (`WAIT`) before it counts.
-    min_replicas_acked: u32,
-}
-
-impl SentinelMaster {
-    fn current(&self) -> Option<redis::aio::MultiplexedConnection> {
-        self.conn.lock().map_or(None, |c| c.clone())
-    }
-
-    fn forget(&self) {
-        if let Ok(mut c) = self.conn.lock() {
-            *c = None;
-        }
-    }
-
-    /// The master's client, as the sentinels say now.
-    async fn client(&self) -> redis::RedisResult<redis::Client> {
-        self.sentinels.lock().await.async_get_client().await
-    }
-
-    async fn connection(&self) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
-        if let Some(conn) = self.current() {
-            return Ok(conn);
-        }
-        let mut sentinels = self.sentinels.lock().await;
-        // Another request may have found it while this one waited.
-        if let Some(conn) = self.current() {
-            return Ok(conn);
-        }
-        let client = sentinels.async_get_client().await?;
-        let conn = client.get_multiplexed_async_connection_with_config(&self.config).await?;
-        if let Ok(mut c) = self.conn.lock() {
-            *c = Some(conn.clone());
-        }
-        tracing::info!("redis master found through sentinel");
-        Ok(conn)
-    }
 }
 
 pub struct RedisStore {
@@ -154,30 +105,7 @@ impl RedisStore {
         deadline: Duration,
         channel: String,
     ) -> Result<Self, String> {
-        let mut login = redis::RedisConnectionInfo::default().set_db(master.db);
-        if let Some(user) = &master.username {
-            login = login.set_username(user);
-        }
-        if let Some(password) = &master.password {
-            login = login.set_password(String::from_utf8_lossy(password.expose()));
-        }
-        let node = SentinelNodeConnectionInfo::default().set_redis_connection_info(login);
-        let client = SentinelClient::build(
-            sentinels.to_vec(),
-            master.master_name.clone(),
-            Some(node),
-            SentinelServerType::Master,
-        )
-        .map_err(|e| format!("redis sentinel: {e}"))?;
-        let config = redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(deadline.max(Duration::from_secs(1))))
-            .set_response_timeout(Some(deadline));
-        let master = SentinelMaster {
-            sentinels: tokio::sync::Mutex::new(client),
-            conn: Mutex::new(None),
-            config,
-            min_replicas_acked: master.min_replicas_acked,
-        };
+        let master = SentinelMaster::new(sentinels, master, deadline)?;
         Ok(Self { backend: Backend::Sentinel(Box::new(master)), subscribe_to: Vec::new(), deadline, channel })
     }
 
@@ -193,7 +121,7 @@ impl RedisStore {
             Backend::Cluster { client, conn } => {
                 tokio::time::timeout(PATIENCE, conn.get_or_try_init(|| client.get_async_connection())).await.map(|_| ())
             }
-            Backend::Sentinel(master) => tokio::time::timeout(PATIENCE, master.connection()).await.map(|_| ()),
+            Backend::Sentinel(master) => tokio::time::timeout(PATIENCE, master.get()).await.map(|_| ()),
         };
     }
 
@@ -201,7 +129,7 @@ impl RedisStore {
     /// in turn, or the master the sentinels name now.
     pub async fn subscribe_client(&self, attempt: usize) -> Result<redis::Client, String> {
         match &self.backend {
-            Backend::Sentinel(master) => master.client().await.map_err(|e| format!("redis sentinel: {e}")),
+            Backend::Sentinel(master) => master.client().await,
             _ => self
                 .subscribe_to
                 .get(attempt % self.subscribe_to.len().max(1))
@@ -238,14 +166,34 @@ impl RedisStore {
                 let mut conn = self.cluster_conn(client, conn).await?;
                 self.within(cmd.query_async::<T>(&mut conn)).await
             }
-            Backend::Sentinel(master) => {
-                let answer = self.within(async { cmd.query_async::<T>(&mut master.connection().await?).await }).await;
+            Backend::Sentinel(sentinel) => {
+                let master = self.sentinel_master(sentinel).await?;
+                let answer = self.within(cmd.query_async::<T>(&mut master.read.clone())).await;
                 if answer.is_err() {
                     // Dropped, refused, READONLY or silent: ask the sentinels next time.
-                    master.forget();
+                    sentinel.forget(master.generation);
                 }
                 answer
             }
+        }
+    }
+
+    /// The master's connections within the deadline (the look-up goes on
+    /// in the background when the deadline cuts the wait short).
+    async fn sentinel_master(&self, sentinel: &SentinelMaster) -> Result<super::sentinel::Master, StoreError> {
+        match tokio::time::timeout(self.deadline, sentinel.get()).await {
+            Ok(Ok(master)) => Ok(master),
+            Ok(Err(e)) => Err(StoreError(e)),
+            Err(_) => Err(StoreError(format!("redis sentinel: no master within {:?}", self.deadline))),
+        }
+    }
+
+    /// True when the sentinels name another master than the connected one
+    /// (asked on each subscriber heartbeat); always false without Sentinel.
+    pub async fn master_moved(&self) -> bool {
+        match &self.backend {
+            Backend::Sentinel(sentinel) => sentinel.moved().await,
+            _ => false,
         }
     }
 }
@@ -283,26 +231,25 @@ impl RevocationStore for RedisStore {
                     pipe.add_command(write).ignore().add_command(publish).ignore();
                     self.within(pipe.query_async::<()>(&mut conn.clone())).await
                 }
-                Backend::Sentinel(master) => {
+                Backend::Sentinel(sentinel) => {
+                    let master = self.sentinel_master(sentinel).await?;
                     let mut pipe = redis::pipe();
                     pipe.add_command(write).ignore().add_command(publish).ignore();
-                    let wanted = master.min_replicas_acked;
+                    let wanted = sentinel.min_replicas_acked;
                     if wanted > 0 {
                         // Half the deadline for the replicas, so the answer fits in it.
                         let wait_ms = (self.deadline.as_millis() / 2).max(1) as u64;
                         pipe.cmd("WAIT").arg(wanted).arg(wait_ms);
                     }
-                    let answer = self
-                        .within(async { pipe.query_async::<Vec<i64>>(&mut master.connection().await?).await })
-                        .await
-                        .and_then(|acked| match acked.first() {
-                            Some(&n) if n < i64::from(wanted) => Err(StoreError(format!(
-                                "redis: written but confirmed by {n} of {wanted} replica(s) (failover?)"
-                            ))),
-                            _ => Ok(()),
-                        });
+                    let answer = self.within(pipe.query_async::<Vec<i64>>(&mut master.write.clone())).await;
+                    let answer = answer.and_then(|acked| match acked.first() {
+                        Some(&n) if n < i64::from(wanted) => Err(StoreError(format!(
+                            "redis: written but confirmed by {n} of {wanted} replica(s) (failover?)"
+                        ))),
+                        _ => Ok(()),
+                    });
                     if answer.is_err() {
-                        master.forget();
+                        sentinel.forget(master.generation);
                     }
                     answer
                 }

@@ -91,6 +91,12 @@ impl Subscriber {
                     if !matches!(ping, Ok(Ok(_))) {
                         return Ok(());
                     }
+                    // Sentinel: a master replaced while this one is still up
+                    // (a partition) would keep this subscription, and the
+                    // store's reads, on a master nobody writes to any more.
+                    if self.store.master_moved().await {
+                        return Ok(());
+                    }
                 }
             }
         }

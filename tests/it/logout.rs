@@ -120,4 +120,11 @@ async fn logout_again_stores_the_revocation_again_and_is_never_forwarded() {
     assert_eq!(redis.keys("jwtgate:*").await, [key], "the revocation is stored again");
     assert_eq!(app.seen("/logout"), 1, "a revoked token never reaches the app, not even its logout");
     assert_eq!(app.seen("/api/after"), 0);
+
+    // With the record in place, repeating the logout reads, and writes and
+    // announces nothing: no fan-out to every replica per repeat.
+    redis.reset_stats().await;
+    assert_eq!(gate.logout(&raw).await.status, 200, "third logout");
+    assert_eq!((redis.calls("set").await, redis.calls("publish").await), (0, 0), "a repeat wrote");
+    assert!(redis.calls("mget").await + redis.calls("get").await >= 1, "the repeat checked the store");
 }
