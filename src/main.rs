@@ -189,7 +189,7 @@ async fn run(command: Command) -> Result<(), String> {
             let overrides = config::Overrides { listen, upstream };
             let loaded = server::Watched::before_load(&config).await;
             let runtime = config::load_file_with(&config, &overrides).map_err(|e| e.to_string())?;
-            let loaded = loaded.add_tls(runtime.tls.as_ref()).await;
+            let loaded = loaded.add_tls(runtime.tls.as_ref());
             let admin = runtime.admin.clone();
             // The recorder first: the subscriber sets gauges as soon as it starts.
             let metrics = admin.as_ref().map(|_| jwtgate::metrics::install()).transpose()?;

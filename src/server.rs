@@ -218,18 +218,27 @@ impl Watched {
         Watched { config: tokio::fs::read(path).await.ok(), tls: Vec::new() }
     }
 
-    /// Adds the certificate and key files `tls` names.
-    pub async fn add_tls(mut self, tls: Option<&crate::runtime::ListenerTls>) -> Self {
+    /// Adds the certificate and key bytes the running config was built
+    /// from (not read again: a renewal landing after the load is a change).
+    pub fn add_tls(mut self, tls: Option<&crate::runtime::ListenerTls>) -> Self {
         if let Some(t) = tls {
-            self.tls = vec![tokio::fs::read(&t.cert_file).await.ok(), tokio::fs::read(&t.key_file).await.ok()];
+            self.tls = t.loaded.iter().map(|bytes| Some(bytes.clone())).collect();
         }
         self
     }
 }
 
+/// The files as they are now: the config, and the TLS files the running
+/// config names.
 async fn watched(gate: &Gate, path: &std::path::Path) -> Watched {
-    let tls = gate.live.load().rt.tls.clone();
-    Watched::before_load(path).await.add_tls(tls.as_ref()).await
+    let files = gate.live.load().rt.tls.as_ref().map(|t| [t.cert_file.clone(), t.key_file.clone()]);
+    let mut now = Watched::before_load(path).await;
+    if let Some(files) = files {
+        for file in files {
+            now.tls.push(tokio::fs::read(file).await.ok());
+        }
+    }
+    now
 }
 
 /// Loads every `jwks_url` source once (concurrently, each bounded by its

@@ -25,15 +25,30 @@ pub const ALPN_HTTP1: &[&[u8]] = &[b"http/1.1"];
 /// Reads `cert` (a PEM chain, leaf first) and `key` (PKCS#8, PKCS#1 or
 /// SEC1 PEM) into a server config offering `alpn`. TLS 1.2 and 1.3 only.
 pub fn server_config(cert: &Path, key: &Path, alpn: &[&[u8]]) -> Result<Arc<ServerConfig>, TlsError> {
+    Ok(load(cert, key, alpn)?.config)
+}
+
+/// A server config and the exact file bytes it was built from.
+pub struct Loaded {
+    pub config: Arc<ServerConfig>,
+    pub cert_pem: Vec<u8>,
+    pub key_pem: Vec<u8>,
+}
+
+/// Like [`server_config`], keeping the bytes read: a watcher comparing
+/// against them sees a renewal that lands right after this read.
+pub fn load(cert: &Path, key: &Path, alpn: &[&[u8]]) -> Result<Loaded, TlsError> {
     let cert_err = |why: String| TlsError { path: cert.to_owned(), key: false, why };
     let key_err = |why: String| TlsError { path: key.to_owned(), key: true, why };
-    let certs = CertificateDer::pem_file_iter(cert)
-        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+    let cert_pem = std::fs::read(cert).map_err(|e| cert_err(format!("cannot read: {e}")))?;
+    let key_pem = std::fs::read(key).map_err(|e| key_err(format!("cannot read: {e}")))?;
+    let certs = CertificateDer::pem_slice_iter(&cert_pem)
+        .collect::<Result<Vec<_>, _>>()
         .map_err(|e| cert_err(e.to_string()))?;
     if certs.is_empty() {
         return Err(cert_err("no PEM certificate in the file".into()));
     }
-    let private = PrivateKeyDer::from_pem_file(key).map_err(|e| key_err(e.to_string()))?;
+    let private = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| key_err(e.to_string()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -43,7 +58,7 @@ pub fn server_config(cert: &Path, key: &Path, alpn: &[&[u8]]) -> Result<Arc<Serv
         .with_single_cert(certs, private)
         .map_err(|e| key_err(format!("does not fit the certificate: {e}")))?;
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    Ok(Arc::new(config))
+    Ok(Loaded { config: Arc::new(config), cert_pem, key_pem })
 }
 
 /// The contents of the files a TLS config was read from, to notice a

@@ -53,6 +53,8 @@ pub struct ListenerTls {
     pub cert_file: PathBuf,
     pub key_file: PathBuf,
     pub handshake_timeout: Duration,
+    /// The certificate and key bytes `config` was built from.
+    pub loaded: [Vec<u8>; 2],
 }
 
 #[derive(Debug, Clone)]
@@ -328,11 +330,17 @@ fn compile_tls(spec: &crate::config::TlsSpec, origin: &Origin<'_>) -> Result<Lis
     if spec.handshake_timeout.is_zero() {
         return Err(ConfigError::at(origin, "tls.handshake_timeout", "must be more than zero".to_string()));
     }
-    let config = crate::tls::server_config(&cert_file, &key_file, crate::tls::ALPN_H2_AND_HTTP1).map_err(|e| {
+    let loaded = crate::tls::load(&cert_file, &key_file, crate::tls::ALPN_H2_AND_HTTP1).map_err(|e| {
         let field = if e.key { "tls.key_file" } else { "tls.cert_file" };
         ConfigError::at(origin, field, e.to_string())
     })?;
-    Ok(ListenerTls { config, cert_file, key_file, handshake_timeout: spec.handshake_timeout })
+    Ok(ListenerTls {
+        config: loaded.config,
+        cert_file,
+        key_file,
+        handshake_timeout: spec.handshake_timeout,
+        loaded: [loaded.cert_pem, loaded.key_pem],
+    })
 }
 
 fn compile_upstream(spec: &UpstreamSpec, at: &str, origin: &Origin<'_>) -> Result<UpstreamSettings, ConfigError> {

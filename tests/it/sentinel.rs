@@ -20,7 +20,7 @@ struct Deployment {
     replica: u16,
     sentinel: u16,
     children: Vec<Child>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Drop for Deployment {
@@ -60,22 +60,23 @@ impl Deployment {
         // the crate (every later redis-server would load it).
         let dir_arg = dir.path().to_str().expect("utf-8 path").to_owned();
         let base = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", &dir_arg];
-        let mut children = vec![redis_server(&[&["--port", &master.to_string()][..], &base].concat())];
+        // Each child joins `d` as it starts, so a later failure still kills it.
+        let mut d = Deployment { master, replica, sentinel, children: Vec::new(), dir };
+        d.children.push(redis_server(&[&["--port", &master.to_string()][..], &base].concat()));
         let replica_of = ["--replicaof", "127.0.0.1", &master.to_string()];
-        children.push(redis_server(&[&["--port", &replica.to_string()][..], &base, &replica_of].concat()));
+        d.children.push(redis_server(&[&["--port", &replica.to_string()][..], &base, &replica_of].concat()));
         // Sentinel rewrites its config file, so it gets its own.
-        let conf = dir.path().join("sentinel.conf");
+        let conf = d.dir.path().join("sentinel.conf");
         std::fs::write(
             &conf,
             format!(
                 "port {sentinel}\nbind 127.0.0.1\ndir {}\nsentinel monitor {MASTER_NAME} 127.0.0.1 {master} 1\n\
                  sentinel down-after-milliseconds {MASTER_NAME} 1000\nsentinel failover-timeout {MASTER_NAME} 5000\n",
-                dir.path().display()
+                d.dir.path().display()
             ),
         )
         .expect("write sentinel.conf");
-        children.push(redis_server(&[conf.to_str().expect("utf-8 path"), "--sentinel"]));
-        let d = Deployment { master, replica, sentinel, children, _dir: dir };
+        d.children.push(redis_server(&[conf.to_str().expect("utf-8 path"), "--sentinel"]));
         eventually(LIMIT, "replica in sync with the master", || async {
             let info: String = query(d.replica, redis::cmd("INFO").arg("replication")).await?;
             info.contains("master_link_status:up").then_some(())
