@@ -50,6 +50,11 @@ enum Command {
         /// A token to evaluate (or set JWTGATE_EXPLAIN_TOKEN).
         #[arg(long, env = "JWTGATE_EXPLAIN_TOKEN", hide_env_values = true)]
         token: Option<String>,
+        /// A request header, `Name: value`, for rules that match headers;
+        /// repeat for more. An `Authorization: Bearer` header is the token
+        /// when --token is not given.
+        #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
+        headers: Vec<String>,
     },
     /// Run on the embedded demo config: memory store, built-in upstream,
     /// fresh HS256 secret; prints a token and curl lines to try.
@@ -224,10 +229,12 @@ async fn run(command: Command) -> Result<(), String> {
                 jwtgate::webhook::Settings { listen, tls_cert, tls_key, options: sidecar.options(false, false) };
             jwtgate::webhook::run(settings, server::shutdown_signal()).await.map_err(|e| e.to_string())
         }
-        Command::Explain { config, method, url, token } => {
+        Command::Explain { config, method, url, token, headers } => {
             let runtime = config::load_file(&config).map_err(|e| e.to_string())?;
             server::start_jwks(&runtime).await;
-            print!("{}", jwtgate::inspect::explain(&runtime, &method, &url, token.as_deref()).await);
+            let request =
+                jwtgate::inspect::Request { method: &method, url: &url, token: token.as_deref(), headers: &headers };
+            print!("{}", jwtgate::inspect::explain(&runtime, &request).await);
             Ok(())
         }
     }

@@ -9,20 +9,57 @@ use std::fmt::Write;
 /// `jwtgate explain`: how this config would treat one request, step by
 /// step, including a revocation look-up against the configured store.
 /// The token itself is never printed.
-pub async fn explain(rt: &Runtime, method: &str, url: &str, token: Option<&str>) -> String {
+/// The request to explain, as given on the command line.
+pub struct Request<'a> {
+    pub method: &'a str,
+    pub url: &'a str,
+    pub token: Option<&'a str>,
+    /// `Name: value` lines.
+    pub headers: &'a [String],
+}
+
+pub async fn explain(rt: &Runtime, request: &Request<'_>) -> String {
     let mut out = String::new();
-    let verdict = explain_steps(rt, method, url, token, &mut out).await;
+    let verdict = explain_steps(rt, request, &mut out).await;
     let _ = writeln!(out, "=> {verdict}");
     out
 }
 
-async fn explain_steps(rt: &Runtime, method: &str, url: &str, token: Option<&str>, out: &mut String) -> String {
+/// `Name: value` lines as a header map; the first line that is not one is
+/// the error.
+fn parse_headers(lines: &[String]) -> Result<http::HeaderMap, String> {
+    let mut headers = http::HeaderMap::new();
+    for line in lines {
+        let parsed = line.split_once(':').and_then(|(name, value)| {
+            let name = http::HeaderName::from_bytes(name.trim().as_bytes()).ok()?;
+            Some((name, http::HeaderValue::from_str(value.trim()).ok()?))
+        });
+        let Some((name, value)) = parsed else {
+            let shown =
+                if line.to_ascii_lowercase().starts_with("authorization") { "Authorization: ***" } else { line };
+            return Err(format!("`{shown}` is not a header (NAME: VALUE)"));
+        };
+        headers.append(name, value);
+    }
+    Ok(headers)
+}
+
+async fn explain_steps(rt: &Runtime, request: &Request<'_>, out: &mut String) -> String {
     use crate::config::AuthMode;
     use crate::routes::{matchable_path, RequestHead};
+    let (method, url) = (request.method, request.url);
     let Ok(method) = http::Method::from_bytes(method.to_ascii_uppercase().as_bytes()) else {
         return format!("`{method}` is not an HTTP method");
     };
     let Ok(uri) = url.parse::<http::Uri>() else { return format!("`{url}` is not a URL or path") };
+    let headers = match parse_headers(request.headers) {
+        Ok(headers) => headers,
+        Err(why) => return why,
+    };
+    // The token as the gate would take it: --token, else the request's
+    // Authorization header (or cookie).
+    let from_headers = crate::auth::extract(&headers, rt.cookie.as_deref()).ok().map(str::to_owned);
+    let token = request.token.or(from_headers.as_deref());
     let host = uri.host();
     let _ = writeln!(out, "request    {method} {} (host {})", uri.path(), host.unwrap_or("-"));
     if method == http::Method::CONNECT {
@@ -32,7 +69,6 @@ async fn explain_steps(rt: &Runtime, method: &str, url: &str, token: Option<&str
         return "400 ambiguous_path (dot segments or encoded separators are refused, never normalised)".into();
     };
     let path = crate::routes::for_matching(&decoded, rt.case_sensitive_paths);
-    let headers = http::HeaderMap::new();
     let special = match Special::of(rt, &method, &path) {
         Special::Backchannel => {
             return "back-channel logout endpoint: verifies a form-posted logout_token (not a bearer token)".into()

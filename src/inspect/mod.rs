@@ -3,7 +3,7 @@
 
 mod explain;
 
-pub use explain::explain;
+pub use explain::{explain, Request};
 
 use crate::runtime::{Runtime, StoreSettings};
 use std::fmt::Write;

@@ -182,3 +182,25 @@ async fn check_fails_naming_a_rule_with_the_same_match_as_an_earlier_one() {
         check_routes(&routes.replace("path_prefix: /api/, methods: [GET]", "path_prefix: /api/v2")).await;
     assert_eq!(control.code, Some(0), "control: {}", control.stderr);
 }
+
+#[tokio::test]
+async fn explain_takes_request_headers_for_header_rules_and_the_authorization_token() {
+    let url = "http://api.example.com/beta/x";
+    let with = run(&["explain", "-c", GATEWAY, "GET", url, "-H", "X-Tenant: acme"]).await;
+    assert!(with.line("route").contains("routes[7] prefix:/beta"), "{}", with.stdout);
+    let other = run(&["explain", "-c", GATEWAY, "GET", url, "-H", "X-Tenant: globex"]).await;
+    assert!(other.line("route").contains("no rule matched"), "header value must match: {}", other.stdout);
+
+    let file = own_config();
+    let config = file.path().display().to_string();
+    let raw = claims().sub("u-9").claim("scope", json!("orders:read")).sign();
+    let bearer = format!("Authorization: Bearer {raw}");
+    let out = run(&["explain", "-c", &config, "GET", "http://api.test/orders/7", "-H", &bearer]).await;
+    assert!(out.line("token").contains("u-9"), "the header's token was evaluated: {}", out.stdout);
+    assert_eq!(out.verdict(), "forwarded to http://127.0.0.1:3999");
+    let bad = run(&["explain", "-c", &config, "GET", "/orders/7", "-H", &format!("Authorization Bearer {raw}")]).await;
+    assert!(bad.verdict().contains("is not a header"), "{}", bad.stdout);
+    for shown in [&out.stdout, &out.stderr, &bad.stdout, &bad.stderr] {
+        assert!(!shown.contains(&raw), "token printed:\n{shown}");
+    }
+}
