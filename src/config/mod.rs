@@ -124,6 +124,10 @@ pub struct UpstreamSpec {
     pub pool_max_idle: usize,
     #[serde(default = "defaults::pool_idle_timeout", with = "duration::serde_fmt")]
     pub pool_idle_timeout: Duration,
+    /// A WebSocket tunnel with no byte in either direction for this long is
+    /// closed (apps that keep sockets open send pings more often).
+    #[serde(default = "defaults::websocket_idle_timeout", with = "duration::serde_fmt")]
+    pub websocket_idle_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -392,6 +396,9 @@ mod defaults {
     }
     pub fn one() -> u32 {
         1
+    }
+    pub fn websocket_idle_timeout() -> Duration {
+        Duration::from_secs(300)
     }
     pub fn tls_handshake_timeout() -> Duration {
         Duration::from_secs(10)

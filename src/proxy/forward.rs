@@ -21,6 +21,7 @@ pub struct Upstream {
     authority: Authority,
     timeout: Duration,
     forwarded_proto: &'static str,
+    websocket_idle_timeout: Duration,
 }
 
 impl Upstream {
@@ -39,6 +40,7 @@ impl Upstream {
             authority: settings.authority.clone(),
             timeout: settings.timeout,
             forwarded_proto: settings.forwarded_proto,
+            websocket_idle_timeout: settings.websocket_idle_timeout,
         }
     }
 
@@ -82,7 +84,7 @@ impl Upstream {
             return Err(ProxyError::UpstreamUnavailable);
         }
         let from_upstream = hyper::upgrade::on(&mut rsp);
-        upgrade::splice(from_client, from_upstream, exp);
+        upgrade::splice(from_client, from_upstream, exp, self.websocket_idle_timeout);
         Ok(rsp.map(Either::Left))
     }
 

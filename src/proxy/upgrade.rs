@@ -14,6 +14,8 @@
 //! - Revocation is checked at the handshake only: logging out (or revoking
 //!   the token, subject or session) does **not** close a tunnel that is
 //!   already open; it stays open until `exp` or until either side closes.
+//! - A tunnel with no byte in either direction for
+//!   `upstream.websocket_idle_timeout` (5 min) is closed.
 //! - Only `websocket` is passed; other upgrades (`h2c`, ...) are still
 //!   stripped, and HTTP/2 extended CONNECT (RFC 8441) is not supported.
 
@@ -23,7 +25,12 @@ use http::{HeaderMap, HeaderValue, Method, Request, Version};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use sha1::Digest;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
 /// True for a well-formed RFC 6455 opening handshake: HTTP/1.1 `GET`,
@@ -101,12 +108,13 @@ pub fn restore_response_headers(headers: &mut HeaderMap, expected_accept: &str) 
 }
 
 /// Splices the two upgraded connections in a task of its own. `exp` is the
-/// handshake token's expiry: the tunnel is closed then (both sides dropped).
-pub fn splice(client: OnUpgrade, upstream: OnUpgrade, exp: Option<i64>) {
+/// handshake token's expiry: the tunnel is closed then (both sides
+/// dropped), or earlier after `idle` without a byte in either direction.
+pub fn splice(client: OnUpgrade, upstream: OnUpgrade, exp: Option<i64>, idle: Duration) {
     // Fixed now, so the wait for the upgrades counts against the token too.
     let deadline = exp.and_then(deadline_of);
     tokio::spawn(async move {
-        let tunnel = tunnel(client, upstream);
+        let tunnel = tunnel(client, upstream, idle);
         match deadline {
             Some(at) => {
                 if tokio::time::timeout_at(at, tunnel).await.is_err() {
@@ -118,7 +126,7 @@ pub fn splice(client: OnUpgrade, upstream: OnUpgrade, exp: Option<i64>) {
     });
 }
 
-async fn tunnel(client: OnUpgrade, upstream: OnUpgrade) {
+async fn tunnel(client: OnUpgrade, upstream: OnUpgrade, idle: Duration) {
     let (client, upstream) = match tokio::try_join!(client, upstream) {
         Ok(both) => both,
         Err(err) => {
@@ -129,10 +137,67 @@ async fn tunnel(client: OnUpgrade, upstream: OnUpgrade) {
     };
     metrics::counter!("jwtgate_websocket_tunnels_total").increment(1);
     let _open = OpenTunnel::new();
-    let (mut client, mut upstream) = (TokioIo::new(client), TokioIo::new(upstream));
-    match tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
-        Ok((up, down)) => tracing::debug!(up, down, "websocket tunnel closed"),
-        Err(err) => tracing::debug!(error = %err, "websocket tunnel ended with an error"),
+    let started = Instant::now();
+    let last = Arc::new(AtomicU64::new(0));
+    let mut client = Active { io: TokioIo::new(client), started, last: last.clone() };
+    let mut upstream = Active { io: TokioIo::new(upstream), started, last: last.clone() };
+    tokio::select! {
+        copied = tokio::io::copy_bidirectional(&mut client, &mut upstream) => match copied {
+            Ok((up, down)) => tracing::debug!(up, down, "websocket tunnel closed"),
+            Err(err) => tracing::debug!(error = %err, "websocket tunnel ended with an error"),
+        },
+        () = idle_for(idle, started, &last) => tracing::debug!(?idle, "websocket tunnel closed after idling"),
+    }
+}
+
+/// Resolves once no byte has moved for `idle` (checked when the last
+/// activity would make it due, so an active tunnel costs one timer).
+async fn idle_for(idle: Duration, started: Instant, last: &AtomicU64) {
+    loop {
+        let since_start = Duration::from_millis(last.load(Ordering::Relaxed));
+        let due = started + since_start + idle;
+        if Instant::now() >= due {
+            return;
+        }
+        tokio::time::sleep_until(due).await;
+    }
+}
+
+/// One side of a tunnel, stamping `last` (ms since `started`) on every read.
+struct Active<T> {
+    io: T,
+    started: Instant,
+    last: Arc<AtomicU64>,
+}
+
+impl<T> Active<T> {
+    fn stamp(&self) {
+        self.last.store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Active<T> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.io).poll_read(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.stamp();
+        }
+        polled
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Active<T> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, data)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
 

@@ -66,6 +66,7 @@ pub struct UpstreamSettings {
     pub pool_idle_timeout: Duration,
     /// `X-Forwarded-Proto`: how clients reached jwtgate (`https` with `tls`).
     pub forwarded_proto: &'static str,
+    pub websocket_idle_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -353,6 +354,13 @@ fn compile_upstream(spec: &UpstreamSpec, at: &str, origin: &Origin<'_>) -> Resul
         return Err(bad("the upstream URL must not have a path (paths are forwarded as received)"));
     }
     let authority = uri.authority().cloned().ok_or_else(|| bad("missing host"))?;
+    if spec.websocket_idle_timeout.is_zero() {
+        return Err(ConfigError::at(
+            origin,
+            format!("{at}.websocket_idle_timeout"),
+            "must be more than zero".to_string(),
+        ));
+    }
     Ok(UpstreamSettings {
         authority,
         timeout: spec.timeout,
@@ -360,6 +368,7 @@ fn compile_upstream(spec: &UpstreamSpec, at: &str, origin: &Origin<'_>) -> Resul
         pool_max_idle: spec.pool_max_idle,
         pool_idle_timeout: spec.pool_idle_timeout,
         forwarded_proto: "http",
+        websocket_idle_timeout: spec.websocket_idle_timeout,
     })
 }
 
