@@ -3,25 +3,16 @@
 //! replicas on it. Revocations land on several shards; look-ups (`MGET` over
 //! keys of different slots) and pub/sub propagation work across them.
 
-use crate::support::redis::free_port;
+use crate::support::redis::{free_port, Servers};
 use crate::support::token::claims;
 use crate::support::{assert_refused, eventually, Cfg, Challenge, Gate, Upstream};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 struct Cluster {
     ports: Vec<u16>,
-    children: Vec<Child>,
+    _servers: Servers,
     _dir: tempfile::TempDir,
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for child in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
 }
 
 /// A port whose cluster-bus twin (port + 10000) is free as well.
@@ -38,20 +29,14 @@ impl Cluster {
     async fn spawn() -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let ports: Vec<u16> = (0..3).map(|_| cluster_port()).collect();
-        let children = ports
-            .iter()
-            .map(|port| {
-                Command::new("redis-server")
-                    .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-                    .args(["--cluster-enabled", "yes", "--cluster-config-file", &format!("nodes-{port}.conf")])
-                    .args(["--dir", dir.path().to_str().unwrap()])
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .unwrap_or_else(|e| panic!("cannot start redis-server ({e}); these tests never skip"))
-            })
-            .collect();
-        let cluster = Cluster { ports, children, _dir: dir };
+        let mut servers = Servers::default();
+        let dir_arg = dir.path().to_str().unwrap().to_owned();
+        for port in &ports {
+            let (port, conf) = (port.to_string(), format!("nodes-{port}.conf"));
+            let base = ["--port", &port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", &dir_arg];
+            servers.start(&[&base[..], &["--cluster-enabled", "yes", "--cluster-config-file", &conf]].concat());
+        }
+        let cluster = Cluster { ports, _servers: servers, _dir: dir };
         for port in &cluster.ports {
             let url = format!("redis://127.0.0.1:{port}/");
             eventually(Duration::from_secs(10), "cluster node answers PING", || {

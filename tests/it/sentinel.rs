@@ -4,10 +4,9 @@
 //! FAILOVER`) new revocations go to the promoted master and still reach
 //! the other replica, and the old ones are still refused.
 
-use crate::support::redis::free_port;
+use crate::support::redis::{free_port, Servers};
 use crate::support::token::claims;
 use crate::support::{assert_refused, eventually, Cfg, Challenge, Gate, Upstream};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 const MASTER_NAME: &str = "jwtgate-test";
@@ -19,26 +18,8 @@ struct Deployment {
     master: u16,
     replica: u16,
     sentinel: u16,
-    children: Vec<Child>,
+    servers: Servers,
     dir: tempfile::TempDir,
-}
-
-impl Drop for Deployment {
-    fn drop(&mut self) {
-        for child in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn redis_server(args: &[&str]) -> Child {
-    Command::new("redis-server")
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start redis-server ({e}); these tests never skip"))
 }
 
 async fn query<T: redis::FromRedisValue>(port: u16, cmd: &redis::Cmd) -> Option<T> {
@@ -60,11 +41,11 @@ impl Deployment {
         // the crate (every later redis-server would load it).
         let dir_arg = dir.path().to_str().expect("utf-8 path").to_owned();
         let base = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", &dir_arg];
-        // Each child joins `d` as it starts, so a later failure still kills it.
-        let mut d = Deployment { master, replica, sentinel, children: Vec::new(), dir };
-        d.children.push(redis_server(&[&["--port", &master.to_string()][..], &base].concat()));
+        // Each server joins `d` as it starts, so a later failure still kills it.
+        let mut d = Deployment { master, replica, sentinel, servers: Servers::default(), dir };
+        d.servers.start(&[&["--port", &master.to_string()][..], &base].concat());
         let replica_of = ["--replicaof", "127.0.0.1", &master.to_string()];
-        d.children.push(redis_server(&[&["--port", &replica.to_string()][..], &base, &replica_of].concat()));
+        d.servers.start(&[&["--port", &replica.to_string()][..], &base, &replica_of].concat());
         // Sentinel rewrites its config file, so it gets its own.
         let conf = d.dir.path().join("sentinel.conf");
         std::fs::write(
@@ -76,7 +57,7 @@ impl Deployment {
             ),
         )
         .expect("write sentinel.conf");
-        d.children.push(redis_server(&[conf.to_str().expect("utf-8 path"), "--sentinel"]));
+        d.servers.start(&[conf.to_str().expect("utf-8 path"), "--sentinel"]);
         eventually(LIMIT, "replica in sync with the master", || async {
             let info: String = query(d.replica, redis::cmd("INFO").arg("replication")).await?;
             info.contains("master_link_status:up").then_some(())

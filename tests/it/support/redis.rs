@@ -172,3 +172,31 @@ pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind ephemeral port");
     l.local_addr().expect("local addr").port()
 }
+
+/// `redis-server` processes a test started itself (a cluster, a sentinel
+/// deployment), each killed and reaped on drop, also when the test fails
+/// half-way through starting them.
+#[derive(Default)]
+pub struct Servers(Vec<Child>);
+
+impl Servers {
+    /// Starts `redis-server ARGS` (output discarded); never skips.
+    pub fn start(&mut self, args: &[&str]) {
+        let child = Command::new("redis-server")
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start redis-server ({e}); these tests never skip"));
+        self.0.push(child);
+    }
+}
+
+impl Drop for Servers {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
