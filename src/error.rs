@@ -127,6 +127,11 @@ impl ProxyError {
     }
 
     /// The response for this error; `realm` goes into the challenge.
+    /// The status this error answers with (from the one status table).
+    pub fn status(&self) -> StatusCode {
+        self.status_and_challenge().0
+    }
+
     pub fn into_response(&self, realm: &str) -> Response<Body> {
         let (status, challenge) = self.status_and_challenge();
         let (code, message) = self.code_and_message();

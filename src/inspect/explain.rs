@@ -26,18 +26,16 @@ pub async fn explain(rt: &Runtime, request: &Request<'_>) -> String {
 }
 
 /// `Name: value` lines as a header map; the first line that is not one is
-/// the error.
+/// the error, named by its position only (it may hold a token).
 fn parse_headers(lines: &[String]) -> Result<http::HeaderMap, String> {
     let mut headers = http::HeaderMap::new();
-    for line in lines {
+    for (i, line) in lines.iter().enumerate() {
         let parsed = line.split_once(':').and_then(|(name, value)| {
             let name = http::HeaderName::from_bytes(name.trim().as_bytes()).ok()?;
             Some((name, http::HeaderValue::from_str(value.trim()).ok()?))
         });
         let Some((name, value)) = parsed else {
-            let shown =
-                if line.to_ascii_lowercase().starts_with("authorization") { "Authorization: ***" } else { line };
-            return Err(format!("`{shown}` is not a header (NAME: VALUE)"));
+            return Err(format!("header #{} is not `NAME: VALUE` (not shown: it may hold a token)", i + 1));
         };
         headers.append(name, value);
     }
@@ -56,9 +54,17 @@ async fn explain_steps(rt: &Runtime, request: &Request<'_>, out: &mut String) ->
         Ok(headers) => headers,
         Err(why) => return why,
     };
-    // The token as the gate would take it: --token, else the request's
-    // Authorization header (or cookie).
-    let from_headers = crate::auth::extract(&headers, rt.cookie.as_deref()).ok().map(str::to_owned);
+    // The token as the gate would take it: --token (or its env var), else
+    // the request's Authorization header (or cookie), refused as the gate
+    // refuses it (two headers, a non-Bearer scheme...).
+    let from_headers = match (request.token, crate::auth::extract(&headers, rt.cookie.as_deref())) {
+        (Some(_), _) | (None, Err(crate::error::Rejection::NoToken)) => None,
+        (None, Ok(raw)) => Some(raw.to_owned()),
+        (None, Err(rejection)) => {
+            let (code, message) = rejection.code_and_message();
+            return format!("{} {code}: {message}", crate::error::ProxyError::from(rejection).status().as_u16());
+        }
+    };
     let token = request.token.or(from_headers.as_deref());
     let host = uri.host();
     let _ = writeln!(out, "request    {method} {} (host {})", uri.path(), host.unwrap_or("-"));

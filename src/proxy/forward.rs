@@ -73,7 +73,8 @@ impl Upstream {
         // Taken before `req` moves into the upstream call: it resolves to
         // the client connection once hyper has written our 101.
         let from_client = hyper::upgrade::on(&mut req);
-        let accept = upgrade::key(req.headers()).map(upgrade::accept_for).unwrap_or_default();
+        // Checked by `is_websocket`; gone only if a phase removed it since.
+        let accept = upgrade::key(req.headers()).map(upgrade::accept_for).ok_or(ProxyError::UpstreamUnavailable)?;
         let mut rsp = self.exchange(req, client).await?;
         if rsp.status() != StatusCode::SWITCHING_PROTOCOLS {
             headers::strip_hop_by_hop(rsp.headers_mut());

@@ -188,12 +188,13 @@ impl RedisStore {
         }
     }
 
-    /// True when the sentinels name another master than the connected one
-    /// (asked on each subscriber heartbeat); always false without Sentinel.
-    pub async fn master_moved(&self) -> bool {
+    /// With Sentinel, the master the sentinels name now (`host:port`); the
+    /// store leaves a master they no longer name. `None` without Sentinel
+    /// (or when no sentinel answers).
+    pub async fn named_master(&self) -> Option<String> {
         match &self.backend {
-            Backend::Sentinel(sentinel) => sentinel.moved().await,
-            _ => false,
+            Backend::Sentinel(sentinel) => sentinel.named().await,
+            _ => None,
         }
     }
 }
@@ -242,16 +243,22 @@ impl RevocationStore for RedisStore {
                         pipe.cmd("WAIT").arg(wanted).arg(wait_ms);
                     }
                     let answer = self.within(pipe.query_async::<Vec<i64>>(&mut master.write.clone())).await;
-                    let answer = answer.and_then(|acked| match acked.first() {
-                        Some(&n) if n < i64::from(wanted) => Err(StoreError(format!(
-                            "redis: written but confirmed by {n} of {wanted} replica(s) (failover?)"
-                        ))),
-                        _ => Ok(()),
-                    });
                     if answer.is_err() {
+                        // The connection failed: ask the sentinels next time.
                         sentinel.forget(master.generation);
                     }
-                    answer
+                    match answer?.first() {
+                        Some(&n) if n < i64::from(wanted) => {
+                            // A replica lags (keep this master), or the
+                            // sentinels replaced it (then `named` drops it,
+                            // and the client's retry reaches the new one).
+                            let _ = tokio::time::timeout(self.deadline, sentinel.named()).await;
+                            Err(StoreError(format!(
+                                "redis: written but confirmed by {n} of {wanted} replica(s) (failover?)"
+                            )))
+                        }
+                        _ => Ok(()),
+                    }
                 }
                 // The key's shard, then any node (pub/sub is cluster-wide).
                 Backend::Cluster { .. } => {

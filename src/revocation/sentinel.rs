@@ -6,8 +6,8 @@
 //!   every request restarting the look-up from scratch.
 //! - Looked up again after a failed command (a failover shows as a dropped
 //!   connection or `READONLY` from the demoted master), and when the
-//!   subscriber's heartbeat finds the sentinels naming another master (a
-//!   partition can leave the old one reachable and writable).
+//!   subscriber's periodic check finds the sentinels naming another master
+//!   (a partition can leave the old one reachable and writable).
 //! - Two connections: reads, and writes (a write's `WAIT` for replicas
 //!   blocks its connection, and must not hold the look-ups behind it).
 
@@ -125,7 +125,22 @@ impl SentinelMaster {
             st.current = Some(master.clone());
             Ok(master)
         });
-        async move { task.await.map_err(|e| format!("sentinel look-up: {e}"))? }.boxed().shared()
+        let state = self.state.clone();
+        async move {
+            match task.await {
+                Ok(found) => found,
+                Err(e) => {
+                    // The task died before clearing `finding`: clear it, or
+                    // every later request would get this error for ever.
+                    if let Ok(mut st) = state.lock() {
+                        st.finding = None;
+                    }
+                    Err(format!("sentinel look-up: {e}"))
+                }
+            }
+        }
+        .boxed()
+        .shared()
     }
 
     /// After a failed command on `generation`'s connections: the next
@@ -144,18 +159,21 @@ impl SentinelMaster {
         client.map_err(|e| format!("redis sentinel: {e}"))
     }
 
-    /// True when the sentinels now name another master than the connected
-    /// one; its connections are then forgotten.
-    pub async fn moved(&self) -> bool {
-        let Ok(client) = self.client().await else { return false };
-        let named = client.get_connection_info().addr().to_string();
-        let Ok(mut st) = self.state.lock() else { return false };
-        let moved = st.current.as_ref().is_some_and(|m| m.addr != named);
-        if moved {
+    /// The master the sentinels name now, as `host:port`; the store's
+    /// connections are forgotten when they lead elsewhere (a partition can
+    /// leave the old master reachable and writable). The subscriber compares
+    /// it with the master it subscribed to.
+    pub async fn named(&self) -> Option<String> {
+        let before = self.state.lock().ok()?.current.as_ref().map(|m| m.generation);
+        let named = self.client().await.ok()?.get_connection_info().addr().to_string();
+        let mut st = self.state.lock().ok()?;
+        // Only the master that was current when the sentinels were asked: a
+        // newer one found meanwhile is already the sentinels' latest word.
+        if st.current.as_ref().is_some_and(|m| Some(m.generation) == before && m.addr != named) {
             tracing::warn!(master = %named, "sentinels name another redis master; reconnecting");
             st.current = None;
         }
-        moved
+        Some(named)
     }
 }
 

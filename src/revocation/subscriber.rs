@@ -19,6 +19,11 @@ use futures_util::StreamExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// How often a subscription on a Sentinel master asks whether the
+/// sentinels still name it (each check opens one connection to a sentinel
+/// and one to the master it names).
+const MASTER_CHECK_EVERY: Duration = Duration::from_secs(5);
+
 pub struct Subscriber {
     /// Gives the node to subscribe through on each attempt: the server, each
     /// seed node of a cluster in turn (PUBLISH reaches all nodes), or the
@@ -61,6 +66,8 @@ impl Subscriber {
 
     /// One subscription, until it drops. `Ok` means it had been established.
     async fn session(&self, client: &redis::Client) -> Result<(), String> {
+        let subscribed = client.get_connection_info().addr().to_string();
+        let mut last_check = Instant::now();
         let connect = async {
             let mut pubsub = client.get_async_pubsub().await?;
             pubsub.subscribe(&self.channel).await?;
@@ -94,8 +101,12 @@ impl Subscriber {
                     // Sentinel: a master replaced while this one is still up
                     // (a partition) would keep this subscription, and the
                     // store's reads, on a master nobody writes to any more.
-                    if self.store.master_moved().await {
-                        return Ok(());
+                    if last_check.elapsed() >= MASTER_CHECK_EVERY {
+                        last_check = Instant::now();
+                        if self.store.named_master().await.is_some_and(|named| named != subscribed) {
+                            tracing::warn!(old = %subscribed, "revocation subscription leaves a replaced redis master");
+                            return Ok(());
+                        }
                     }
                 }
             }

@@ -198,8 +198,12 @@ async fn explain_takes_request_headers_for_header_rules_and_the_authorization_to
     let out = run(&["explain", "-c", &config, "GET", "http://api.test/orders/7", "-H", &bearer]).await;
     assert!(out.line("token").contains("u-9"), "the header's token was evaluated: {}", out.stdout);
     assert_eq!(out.verdict(), "forwarded to http://127.0.0.1:3999");
-    let bad = run(&["explain", "-c", &config, "GET", "/orders/7", "-H", &format!("Authorization Bearer {raw}")]).await;
-    assert!(bad.verdict().contains("is not a header"), "{}", bad.stdout);
+    let bad =
+        run(&["explain", "-c", &config, "GET", "/orders/7", "-H", "X-Ok: 1", "-H", &format!("Bearer {raw}")]).await;
+    assert!(bad.verdict().starts_with("header #2 is not `NAME: VALUE`"), "{}", bad.stdout);
+    // A credential the gate refuses is refused here too, not taken as "no token".
+    let basic = run(&["explain", "-c", &config, "GET", "/orders/7", "-H", "Authorization: Basic dTpw"]).await;
+    assert!(basic.verdict().starts_with("400 invalid_request"), "{}", basic.stdout);
     for shown in [&out.stdout, &out.stderr, &bad.stdout, &bad.stderr] {
         assert!(!shown.contains(&raw), "token printed:\n{shown}");
     }
