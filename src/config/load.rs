@@ -40,7 +40,7 @@ impl ConfigError {
         let field = field.into();
         Self {
             origin: origin.name.to_string(),
-            line_col: origin.text.and_then(|t| locate(t, &field)).map(|l| (l, 1)),
+            line_col: origin.text.and_then(|t| locate(t, &field).map(|l| (l, key_column(t, l, &field)))),
             field,
             message: message.into(),
         }
@@ -103,7 +103,7 @@ pub fn parse_str(text: &str, origin: &str) -> Result<FileConfig, ConfigError> {
         let serde_pos = inner.location().map(|l| (l.line(), l.column()));
         let line_col = match (locate(text, &field), serde_pos) {
             (Some(line), Some((l, c))) if l == line => Some((l, c)),
-            (Some(line), _) => Some((line, column_of(text, line))),
+            (Some(line), _) => Some((line, key_column(text, line, &field))),
             (None, pos) => pos,
         };
         let message = strip_path(&strip_location(&inner.to_string()), &field);
@@ -136,12 +136,15 @@ fn locate(text: &str, field: &str) -> Option<usize> {
     let lines: Vec<&str> = text.lines().collect();
     let mut from = 0usize;
     let mut min_indent = 0usize;
-    for segment in field.split('.') {
+    for (depth, segment) in field.split('.').enumerate() {
         let (name, indexes) = match segment.find('[') {
             Some(i) => (&segment[..i], &segment[i..]),
             None => (segment, ""),
         };
-        if !name.is_empty() {
+        // `upstream: { url: … }`: a flow mapping keeps its keys on the line
+        // of its parent.
+        let on_parent_line = depth > 0 && inline_keys(name).iter().any(|p| lines[from].contains(p.as_str()));
+        if !name.is_empty() && !on_parent_line {
             let (at, indent) = find_key(&lines, from, min_indent, name)?;
             from = at;
             min_indent = indent + 1;
@@ -156,18 +159,35 @@ fn locate(text: &str, field: &str) -> Option<usize> {
     Some(from + 1)
 }
 
-/// 1-based column of the first non-blank character of 1-based `line`.
-fn column_of(text: &str, line: usize) -> usize {
-    text.lines().nth(line.saturating_sub(1)).map_or(1, |l| indent_of(l.trim_start_matches("- ")) + 1)
+/// 1-based column of `field`'s last key on 1-based `line` (inside a flow
+/// mapping too), else of the line's first non-blank character.
+fn key_column(text: &str, line: usize, field: &str) -> usize {
+    let Some(l) = text.lines().nth(line.saturating_sub(1)) else { return 1 };
+    let last = field.rsplit('.').next().unwrap_or(field);
+    let name = last.split('[').next().unwrap_or(last);
+    let key = format!("{name}:");
+    let at_key = l.match_indices(&key).find(|(i, _)| {
+        let before = l[..*i].trim_end();
+        before.is_empty() || before.ends_with(['{', ',', '-'])
+    });
+    match at_key {
+        Some((i, _)) if !name.is_empty() => i + 1,
+        _ => indent_of(l.trim_start_matches("- ")) + 1,
+    }
 }
 
 fn indent_of(line: &str) -> usize {
     line.len() - line.trim_start().len()
 }
 
+/// How `name` appears as a key inside a flow mapping.
+fn inline_keys(name: &str) -> [String; 3] {
+    [format!("{{ {name}:"), format!("{{{name}:"), format!(", {name}:")]
+}
+
 fn find_key(lines: &[&str], from: usize, min_indent: usize, name: &str) -> Option<(usize, usize)> {
     let key = format!("{name}:");
-    let inline = [format!("{{ {name}:"), format!("{{{name}:"), format!(", {name}:")];
+    let inline = inline_keys(name);
     lines.iter().enumerate().skip(from).find_map(|(i, line)| {
         let body = line.trim_start().trim_start_matches("- ");
         let hit = body.starts_with(&key) || inline.iter().any(|p| line.contains(p.as_str()));
@@ -239,6 +259,10 @@ mod tests {
     #[test]
     fn locate_walks_lists_and_inline_maps() {
         assert_eq!(locate(MINIMAL, "jwt.issuers[1].keys[0].pem_file"), Some(13));
+        let flow = "listen: x\nupstream: { url: ftp://x, timeout: 3s }\njwt:\n  jwks: { ca_file: nope.pem }\n";
+        assert_eq!(locate(flow, "upstream.url"), Some(2), "a flow mapping's key is on its parent's line");
+        assert_eq!(locate(flow, "upstream.timeout"), Some(2));
+        assert_eq!(locate(flow, "jwt.jwks.ca_file"), Some(4));
         assert_eq!(locate(MINIMAL, "jwt.issuers[1].algorithms"), Some(11));
         assert_eq!(locate(MINIMAL, "upstream.url"), Some(3));
     }

@@ -199,3 +199,16 @@ async fn jwks_ca_file_that_holds_no_certificate_is_located() {
     let c = check(&not_a_cert).await;
     assert_located(&c, line_of(&not_a_cert, "ca_file"), "jwt.jwks.ca_file", &["no PEM certificate"]);
 }
+
+#[tokio::test]
+async fn a_bad_value_inside_a_flow_mapping_is_located_at_its_key() {
+    let yaml = valid_yaml();
+    let block = yaml.lines().skip_while(|l| *l != "upstream:").take(4).collect::<Vec<_>>().join("\n") + "\n";
+    assert!(block.starts_with("upstream:\n  url: "), "{block}");
+    let flow = edit(&yaml, &block, "upstream: { timeout: 30s, url: ftp://127.0.0.1:3000 }\n");
+    let c = check(&flow).await;
+    let line = line_of(&flow, "upstream: {");
+    assert_located(&c, line, "upstream.url", &["only http://host:port"]);
+    let column = "upstream: { timeout: 30s, ".len() + 1;
+    assert!(c.stderr.contains(&format!(":{line}:{column}: upstream.url")), "column of `url:`: {}", c.stderr);
+}
