@@ -109,8 +109,15 @@ pub async fn serve(listener: TcpListener, gate: Arc<Gate>, shutdown: impl Future
     }
     drop(listener);
     tracing::info!("shutting down; draining connections");
+    let started = tokio::time::Instant::now();
     if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
         tracing::warn!("drain timed out; closing remaining connections");
+    }
+    // WebSocket tunnels left their HTTP connection behind: they get what
+    // is left of the drain time to end by themselves.
+    let left = crate::proxy::drain_websockets(DRAIN.saturating_sub(started.elapsed())).await;
+    if left > 0 {
+        tracing::warn!(tunnels = left, "drain timed out; closing open websocket tunnels");
     }
 }
 

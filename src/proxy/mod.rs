@@ -18,6 +18,8 @@ pub mod headers;
 mod logout;
 mod upgrade;
 
+pub use upgrade::drain as drain_websockets;
+
 pub use forward::Upstream;
 
 use crate::auth::{self, Claims};

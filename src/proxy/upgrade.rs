@@ -26,11 +26,12 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use sha1::Digest;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// True for a well-formed RFC 6455 opening handshake: HTTP/1.1 `GET`,
@@ -201,12 +202,37 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Active<T> {
     }
 }
 
-/// The `jwtgate_websocket_tunnels_open` gauge, held for a tunnel's life:
-/// decremented on drop, so every way out (EOF, error, expiry) counts.
+/// Tunnels open in this process, for the shutdown drain (process-wide:
+/// tunnels outlive the connection and config snapshot that opened them).
+static OPEN: AtomicUsize = AtomicUsize::new(0);
+static CLOSED: Notify = Notify::const_new();
+
+/// Waits until no tunnel is open, at most `limit`; the number still open.
+/// On shutdown, after the HTTP connections have drained: a tunnel that
+/// ends by itself in the meantime (its client closes, its token expires)
+/// is not cut; the rest end with the process.
+pub async fn drain(limit: Duration) -> usize {
+    let all_closed = async {
+        loop {
+            let closed = CLOSED.notified();
+            if OPEN.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            closed.await;
+        }
+    };
+    let _ = tokio::time::timeout(limit, all_closed).await;
+    OPEN.load(Ordering::Acquire)
+}
+
+/// Held for a tunnel's life: the open count and the
+/// `jwtgate_websocket_tunnels_open` gauge, decremented on drop, so every
+/// way out (EOF, error, expiry, idle) counts.
 struct OpenTunnel;
 
 impl OpenTunnel {
     fn new() -> Self {
+        OPEN.fetch_add(1, Ordering::AcqRel);
         metrics::gauge!("jwtgate_websocket_tunnels_open").increment(1.0);
         OpenTunnel
     }
@@ -214,6 +240,8 @@ impl OpenTunnel {
 
 impl Drop for OpenTunnel {
     fn drop(&mut self) {
+        OPEN.fetch_sub(1, Ordering::AcqRel);
+        CLOSED.notify_waiters();
         metrics::gauge!("jwtgate_websocket_tunnels_open").decrement(1.0);
     }
 }

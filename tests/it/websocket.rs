@@ -371,3 +371,21 @@ async fn an_idle_tunnel_is_closed_and_an_active_one_is_not() {
     }
     eventually(WAIT, "the app's side closed", || async { (app.tunnels_closed() == 1).then_some(()) }).await;
 }
+
+#[tokio::test]
+async fn shutdown_lets_an_open_tunnel_finish_and_exits_when_it_closes() {
+    let (app, gate) = fixture(|c| c).await;
+    let mut s = connect(&gate).await;
+    assert_switched(&exchange(&mut s, &handshake("/ws/open/drain", "")).await);
+    echo(&mut s, 64).await;
+
+    gate.sigterm();
+    eventually(WAIT, "the listener closed", || async { TcpStream::connect(gate.addr).await.is_err().then_some(()) })
+        .await;
+    echo(&mut s, 64).await; // the tunnel still carries data while draining
+    assert!(gate.alive(), "exited with a tunnel open");
+
+    drop(s); // the client ends its session
+    eventually(WAIT, "jwtgate exits once the tunnel has closed", || async { (!gate.alive()).then_some(()) }).await;
+    eventually(WAIT, "the app's side closed too", || async { (app.tunnels_closed() == 1).then_some(()) }).await;
+}

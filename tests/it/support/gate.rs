@@ -262,6 +262,13 @@ impl Gate {
         assert!(status.success(), "kill -HUP {} failed", self.pid);
     }
 
+    /// Sends SIGTERM (graceful shutdown) to the process.
+    pub fn sigterm(&self) {
+        let status =
+            std::process::Command::new("kill").args(["-TERM", &self.pid.to_string()]).status().expect("run kill");
+        assert!(status.success(), "kill -TERM {} failed", self.pid);
+    }
+
     pub fn logs(&self) -> String {
         self.stderr.lock().expect("stderr lock").clone()
     }
