@@ -46,6 +46,11 @@ pub struct FileConfig {
     /// spelling the app would serve).
     #[serde(default)]
     pub case_sensitive_paths: bool,
+    /// One log line per request (target `jwtgate::access`, level info):
+    /// method, path without the query, status, rule, outcome, client and
+    /// duration. Never the token, the query or any header.
+    #[serde(default)]
+    pub access_log: bool,
     #[serde(default)]
     pub routes: Vec<RouteSpec>,
 }

@@ -66,12 +66,11 @@ impl Gate {
         // One snapshot per request: a reload never changes a request midway.
         let live = self.live.load_full();
         let method = req.method().clone();
+        // The path only: a query can carry secrets (and is the app's business).
+        let access = live.rt.access_log.then(|| (std::time::Instant::now(), req.uri().path().to_owned()));
         let mut route = labels::UNMATCHED.clone();
-        let rsp = match self.phases(&live, req, client, &mut route).await {
-            Ok(rsp) => {
-                metrics::counter!("jwtgate_requests_total", "route" => route, "outcome" => "forwarded").increment(1);
-                rsp
-            }
+        let (rsp, outcome) = match self.phases(&live, req, client, &mut route).await {
+            Ok(rsp) => (rsp, "forwarded"),
             Err(err) => {
                 let (code, _) = err.code_and_message();
                 match err {
@@ -80,10 +79,22 @@ impl Gate {
                     }
                     _ => tracing::debug!(%method, %client, code, "request refused"),
                 }
-                metrics::counter!("jwtgate_requests_total", "route" => route, "outcome" => code).increment(1);
-                err.into_response(&live.rt.realm)
+                (err.into_response(&live.rt.realm), code)
             }
         };
+        if let Some((started, path)) = access {
+            tracing::info!(
+                target: "jwtgate::access",
+                %method,
+                path,
+                status = rsp.status().as_u16(),
+                rule = %route,
+                outcome,
+                %client,
+                duration_us = started.elapsed().as_micros() as u64,
+            );
+        }
+        metrics::counter!("jwtgate_requests_total", "route" => route, "outcome" => outcome).increment(1);
         Ok(rsp)
     }
 

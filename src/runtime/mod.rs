@@ -35,6 +35,8 @@ pub struct Runtime {
     pub logout: LogoutRule,
     /// Compare paths with case (default: folded, as Express and IIS route).
     pub case_sensitive_paths: bool,
+    /// One `jwtgate::access` log line per request.
+    pub access_log: bool,
     /// "Log out everywhere": revokes every token of the caller's subject.
     pub logout_all: Option<LogoutRule>,
     pub backchannel: Option<BackchannelRule>,
@@ -260,6 +262,7 @@ pub fn compile(file: FileConfig, origin: &Origin<'_>) -> Result<Runtime, ConfigE
         routes,
         logout,
         case_sensitive_paths: file.case_sensitive_paths,
+        access_log: file.access_log,
         logout_all,
         backchannel,
         admin,

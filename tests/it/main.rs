@@ -10,6 +10,8 @@
 mod support;
 
 #[cfg(test)]
+mod access_log;
+#[cfg(test)]
 mod admin;
 #[cfg(test)]
 mod auth;
