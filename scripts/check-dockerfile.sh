@@ -26,12 +26,8 @@ root=$PWD
 say() { printf 'check-dockerfile: %s\n' "$*"; }
 die() { printf 'check-dockerfile: FAIL: %s\n' "$*" >&2; exit 1; }
 
-apt_install() {
-  local sudo=
-  [ "$(id -u)" = 0 ] || sudo=sudo
-  $sudo apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
-}
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 command -v python3 >/dev/null || apt_install python3
 python3 -c 'import yaml' 2>/dev/null || apt_install python3-yaml
 if [ "$(id -u)" = 0 ] && ! command -v setpriv >/dev/null; then apt_install util-linux; fi

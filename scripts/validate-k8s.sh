@@ -28,12 +28,8 @@ KV_VERSION=1.37.0     # kubernetes-validate, bundles schemas 1.25 .. 1.37
 
 say() { printf 'validate-k8s: %s\n' "$*"; }
 die() { printf 'validate-k8s: FAIL: %s\n' "$*" >&2; exit 1; }
-apt_install() {
-  local sudo=
-  [ "$(id -u)" = 0 ] || sudo=sudo
-  $sudo apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
-}
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 
 kubectl=${KUBECTL:-kubectl}
 if ! command -v "$kubectl" >/dev/null; then

@@ -61,8 +61,11 @@ pub fn load(cert: &Path, key: &Path, alpn: &[&[u8]]) -> Result<Loaded, TlsError>
     Ok(Loaded { config: Arc::new(config), cert_pem, key_pem })
 }
 
+/// Certificate and key file contents (`None`: unreadable).
+pub type Fingerprint = (Option<Vec<u8>>, Option<Vec<u8>>);
+
 /// The contents of the files a TLS config was read from, to notice a
 /// renewal (Secret mounts swap symlinks, so compare bytes, not mtimes).
-pub fn fingerprint(cert: &Path, key: &Path) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
+pub fn fingerprint(cert: &Path, key: &Path) -> Fingerprint {
     (std::fs::read(cert).ok(), std::fs::read(key).ok())
 }

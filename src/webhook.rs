@@ -75,13 +75,15 @@ pub enum ReviewError {
 /// and serves until `shutdown` completes.
 pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Result<(), WebhookError> {
     let (cert, key) = (settings.tls_cert, settings.tls_key);
-    let tls = Arc::new(ArcSwap::new(tls_config(&cert, &key)?));
+    let loaded = load_tls(&cert, &key)?;
+    let seen = (Some(loaded.cert_pem), Some(loaded.key_pem));
+    let tls = Arc::new(ArcSwap::new(loaded.config));
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .map_err(|source| WebhookError::Bind { addr: settings.listen, source })?;
     let local = listener.local_addr().map_err(|source| WebhookError::Bind { addr: settings.listen, source })?;
     println!("jwtgate webhook listening on https://{local}");
-    tokio::spawn(reload_certs(tls.clone(), cert, key));
+    tokio::spawn(reload_certs(tls.clone(), cert, key, seen));
     let options = Arc::new(settings.options);
     tokio::pin!(shutdown);
     loop {
@@ -179,27 +181,24 @@ fn decide(uid: &str, request: &Value, object: &Value, options: &Options) -> Valu
     }
 }
 
-fn tls_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, WebhookError> {
-    crate::tls::server_config(cert, key, crate::tls::ALPN_HTTP1)
-        .map_err(|e| WebhookError::Tls { path: e.path, why: e.why })
+fn load_tls(cert: &Path, key: &Path) -> Result<crate::tls::Loaded, WebhookError> {
+    crate::tls::load(cert, key, crate::tls::ALPN_HTTP1).map_err(|e| WebhookError::Tls { path: e.path, why: e.why })
 }
 
 /// Swaps in a renewed certificate; new connections use it, open ones keep
-/// theirs. Compares file contents, since Secret mounts swap symlinks.
-async fn reload_certs(tls: Arc<ArcSwap<ServerConfig>>, cert: PathBuf, key: PathBuf) {
-    let read = || crate::tls::fingerprint(&cert, &key);
-    let mut seen = read();
+/// theirs. Compares file contents, since Secret mounts swap symlinks;
+/// `seen` holds the bytes the running config was built from.
+async fn reload_certs(tls: Arc<ArcSwap<ServerConfig>>, cert: PathBuf, key: PathBuf, mut seen: crate::tls::Fingerprint) {
     loop {
         tokio::time::sleep(CERT_POLL).await;
-        let now = read();
-        if now == seen {
+        if crate::tls::fingerprint(&cert, &key) == seen {
             continue;
         }
-        match tls_config(&cert, &key) {
-            Ok(config) => {
-                tls.store(config);
+        match load_tls(&cert, &key) {
+            Ok(loaded) => {
+                tls.store(loaded.config);
                 tracing::info!(cert = %cert.display(), "webhook certificate reloaded");
-                seen = now;
+                seen = (Some(loaded.cert_pem), Some(loaded.key_pem));
             }
             // Retried next poll: the files may have been read mid-rotation.
             Err(e) => tracing::warn!(error = %e, "webhook certificate change not applied; keeping the previous one"),

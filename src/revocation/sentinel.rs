@@ -155,8 +155,7 @@ impl SentinelMaster {
 
     /// The master's client as the sentinels name it now (the subscriber's).
     pub async fn client(&self) -> Result<redis::Client, String> {
-        let client = self.sentinels.lock().await.async_get_client().await;
-        client.map_err(|e| format!("redis sentinel: {e}"))
+        master_client(&self.sentinels).await
     }
 
     /// The master the sentinels name now, as `host:port`; the store's
@@ -181,9 +180,15 @@ async fn find(
     sentinels: &tokio::sync::Mutex<SentinelClient>,
     config: &redis::AsyncConnectionConfig,
 ) -> Result<(MultiplexedConnection, MultiplexedConnection, String), String> {
-    let client = sentinels.lock().await.async_get_client().await.map_err(|e| format!("redis sentinel: {e}"))?;
+    let client = master_client(sentinels).await?;
     let addr = client.get_connection_info().addr().to_string();
     let connect = || client.get_multiplexed_async_connection_with_config(config);
     let (read, write) = tokio::try_join!(connect(), connect()).map_err(|e| format!("redis master {addr}: {e}"))?;
     Ok((read, write, addr))
+}
+
+/// Asks the sentinels (one question at a time) for the master's client.
+async fn master_client(sentinels: &tokio::sync::Mutex<SentinelClient>) -> Result<redis::Client, String> {
+    let client = sentinels.lock().await.async_get_client().await;
+    client.map_err(|e| format!("redis sentinel: {e}"))
 }
