@@ -42,6 +42,8 @@ pub enum ProxyError {
         scope: std::sync::Arc<str>,
     },
     AmbiguousPath,
+    /// `//x` under `repeated_slashes: reject`.
+    RepeatedSlashes,
     /// Two Host headers, or a Host that is not ASCII.
     AmbiguousHost,
     Forbidden,
@@ -49,6 +51,15 @@ pub enum ProxyError {
     StoreUnavailable,
     UpstreamUnavailable,
     UpstreamTimeout,
+}
+
+impl From<crate::routes::PathRefusal> for ProxyError {
+    fn from(refusal: crate::routes::PathRefusal) -> Self {
+        match refusal {
+            crate::routes::PathRefusal::Ambiguous => ProxyError::AmbiguousPath,
+            crate::routes::PathRefusal::RepeatedSlashes => ProxyError::RepeatedSlashes,
+        }
+    }
 }
 
 impl From<Rejection> for ProxyError {
@@ -103,6 +114,7 @@ impl ProxyError {
             ) => (StatusCode::UNAUTHORIZED, Challenge::Error("invalid_token")),
             ProxyError::InsufficientScope { .. } => (StatusCode::FORBIDDEN, Challenge::Error("insufficient_scope")),
             ProxyError::AmbiguousPath => (StatusCode::BAD_REQUEST, Challenge::None),
+            ProxyError::RepeatedSlashes => (StatusCode::BAD_REQUEST, Challenge::None),
             ProxyError::AmbiguousHost => (StatusCode::BAD_REQUEST, Challenge::None),
             ProxyError::Forbidden => (StatusCode::FORBIDDEN, Challenge::None),
             ProxyError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, Challenge::None),
@@ -117,6 +129,7 @@ impl ProxyError {
             ProxyError::Refused(r) => r.code_and_message(),
             ProxyError::InsufficientScope { why, .. } => ("insufficient_scope", why),
             ProxyError::AmbiguousPath => ("ambiguous_path", "path has dot segments or encoded separators"),
+            ProxyError::RepeatedSlashes => ("repeated_slashes", "path has repeated slashes"),
             ProxyError::AmbiguousHost => ("ambiguous_host", "more than one Host header, or a Host that is not ASCII"),
             ProxyError::Forbidden => ("forbidden", "this route is closed"),
             ProxyError::MethodNotAllowed => ("method_not_allowed", "CONNECT is not supported"),
@@ -194,6 +207,7 @@ mod tests {
             (MissingJti.into(), 401, Some(r#"error="invalid_token""#), "missing_jti"),
             (Revoked.into(), 401, Some(r#"error="invalid_token""#), "token_revoked"),
             (ProxyError::AmbiguousPath, 400, None, "ambiguous_path"),
+            (ProxyError::RepeatedSlashes, 400, None, "repeated_slashes"),
             (ProxyError::AmbiguousHost, 400, None, "ambiguous_host"),
             (ProxyError::Forbidden, 403, None, "forbidden"),
             (ProxyError::MethodNotAllowed, 405, None, "method_not_allowed"),

@@ -3,7 +3,8 @@
 //!
 //! Life of a request (`proxy::Gate::phases`):
 //! 1. `server` accepts it (HTTP/1.1 or h2c) and hands it to the gate;
-//! 2. `routes` refuses ambiguous paths and picks the rule (required/none/deny);
+//! 2. `routes` reads the path once (ambiguous ones refused, repeated slashes
+//!    merged) and picks the rule (required/none/deny);
 //! 3. `auth::extract` finds the token, `auth::verify` turns it into `Claims`;
 //! 4. `revocation` checks the local cache, then the store (memory or Redis);
 //! 5. on the logout path, `revocation` records the token as revoked;

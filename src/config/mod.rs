@@ -46,6 +46,10 @@ pub struct FileConfig {
     /// spelling the app would serve).
     #[serde(default)]
     pub case_sensitive_paths: bool,
+    /// `//internal/x`: merged into `/internal/x` for every decision and in
+    /// the forwarded path (default), or refused with 400.
+    #[serde(default)]
+    pub repeated_slashes: RepeatedSlashes,
     /// One log line per request (target `jwtgate::access`, level info):
     /// method, path without the query, status, rule, outcome, client and
     /// duration. Never the token, the query or any header.
@@ -53,6 +57,18 @@ pub struct FileConfig {
     pub access_log: bool,
     #[serde(default)]
     pub routes: Vec<RouteSpec>,
+}
+
+/// What a request path with repeated slashes gets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RepeatedSlashes {
+    /// Merged for every decision and in the path sent upstream, as nginx
+    /// (`merge_slashes`), Express and Spring read it.
+    #[default]
+    Merge,
+    /// Refused with 400 `repeated_slashes`: nothing is rewritten.
+    Reject,
 }
 
 /// Certificate and key of the public listener, PEM. Relative paths are

@@ -44,7 +44,7 @@ fn parse_headers(lines: &[String]) -> Result<http::HeaderMap, String> {
 
 async fn explain_steps(rt: &Runtime, request: &Request<'_>, out: &mut String) -> String {
     use crate::config::AuthMode;
-    use crate::routes::{matchable_path, RequestHead};
+    use crate::routes::{normalize_path, PathRefusal, RequestHead};
     let (method, url) = (request.method, request.url);
     let Ok(method) = http::Method::from_bytes(method.to_ascii_uppercase().as_bytes()) else {
         return format!("`{method}` is not an HTTP method");
@@ -71,10 +71,16 @@ async fn explain_steps(rt: &Runtime, request: &Request<'_>, out: &mut String) ->
     if method == http::Method::CONNECT {
         return "405 method_not_allowed".into();
     }
-    let Some(decoded) = matchable_path(uri.path()) else {
-        return "400 ambiguous_path (dot segments or encoded separators are refused, never normalised)".into();
+    let (path, rewritten) = match normalize_path(uri.path(), rt.paths) {
+        Ok(path) => (path.decide, path.rewritten),
+        Err(PathRefusal::Ambiguous) => {
+            return "400 ambiguous_path (dot segments or encoded separators are refused, never normalised)".into()
+        }
+        Err(PathRefusal::RepeatedSlashes) => return "400 repeated_slashes (repeated_slashes: reject)".into(),
     };
-    let path = crate::routes::for_matching(&decoded, rt.case_sensitive_paths);
+    if let Some(forwarded) = &rewritten {
+        let _ = writeln!(out, "path       decided and forwarded as {forwarded} (repeated slashes merged)");
+    }
     let special = match Special::of(rt, &method, &path) {
         Special::Backchannel => {
             return "back-channel logout endpoint: verifies a form-posted logout_token (not a bearer token)".into()

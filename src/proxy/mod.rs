@@ -3,7 +3,8 @@
 //! into responses and owns logging.
 //!
 //! 1. refuse CONNECT;
-//! 2. refuse ambiguous paths;
+//! 2. read the path once for every decision and the upstream (ambiguous
+//!    paths refused, repeated slashes merged or refused);
 //! 3. pick the route (the logout path is always `required`);
 //! 4. extract and verify the token;
 //! 5. check revocation;
@@ -26,7 +27,7 @@ use crate::auth::{self, Claims};
 use crate::config::AuthMode;
 use crate::error::{Body, ProxyError, Rejection};
 use crate::revocation::Revocations;
-use crate::routes::{for_matching, matchable_path, RequestHead, Route};
+use crate::routes::{normalize_path, RequestHead, RequestPath, Route};
 use crate::runtime::Runtime;
 use arc_swap::ArcSwap;
 use http::header::{AUTHORIZATION, HOST};
@@ -110,8 +111,8 @@ impl Gate {
         if req.method() == Method::CONNECT {
             return Err(ProxyError::MethodNotAllowed);
         }
-        let decoded = matchable_path(req.uri().path()).ok_or(ProxyError::AmbiguousPath)?;
-        let path = for_matching(&decoded, rt.case_sensitive_paths);
+        // One reading of the path for every decision below and for the upstream.
+        let RequestPath { decide: path, rewritten } = normalize_path(req.uri().path(), rt.paths)?;
         let host = request_host(&req)?;
         let special = Special::of(rt, req.method(), &path);
         let route: &Route = match special {
@@ -131,7 +132,6 @@ impl Gate {
             }
         };
         drop(path);
-        drop(decoded);
         let (claims, was_revoked) = match self.authenticate(rt, route.auth, &req).await {
             // Logout is idempotent: a retry after a 503 (or after a write a
             // Redis failover lost) stores the revocation again. Answered
@@ -171,6 +171,9 @@ impl Gate {
             if let Some(cookie) = rt.cookie.as_deref() {
                 headers::remove_cookie(req.headers_mut(), cookie);
             }
+        }
+        if let Some(path) = rewritten {
+            *req.uri_mut() = with_path(req.uri(), &path)?;
         }
         let upstream = live.upstreams.get(route.upstream).ok_or(ProxyError::UpstreamUnavailable)?;
         if websocket {
@@ -257,6 +260,18 @@ fn request_host(req: &Request<Incoming>) -> Result<Option<&str>, ProxyError> {
         None => raw.rsplit_once(':').map_or(raw, |(host, _)| host),
     };
     Ok(Some(host.strip_suffix('.').unwrap_or(host)))
+}
+
+/// `uri` with its path replaced (the query kept): the upstream gets the
+/// path the decisions were made on.
+fn with_path(uri: &http::Uri, path: &str) -> Result<http::Uri, ProxyError> {
+    let path_and_query = match uri.query() {
+        Some(query) => format!("{path}?{query}"),
+        None => path.to_owned(),
+    };
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = Some(path_and_query.parse().map_err(|_| ProxyError::AmbiguousPath)?);
+    http::Uri::from_parts(parts).map_err(|_| ProxyError::AmbiguousPath)
 }
 
 /// Metric labels of jwtgate's own paths.

@@ -10,7 +10,9 @@ mod require;
 
 pub use claim_headers::{ClaimHeader, ClaimPath};
 pub use matcher::{HeaderMatch, HostMatch, PathMatch};
-pub use path::{for_matching, matchable_path};
+pub use path::{
+    configured as configured_path, normalize as normalize_path, PathPolicy, PathRefusal, RepeatedSlashes, RequestPath,
+};
 pub use require::{ClaimCondition, Requirements};
 
 use crate::config::AuthMode;
@@ -24,7 +26,7 @@ pub struct RequestHead<'a> {
     pub method: &'a Method,
     /// Host without port, as sent (Host header or HTTP/2 authority).
     pub host: Option<&'a str>,
-    /// The matchable path (see [`matchable_path`]).
+    /// The path in its decision form (see [`path::normalize`]).
     pub path: &'a str,
     pub headers: &'a HeaderMap,
 }

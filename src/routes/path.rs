@@ -1,21 +1,102 @@
-//! Paths as the upstream will read them. A path that could be read two
-//! ways is refused (400 `ambiguous_path`), never rewritten: dot segments
-//! (`/a/../b`, also `..;x`), encoded dots, slashes and backslashes (`%2e`,
-//! `%2f`, `%5c`), raw backslashes and `%00`. Other percent-escapes of
-//! unreserved characters are decoded for matching only (`/%61pi` matches
-//! `/api`); the upstream still receives the path byte for byte.
+//! One reading of a request's path, made once and used for every decision
+//! (route rules of every kind, the logout, logout-all and back-channel
+//! paths, `explain`) and for what the upstream receives, so no rule can be
+//! decided on one reading while the app acts on another.
 //!
-//! Rules are then matched the way common upstreams route ([`for_matching`]):
-//! `;params` dropped from segments (Tomcat/Spring ignore them), one trailing
-//! slash ignored (Express, non-strict routing) and, unless
-//! `case_sensitive_paths`, ASCII case folded (Express, IIS). Each reading
-//! makes a rule apply to more requests, never fewer.
+//! [`normalize`] refuses a path that could be read two ways (400
+//! `ambiguous_path`): dot segments (`/a/../b`, also `..;x`), encoded dots,
+//! slashes and backslashes (`%2e`, `%2f`, `%5c`), raw backslashes and
+//! `%00`. Repeated slashes (`//internal/x`, `/logout//`) are merged, as
+//! nginx (`merge_slashes`), Express, Spring and Tomcat read them, both for
+//! the decision and in the path sent upstream, so the app can neither read
+//! a different path nor a protocol-relative URL (`//evil.example/x`);
+//! `repeated_slashes: reject` answers 400 instead. Escapes of unreserved
+//! characters are decoded for matching only (`/%61pi` matches `/api`).
+//!
+//! Rules are then matched the way common upstreams route: `;params`
+//! dropped from segments (Tomcat/Spring ignore them; the empty segment one
+//! leaves, `/;x/internal`, merges like any other), one trailing slash
+//! ignored (Express, non-strict routing) and, unless `case_sensitive_paths`,
+//! ASCII case folded (Express, IIS). Each reading makes a rule apply to
+//! more requests, never fewer.
 
 use std::borrow::Cow;
 
-/// The path to match routes against, or `None` when it is ambiguous.
-/// Allocates only when the path holds a percent-escape.
-pub fn matchable_path(raw: &str) -> Option<Cow<'_, str>> {
+pub use crate::config::RepeatedSlashes;
+
+/// How paths are read; one per config.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PathPolicy {
+    pub case_sensitive: bool,
+    pub repeated_slashes: RepeatedSlashes,
+}
+
+/// Why a path was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathRefusal {
+    /// Dot segments, encoded separators, backslashes, NUL, bad escapes.
+    Ambiguous,
+    /// Repeated slashes under `repeated_slashes: reject`.
+    RepeatedSlashes,
+}
+
+/// A request path as jwtgate decides on it and forwards it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestPath<'a> {
+    /// The form every rule and special path is compared with.
+    pub decide: Cow<'a, str>,
+    /// The path the upstream gets instead of the received one (repeated
+    /// slashes merged); `None`: the received bytes, unchanged.
+    pub rewritten: Option<String>,
+}
+
+/// Reads `raw` (the request's path, without query) once for every
+/// decision. Allocates only when the path needs rewriting, holds a
+/// percent-escape, a `;param`, a trailing slash or (folded) upper case.
+pub fn normalize(raw: &str, policy: PathPolicy) -> Result<RequestPath<'_>, PathRefusal> {
+    let rewritten = match (raw.contains("//"), policy.repeated_slashes) {
+        (false, _) => None,
+        (true, RepeatedSlashes::Reject) => return Err(PathRefusal::RepeatedSlashes),
+        (true, RepeatedSlashes::Merge) => Some(merge_slashes(raw)),
+    };
+    let decide = match &rewritten {
+        Some(path) => Cow::Owned(decision_form(path, policy.case_sensitive)?.into_owned()),
+        None => decision_form(raw, policy.case_sensitive)?,
+    };
+    Ok(RequestPath { decide, rewritten })
+}
+
+/// A configured path (a rule's `path`/`path_prefix`, the logout paths) in
+/// the form requests are compared in; `None` unless it is an absolute path
+/// without dot segments or encoded separators.
+pub fn configured(path: &str, case_sensitive: bool) -> Option<String> {
+    if !path.starts_with('/') {
+        return None;
+    }
+    let policy = PathPolicy { case_sensitive, repeated_slashes: RepeatedSlashes::Merge };
+    normalize(path, policy).ok().map(|p| p.decide.into_owned())
+}
+
+fn decision_form(path: &str, case_sensitive: bool) -> Result<Cow<'_, str>, PathRefusal> {
+    match matchable_path(path).ok_or(PathRefusal::Ambiguous)? {
+        Cow::Borrowed(decoded) => Ok(for_matching(decoded, case_sensitive)),
+        Cow::Owned(decoded) => Ok(Cow::Owned(for_matching(&decoded, case_sensitive).into_owned())),
+    }
+}
+
+/// Every run of `/` collapsed into one.
+fn merge_slashes(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for ch in path.chars() {
+        if !(ch == '/' && out.ends_with('/')) {
+            out.push(ch);
+        }
+    }
+    out
+}
+
+/// The decoded path, or `None` when it is ambiguous.
+fn matchable_path(raw: &str) -> Option<Cow<'_, str>> {
     let bytes = raw.as_bytes();
     if bytes.contains(&b'\\') {
         return None;
@@ -29,13 +110,13 @@ pub fn matchable_path(raw: &str) -> Option<Cow<'_, str>> {
 }
 
 /// The form rules are compared with: `;params` removed from every segment,
-/// one trailing `/` removed (except for `/`), ASCII lower-cased unless
-/// `case_sensitive`. Allocates only when one of those applies.
-pub fn for_matching(path: &str, case_sensitive: bool) -> Cow<'_, str> {
+/// the empty segments that leaves merged, one trailing `/` removed (except
+/// for `/`), ASCII lower-cased unless `case_sensitive`.
+fn for_matching(path: &str, case_sensitive: bool) -> Cow<'_, str> {
     let mut out = Cow::Borrowed(path);
     if out.contains(';') {
         let stripped: Vec<&str> = out.split('/').map(|seg| seg.split(';').next().unwrap_or(seg)).collect();
-        out = Cow::Owned(stripped.join("/"));
+        out = Cow::Owned(merge_slashes(&stripped.join("/")));
     }
     if out.len() > 1 && out.ends_with('/') {
         out = match out {
@@ -93,6 +174,12 @@ fn utf8_len(first: u8) -> usize {
 mod tests {
     use super::*;
 
+    const MERGE: PathPolicy = PathPolicy { case_sensitive: false, repeated_slashes: RepeatedSlashes::Merge };
+
+    fn decided(raw: &str) -> Option<String> {
+        normalize(raw, MERGE).ok().map(|p| p.decide.into_owned())
+    }
+
     #[test]
     fn traversal_and_encoded_separators_are_ambiguous() {
         for p in [
@@ -108,8 +195,10 @@ mod tests {
             "/a%00",
             "/a%zz",
             "/a%2",
+            "//a/../b",
+            "/a//..//b",
         ] {
-            assert_eq!(matchable_path(p), None, "{p}");
+            assert_eq!(normalize(p, MERGE), Err(PathRefusal::Ambiguous), "{p}");
         }
     }
 
@@ -122,10 +211,48 @@ mod tests {
     }
 
     #[test]
-    fn ordinary_paths_pass_and_unreserved_escapes_decode() {
-        assert_eq!(matchable_path("/api/x").as_deref(), Some("/api/x"));
-        assert!(matches!(matchable_path("/api/x"), Some(Cow::Borrowed(_))));
-        assert_eq!(matchable_path("/%61pi/a%20b").as_deref(), Some("/api/a%20b"));
-        assert_eq!(matchable_path("/a..b/.c").as_deref(), Some("/a..b/.c"));
+    fn repeated_slashes_are_merged_for_the_decision_and_the_upstream() {
+        for (raw, decide, forward) in [
+            ("//internal/x", "/internal/x", "/internal/x"),
+            ("///internal/x", "/internal/x", "/internal/x"),
+            ("/internal//x", "/internal/x", "/internal/x"),
+            ("/logout//", "/logout", "/logout/"),
+            ("//logout", "/logout", "/logout"),
+            ("//Evil.example/x", "/evil.example/x", "/Evil.example/x"),
+            ("//%61pi;x//y", "/api/y", "/%61pi;x/y"),
+        ] {
+            let path = normalize(raw, MERGE).unwrap();
+            assert_eq!(path.decide, decide, "{raw}");
+            assert_eq!(path.rewritten.as_deref(), Some(forward), "{raw}");
+        }
+        let reject = PathPolicy { repeated_slashes: RepeatedSlashes::Reject, ..MERGE };
+        assert_eq!(normalize("//internal/x", reject), Err(PathRefusal::RepeatedSlashes));
+        assert_eq!(normalize("/internal/x", reject).unwrap().decide, "/internal/x");
+    }
+
+    #[test]
+    fn empty_segments_left_by_params_merge_too() {
+        assert_eq!(decided("/;x/internal").as_deref(), Some("/internal"));
+        assert_eq!(decided("/internal/;x/y").as_deref(), Some("/internal/y"));
+        assert_eq!(decided("/;x").as_deref(), Some("/"));
+        let reject = PathPolicy { repeated_slashes: RepeatedSlashes::Reject, ..MERGE };
+        assert_eq!(normalize("/;x/internal", reject).unwrap().rewritten, None, "the received bytes are forwarded");
+    }
+
+    #[test]
+    fn ordinary_paths_pass_borrowed_and_unreserved_escapes_decode() {
+        let plain = normalize("/api/x", MERGE).unwrap();
+        assert!(matches!(plain.decide, Cow::Borrowed("/api/x")));
+        assert_eq!(plain.rewritten, None);
+        assert_eq!(decided("/%61pi/a%20b").as_deref(), Some("/api/a%20b"));
+        assert_eq!(decided("/a..b/.c").as_deref(), Some("/a..b/.c"));
+    }
+
+    #[test]
+    fn configured_paths_read_like_requests() {
+        assert_eq!(configured("/Logout//", false).as_deref(), Some("/logout"));
+        assert_eq!(configured("//internal", true).as_deref(), Some("/internal"));
+        assert_eq!(configured("internal", false), None);
+        assert_eq!(configured("/a/../b", false), None);
     }
 }

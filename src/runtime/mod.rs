@@ -11,7 +11,7 @@ use crate::config::{
 };
 use crate::revocation::legacy::LegacyRules;
 use crate::revocation::Policy;
-use crate::routes::RouteTable;
+use crate::routes::{PathPolicy, RouteTable};
 use http::uri::Authority;
 use http::{Method, Uri};
 use jsonwebtoken::Algorithm;
@@ -33,8 +33,8 @@ pub struct Runtime {
     pub verifier: Verifier,
     pub routes: RouteTable,
     pub logout: LogoutRule,
-    /// Compare paths with case (default: folded, as Express and IIS route).
-    pub case_sensitive_paths: bool,
+    /// How request paths are read for every decision (case, repeated slashes).
+    pub paths: PathPolicy,
     /// One `jwtgate::access` log line per request.
     pub access_log: bool,
     /// "Log out everywhere": revokes every token of the caller's subject.
@@ -261,7 +261,7 @@ pub fn compile(file: FileConfig, origin: &Origin<'_>) -> Result<Runtime, ConfigE
         verifier,
         routes,
         logout,
-        case_sensitive_paths: file.case_sensitive_paths,
+        paths: PathPolicy { case_sensitive: file.case_sensitive_paths, repeated_slashes: file.repeated_slashes },
         access_log: file.access_log,
         logout_all,
         backchannel,
@@ -484,16 +484,16 @@ fn load_key(spec: &KeySpec, dir: &Path) -> Result<Vec<keys::Key>, (String, Strin
 }
 
 /// A configured path in the form requests are compared in (see
-/// `routes::for_matching`).
+/// `routes::normalize_path`).
 pub(crate) fn compile_path(
     p: &str,
     case_sensitive: bool,
     field: &str,
     origin: &Origin<'_>,
 ) -> Result<String, ConfigError> {
-    match crate::routes::matchable_path(p) {
-        Some(m) if p.starts_with('/') => Ok(crate::routes::for_matching(&m, case_sensitive).into_owned()),
-        _ => Err(ConfigError::at(
+    match crate::routes::configured_path(p, case_sensitive) {
+        Some(path) => Ok(path),
+        None => Err(ConfigError::at(
             origin,
             field,
             format!("`{p}` is not an absolute path without dot segments or encoded separators"),

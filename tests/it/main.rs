@@ -64,6 +64,8 @@ mod route_match;
 #[cfg(test)]
 mod sentinel;
 #[cfg(test)]
+mod slashes;
+#[cfg(test)]
 mod streaming;
 #[cfg(test)]
 mod subject;

@@ -1,6 +1,7 @@
-//! Path handling: ambiguous paths are refused, never normalised, so a
-//! public prefix cannot be used to reach a protected one; prefixes match
-//! whole segments only.
+//! Path handling: ambiguous paths (dot segments, encoded separators) are
+//! refused, never normalised, so a public prefix cannot be used to reach a
+//! protected one; prefixes match whole segments only. Repeated slashes:
+//! `slashes.rs`.
 
 use crate::support::token;
 use crate::support::{assert_refused, Cfg, Challenge, Gate, Upstream};
