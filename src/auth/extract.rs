@@ -1,22 +1,41 @@
 //! Finding the token: `Authorization: Bearer` (RFC 6750 §2.1, scheme
-//! case-insensitive) or a configured cookie. Ambiguity is refused: two
+//! case-insensitive) or a configured cookie (the first of that name, read
+//! as apps read it: see [`super::cookie`]). Ambiguity is refused: two
 //! Authorization headers, two tokens, or header and cookie disagreeing.
 
 use crate::error::Rejection;
-use http::header::{AUTHORIZATION, COOKIE};
+use http::header::AUTHORIZATION;
 use http::HeaderMap;
 
 /// The raw token text, borrowed from the request headers.
 pub fn extract<'a>(headers: &'a HeaderMap, cookie: Option<&str>) -> Result<&'a str, Rejection> {
     let from_header = bearer(headers)?;
     let from_cookie = match cookie {
-        Some(name) => cookie_value(headers, name)?,
+        Some(name) => super::cookie::credential(headers, name).map_err(|()| Rejection::Malformed)?,
         None => None,
     };
     match (from_header, from_cookie) {
         (Some(h), Some(c)) if h != c => Err(Rejection::InvalidRequest("token in both Authorization header and cookie")),
         (Some(t), _) | (None, Some(t)) => Ok(t),
         (None, None) => Err(Rejection::NoToken),
+    }
+}
+
+/// RFC 6750 §2.3 lets a client send the token as `?access_token=`, and
+/// some app middlewares read it there (passport-http-bearer, for one).
+/// jwtgate never does, so on a route it authenticates such a parameter
+/// would be a credential the app reads and jwtgate never checked: refused.
+pub fn refuse_query_token(query: Option<&str>) -> Result<(), Rejection> {
+    let Some(query) = query else { return Ok(()) };
+    // Only a query that could spell the name is parsed (percent-escapes included).
+    if !query.contains('%') && !query.contains("access_token") {
+        return Ok(());
+    }
+    match form_urlencoded::parse(query.as_bytes()).any(|(name, _)| name == "access_token") {
+        true => {
+            Err(Rejection::InvalidRequest("access_token in the query is not accepted; send an Authorization header"))
+        }
+        false => Ok(()),
     }
 }
 
@@ -42,25 +61,6 @@ fn bearer(headers: &HeaderMap) -> Result<Option<&str>, Rejection> {
         return Err(Rejection::InvalidRequest("more than one bearer token"));
     }
     Ok(Some(token))
-}
-
-fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, Rejection> {
-    let mut found: Option<&str> = None;
-    for header in headers.get_all(COOKIE) {
-        let Ok(text) = header.to_str() else { continue };
-        for pair in text.split(';') {
-            let Some((k, v)) = pair.trim().split_once('=') else { continue };
-            if k != name {
-                continue;
-            }
-            let v = v.trim_matches('"');
-            match found {
-                Some(prev) if prev != v => return Err(Rejection::InvalidRequest("more than one token cookie")),
-                _ => found = Some(v),
-            }
-        }
-    }
-    Ok(found.filter(|v| !v.is_empty()))
 }
 
 #[cfg(test)]
@@ -92,9 +92,23 @@ mod tests {
     }
 
     #[test]
+    fn a_query_token_is_refused_in_any_spelling() {
+        for q in ["access_token=x", "a=1&access_token=", "access%5Ftoken=x", "%61ccess_token=x&b=2"] {
+            assert!(matches!(refuse_query_token(Some(q)), Err(Rejection::InvalidRequest(_))), "{q}");
+        }
+        for q in [None, Some("a=1"), Some("my_access_token=x"), Some("q=%20")] {
+            assert_eq!(refuse_query_token(q), Ok(()), "{q:?}");
+        }
+    }
+
+    #[test]
     fn cookie_is_used_when_configured_only() {
         let h = headers(&[("cookie", "x=1; at=tok; y=2")]);
         assert_eq!(extract(&h, Some("at")), Ok("tok"));
+        let spaced = headers(&[("authorization", "Bearer tok"), ("cookie", "at =forged; at=tok")]);
+        assert!(matches!(extract(&spaced, Some("at")), Err(Rejection::InvalidRequest(_))), "the first cookie counts");
+        let repeated = headers(&[("cookie", "at=tok; at=older")]);
+        assert_eq!(extract(&repeated, Some("at")), Ok("tok"), "two paths' cookies: the first, most specific");
         assert_eq!(extract(&h, None), Err(Rejection::NoToken));
         let basic = headers(&[("authorization", "Basic dTpw")]);
         assert!(matches!(extract(&basic, None), Err(Rejection::InvalidRequest(_))));

@@ -3,6 +3,7 @@
 //! signature and claims. Only `Verifier::verify` produces `Claims`.
 
 pub mod claims;
+pub mod cookie;
 pub mod extract;
 pub mod jwks;
 pub mod keys;

@@ -83,30 +83,6 @@ pub fn set_claims(
     Ok(())
 }
 
-/// Removes the `name=value` pair of one cookie from every Cookie header
-/// (`strip_authorization` when the token came from a cookie).
-pub fn remove_cookie(headers: &mut HeaderMap, name: &str) {
-    let kept: Vec<String> = headers
-        .get_all(http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .map(str::trim)
-                .filter(|pair| pair.split_once('=').is_none_or(|(k, _)| k != name))
-                .collect::<Vec<_>>()
-                .join("; ")
-        })
-        .filter(|v| !v.is_empty())
-        .collect();
-    headers.remove(http::header::COOKIE);
-    for value in kept {
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            headers.append(http::header::COOKIE, v);
-        }
-    }
-}
-
 /// Sets `X-Forwarded-For` (appending the client), `-Proto` (`proto`: how
 /// the client reached jwtgate) and `-Host`. `host` is the client's Host
 /// header or HTTP/2 `:authority`.

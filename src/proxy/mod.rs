@@ -23,7 +23,7 @@ pub use upgrade::drain as drain_websockets;
 
 pub use forward::Upstream;
 
-use crate::auth::{self, Claims};
+use crate::auth::{self, cookie, Claims};
 use crate::config::AuthMode;
 use crate::error::{Body, ProxyError, Rejection};
 use crate::revocation::Revocations;
@@ -168,10 +168,9 @@ impl Gate {
         headers::set_claims(req.headers_mut(), rt.routes.claim_headers(), &route.forward_claims, claims.as_deref())?;
         if route.strip_authorization {
             req.headers_mut().remove(AUTHORIZATION);
-            if let Some(cookie) = rt.cookie.as_deref() {
-                headers::remove_cookie(req.headers_mut(), cookie);
-            }
         }
+        let credential = credential_cookie(rt, route, claims.is_some(), req.headers());
+        cookie::forward(req.headers_mut(), rt.cookie.as_deref(), credential);
         if let Some(path) = rewritten {
             *req.uri_mut() = with_path(req.uri(), &path)?;
         }
@@ -195,6 +194,9 @@ impl Gate {
         mode: AuthMode,
         req: &Request<Incoming>,
     ) -> Result<Option<Arc<Claims>>, AuthFailure> {
+        if matches!(mode, AuthMode::Required | AuthMode::Optional) {
+            auth::extract::refuse_query_token(req.uri().query())?;
+        }
         let raw = match (mode, auth::extract(req.headers(), rt.cookie.as_deref())) {
             (AuthMode::Deny, _) => return Err(ProxyError::Forbidden.into()),
             (AuthMode::None, _) | (AuthMode::Optional, Err(Rejection::NoToken)) => return Ok(None),
@@ -260,6 +262,22 @@ fn request_host(req: &Request<Incoming>) -> Result<Option<&str>, ProxyError> {
         None => raw.rsplit_once(':').map_or(raw, |(host, _)| host),
     };
     Ok(Some(host.strip_suffix('.').unwrap_or(host)))
+}
+
+/// What the app may read of the credential cookie: on a route jwtgate
+/// authenticates, only the cookie it verified (`extract` read the first
+/// one, and it equals the verified token), else none of that name.
+fn credential_cookie(rt: &Runtime, route: &Route, verified: bool, headers: &http::HeaderMap) -> cookie::Credential {
+    let Some(name) = rt.cookie.as_deref() else { return cookie::Credential::Untouched };
+    match route.auth {
+        AuthMode::None | AuthMode::Deny => cookie::Credential::Untouched,
+        AuthMode::Required | AuthMode::Optional
+            if verified && !route.strip_authorization && matches!(cookie::credential(headers, name), Ok(Some(_))) =>
+        {
+            cookie::Credential::KeepVerified
+        }
+        AuthMode::Required | AuthMode::Optional => cookie::Credential::Remove,
+    }
 }
 
 /// `uri` with its path replaced (the query kept): the upstream gets the

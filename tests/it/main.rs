@@ -26,6 +26,8 @@ mod cluster;
 #[cfg(test)]
 mod config_errors;
 #[cfg(test)]
+mod cookies;
+#[cfg(test)]
 mod faults;
 #[cfg(test)]
 mod fleet;

@@ -1,0 +1,227 @@
+//! Cookie headers, read the way the apps behind jwtgate read them, so the
+//! credential jwtgate checks is the one the app uses.
+//!
+//! A Cookie header is read as bytes (a header with bytes outside visible
+//! ASCII is parsed like any other, never skipped), split on `;`, each pair's
+//! name and value trimmed of the bytes app parsers trim. The credential is
+//! the **first** pair whose name is the configured one: browsers send one
+//! name twice for two cookie paths, most specific first (RFC 6265 §5.4).
+//!
+//! Parsers disagree on which of two same-name cookies wins (Node's
+//! `cookie` and Werkzeug keep the first, Django the last), and on what a
+//! name is (PHP percent-decodes names and reads `.` and ` ` as `_`; ASP.NET
+//! ignores case; Python's `SimpleCookie` also splits on spaces, WebOb on
+//! commas). So, on every route where jwtgate reads the credential,
+//! [`forward`] leaves the app exactly one such cookie, the verified one,
+//! written `name=value`, and drops every other pair any of those parsers
+//! could read under the credential's name.
+
+use http::header::COOKIE;
+use http::{HeaderMap, HeaderValue};
+
+/// Bytes trimmed around names and values: SP and HTAB (RFC 6265, Go, Node
+/// `cookie` 1.x), plus NEL and NBSP, which `String.prototype.trim` (Node
+/// `cookie` 0.x) and Python's `str.strip` remove from headers decoded as
+/// Latin-1. Other control bytes never get past the HTTP parsers.
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | 0x85 | 0xa0)
+}
+
+fn trim(bytes: &[u8]) -> &[u8] {
+    let start = bytes.iter().position(|b| !is_space(*b)).unwrap_or(bytes.len());
+    let end = bytes.iter().rposition(|b| !is_space(*b)).map_or(start, |i| i + 1);
+    &bytes[start..end]
+}
+
+/// One `;`-separated pair: the trimmed bytes, its name and value (`None`
+/// without `=`).
+struct Pair<'a> {
+    raw: &'a [u8],
+    name: &'a [u8],
+    value: Option<&'a [u8]>,
+}
+
+fn pairs(header: &[u8]) -> impl Iterator<Item = Pair<'_>> {
+    header.split(|b| *b == b';').map(trim).filter(|raw| !raw.is_empty()).map(|raw| {
+        match raw.iter().position(|b| *b == b'=') {
+            Some(eq) => Pair { raw, name: trim(&raw[..eq]), value: Some(trim(&raw[eq + 1..])) },
+            None => Pair { raw, name: raw, value: None },
+        }
+    })
+}
+
+/// The credential cookie's value: the first pair named `name` in header
+/// order, over every Cookie header, with one pair of surrounding quotes
+/// removed. `Ok(None)` when there is none or it is empty; `Err` when it is
+/// not text (a JWT is ASCII).
+pub fn credential<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ()> {
+    let first = headers
+        .get_all(COOKIE)
+        .iter()
+        .flat_map(|h| pairs(h.as_bytes()))
+        .find(|p| p.value.is_some() && p.name == name.as_bytes());
+    let Some(value) = first.and_then(|p| p.value) else { return Ok(None) };
+    let value = match value {
+        [b'"', inner @ .., b'"'] => inner,
+        other => other,
+    };
+    match std::str::from_utf8(value) {
+        Ok("") => Ok(None),
+        Ok(text) => Ok(Some(text)),
+        Err(_) => Err(()),
+    }
+}
+
+/// What the app may read of the credential cookie.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    /// A route jwtgate does not authenticate: the cookies pass as sent.
+    Untouched,
+    /// The first credential cookie was the token jwtgate verified: it
+    /// stays (as `name=value`), every lookalike goes.
+    KeepVerified,
+    /// Nothing of that name may reach the app (no cookie token was
+    /// verified, or `strip_authorization`).
+    Remove,
+}
+
+/// Prepares the Cookie header for the upstream: several Cookie fields
+/// (HTTP/2 sends one per cookie) joined with `; ` into one (RFC 9113
+/// §8.2.3), and, unless `Untouched`, the credential cookie handled as
+/// `credential` says. Leaves the headers alone when nothing changes.
+pub fn forward(headers: &mut HeaderMap, name: Option<&str>, credential: Credential) {
+    let name = name.filter(|_| credential != Credential::Untouched);
+    let fields = headers.get_all(COOKIE).iter().count();
+    if fields == 0 || (fields == 1 && name.is_none()) {
+        return;
+    }
+    let mut out: Vec<u8> = Vec::new();
+    let mut changed = fields > 1;
+    let mut kept = false;
+    for pair in headers.get_all(COOKIE).iter().flat_map(|h| pairs(h.as_bytes())) {
+        let keep = match name {
+            None => true,
+            Some(name) if pair.value.is_some() && pair.name == name.as_bytes() && !kept => {
+                // The first credential pair: the one `credential()` read.
+                kept = true;
+                if credential == Credential::KeepVerified {
+                    let canonical = [name.as_bytes(), b"=", pair.value.unwrap_or_default()].concat();
+                    changed |= canonical != pair.raw;
+                    push(&mut out, &canonical);
+                    continue;
+                }
+                false
+            }
+            Some(name) => !could_be_read_as(pair.raw, name),
+        };
+        if keep {
+            push(&mut out, pair.raw);
+        } else {
+            changed = true;
+        }
+    }
+    if !changed {
+        return;
+    }
+    headers.remove(COOKIE);
+    if !out.is_empty() {
+        // From bytes of valid header values joined by `; `: always valid.
+        if let Ok(value) = HeaderValue::from_bytes(&out) {
+            headers.insert(COOKIE, value);
+        }
+    }
+}
+
+fn push(out: &mut Vec<u8>, pair: &[u8]) {
+    if !out.is_empty() {
+        out.extend_from_slice(b"; ");
+    }
+    out.extend_from_slice(pair);
+}
+
+/// True when some app could read a cookie named `wanted` out of this
+/// `;`-pair: any name in it (the pair's own, or one after a space or comma
+/// that `SimpleCookie` or WebOb would split on) that reads as `wanted`.
+fn could_be_read_as(pair: &[u8], wanted: &str) -> bool {
+    let wanted = loose_name(wanted.as_bytes());
+    let own = pair.split(|b| *b == b'=').next().unwrap_or(pair);
+    let split_out = pair
+        .split(|b| matches!(b, b' ' | b'\t' | b','))
+        .filter_map(|piece| piece.iter().position(|b| *b == b'=').map(|eq| &piece[..eq]));
+    std::iter::once(own).chain(split_out).any(|name| loose_name(name) == wanted)
+}
+
+/// A cookie name as the loosest parser reads it: percent-decoded and with
+/// ` ` and `.` as `_` (PHP), anything from `[` on dropped (PHP arrays),
+/// ASCII case ignored (ASP.NET).
+fn loose_name(name: &[u8]) -> Vec<u8> {
+    let decoded: Vec<u8> = percent_encoding::percent_decode(name).collect();
+    let name = trim(&decoded);
+    let name = name.split(|b| *b == b'[').next().unwrap_or(name);
+    name.iter()
+        .map(|b| match b {
+            b' ' | b'.' => b'_',
+            other => other.to_ascii_lowercase(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(values: &[&[u8]]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(COOKIE, HeaderValue::from_bytes(v).unwrap());
+        }
+        h
+    }
+
+    fn forwarded(values: &[&[u8]], credential: Credential) -> Vec<Vec<u8>> {
+        forwarded_as("at", values, credential)
+    }
+
+    fn forwarded_as(name: &str, values: &[&[u8]], credential: Credential) -> Vec<Vec<u8>> {
+        let mut h = headers(values);
+        forward(&mut h, Some(name), credential);
+        h.get_all(COOKIE).iter().map(|v| v.as_bytes().to_vec()).collect()
+    }
+
+    #[test]
+    fn the_first_credential_pair_is_read_with_names_and_values_trimmed() {
+        let h = headers(&[b"x=1; at =forged; at=valid"]);
+        assert_eq!(credential(&h, "at"), Ok(Some("forged")), "the first pair, as Node's cookie reads it");
+        let h = headers(&[b"x=1;\tat\t=\"tok\" ", b"at=later"]);
+        assert_eq!(credential(&h, "at"), Ok(Some("tok")));
+        let h = headers(&[b"\xa0at=nbsp; at=plain"]);
+        assert_eq!(credential(&h, "at"), Ok(Some("nbsp")), "NBSP is trimmed as Node 0.x and Python do");
+        let h = headers(&[b"caf\xc3\xa9=1; at=tok"]);
+        assert_eq!(credential(&h, "at"), Ok(Some("tok")), "a header with non-ASCII bytes is read, not skipped");
+        assert_eq!(credential(&headers(&[b"at=\xff"]), "at"), Err(()));
+        assert_eq!(credential(&headers(&[b"at=; at=tok"]), "at"), Ok(None), "an empty first pair is no token");
+        assert_eq!(credential(&headers(&[b"att=1; xat=2"]), "at"), Ok(None));
+    }
+
+    #[test]
+    fn only_the_verified_cookie_reaches_the_app_in_one_header() {
+        let got =
+            forwarded(&[b"theme=dark; at =tok", b"AT=forged; at=second; at[0]=y; a%74=z"], Credential::KeepVerified);
+        assert_eq!(got, [b"theme=dark; at=tok".to_vec()]);
+        let php = [b"access.token=f1; access token=f2; access_token=tok; access_tokens=kept".as_slice()];
+        let got = forwarded_as("access_token", &php, Credential::KeepVerified);
+        assert_eq!(got, [b"access_token=tok; access_tokens=kept".to_vec()], "names PHP reads as access_token");
+        let got = forwarded(&[b"x=1 at=forged, at=forged2; at=tok"], Credential::KeepVerified);
+        assert_eq!(got, [b"at=tok".to_vec()], "names SimpleCookie or WebOb would split out");
+        let got = forwarded(&[b"at=tok; caf\xc3\xa9=1"], Credential::Remove);
+        assert_eq!(got, [b"caf\xc3\xa9=1".to_vec()], "non-ASCII bytes are kept as they were");
+        assert_eq!(forwarded(&[b"at=tok"], Credential::Remove), Vec::<Vec<u8>>::new());
+    }
+
+    #[test]
+    fn untouched_routes_only_join_fields() {
+        assert_eq!(forwarded(&[b"a=1", b"at =x"], Credential::Untouched), [b"a=1; at =x".to_vec()]);
+        assert_eq!(forwarded(&[b"a=1;  at =x"], Credential::Untouched), [b"a=1;  at =x".to_vec()]);
+        assert_eq!(forwarded(&[b"theme=dark; at=tok"], Credential::KeepVerified), [b"theme=dark; at=tok".to_vec()]);
+    }
+}
