@@ -16,6 +16,7 @@
 //! written `name=value`, and drops every other pair any of those parsers
 //! could read under the credential's name.
 
+use crate::error::Rejection;
 use http::header::COOKIE;
 use http::{HeaderMap, HeaderValue};
 
@@ -52,9 +53,9 @@ fn pairs(header: &[u8]) -> impl Iterator<Item = Pair<'_>> {
 
 /// The credential cookie's value: the first pair named `name` in header
 /// order, over every Cookie header, with one pair of surrounding quotes
-/// removed. `Ok(None)` when there is none or it is empty; `Err` when it is
-/// not text (a JWT is ASCII).
-pub fn credential<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ()> {
+/// removed. `Ok(None)` when there is none or it is empty; a value that is
+/// not text is a malformed token (a JWT is ASCII).
+pub fn credential<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, Rejection> {
     let first = headers
         .get_all(COOKIE)
         .iter()
@@ -68,7 +69,7 @@ pub fn credential<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a s
     match std::str::from_utf8(value) {
         Ok("") => Ok(None),
         Ok(text) => Ok(Some(text)),
-        Err(_) => Err(()),
+        Err(_) => Err(Rejection::Malformed),
     }
 }
 
@@ -198,7 +199,7 @@ mod tests {
         assert_eq!(credential(&h, "at"), Ok(Some("nbsp")), "NBSP is trimmed as Node 0.x and Python do");
         let h = headers(&[b"caf\xc3\xa9=1; at=tok"]);
         assert_eq!(credential(&h, "at"), Ok(Some("tok")), "a header with non-ASCII bytes is read, not skipped");
-        assert_eq!(credential(&headers(&[b"at=\xff"]), "at"), Err(()));
+        assert_eq!(credential(&headers(&[b"at=\xff"]), "at"), Err(Rejection::Malformed));
         assert_eq!(credential(&headers(&[b"at=; at=tok"]), "at"), Ok(None), "an empty first pair is no token");
         assert_eq!(credential(&headers(&[b"att=1; xat=2"]), "at"), Ok(None));
     }

@@ -11,7 +11,7 @@ use http::HeaderMap;
 pub fn extract<'a>(headers: &'a HeaderMap, cookie: Option<&str>) -> Result<&'a str, Rejection> {
     let from_header = bearer(headers)?;
     let from_cookie = match cookie {
-        Some(name) => super::cookie::credential(headers, name).map_err(|()| Rejection::Malformed)?,
+        Some(name) => super::cookie::credential(headers, name)?,
         None => None,
     };
     match (from_header, from_cookie) {
