@@ -44,6 +44,9 @@ pub enum ProxyError {
     AmbiguousPath,
     /// `//x` under `repeated_slashes: reject`.
     RepeatedSlashes,
+    /// `X-HTTP-Method-Override` (or a sibling) names another method than
+    /// the request line: rules decided on one, the app would act on the other.
+    AmbiguousMethod,
     /// Two Host headers, or a Host that is not ASCII.
     AmbiguousHost,
     Forbidden,
@@ -115,6 +118,7 @@ impl ProxyError {
             ProxyError::InsufficientScope { .. } => (StatusCode::FORBIDDEN, Challenge::Error("insufficient_scope")),
             ProxyError::AmbiguousPath => (StatusCode::BAD_REQUEST, Challenge::None),
             ProxyError::RepeatedSlashes => (StatusCode::BAD_REQUEST, Challenge::None),
+            ProxyError::AmbiguousMethod => (StatusCode::BAD_REQUEST, Challenge::None),
             ProxyError::AmbiguousHost => (StatusCode::BAD_REQUEST, Challenge::None),
             ProxyError::Forbidden => (StatusCode::FORBIDDEN, Challenge::None),
             ProxyError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, Challenge::None),
@@ -130,6 +134,7 @@ impl ProxyError {
             ProxyError::InsufficientScope { why, .. } => ("insufficient_scope", why),
             ProxyError::AmbiguousPath => ("ambiguous_path", "path has dot segments or encoded separators"),
             ProxyError::RepeatedSlashes => ("repeated_slashes", "path has repeated slashes"),
+            ProxyError::AmbiguousMethod => ("ambiguous_method", "a method override header names another method"),
             ProxyError::AmbiguousHost => ("ambiguous_host", "more than one Host header, or a Host that is not ASCII"),
             ProxyError::Forbidden => ("forbidden", "this route is closed"),
             ProxyError::MethodNotAllowed => ("method_not_allowed", "CONNECT is not supported"),
@@ -208,6 +213,7 @@ mod tests {
             (Revoked.into(), 401, Some(r#"error="invalid_token""#), "token_revoked"),
             (ProxyError::AmbiguousPath, 400, None, "ambiguous_path"),
             (ProxyError::RepeatedSlashes, 400, None, "repeated_slashes"),
+            (ProxyError::AmbiguousMethod, 400, None, "ambiguous_method"),
             (ProxyError::AmbiguousHost, 400, None, "ambiguous_host"),
             (ProxyError::Forbidden, 403, None, "forbidden"),
             (ProxyError::MethodNotAllowed, 405, None, "method_not_allowed"),

@@ -30,4 +30,5 @@ pub mod routes;
 pub mod runtime;
 pub mod server;
 pub mod tls;
+pub mod trust;
 pub mod webhook;

@@ -50,6 +50,10 @@ pub struct FileConfig {
     /// the forwarded path (default), or refused with 400.
     #[serde(default)]
     pub repeated_slashes: RepeatedSlashes,
+    /// Peers (CIDR blocks or addresses) whose forwarding headers are
+    /// believed: an ingress or load balancer in front. Default: none.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
     /// One log line per request (target `jwtgate::access`, level info):
     /// method, path without the query, status, rule, outcome, client and
     /// duration. Never the token, the query or any header.

@@ -71,6 +71,9 @@ async fn explain_steps(rt: &Runtime, request: &Request<'_>, out: &mut String) ->
     if method == http::Method::CONNECT {
         return "405 method_not_allowed".into();
     }
+    if crate::proxy::headers::refuse_method_override(&method, &headers).is_err() {
+        return "400 ambiguous_method (a method override header names another method)".into();
+    }
     let (path, rewritten) = match normalize_path(uri.path(), rt.paths) {
         Ok(path) => (path.decide, path.rewritten),
         Err(PathRefusal::Ambiguous) => {

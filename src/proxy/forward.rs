@@ -20,7 +20,6 @@ pub struct Upstream {
     client: Client<HttpConnector, Incoming>,
     authority: Authority,
     timeout: Duration,
-    forwarded_proto: &'static str,
     websocket_idle_timeout: Duration,
 }
 
@@ -39,7 +38,6 @@ impl Upstream {
             client,
             authority: settings.authority.clone(),
             timeout: settings.timeout,
-            forwarded_proto: settings.forwarded_proto,
             websocket_idle_timeout: settings.websocket_idle_timeout,
         }
     }
@@ -92,19 +90,13 @@ impl Upstream {
     /// The round trip: request rewritten for the upstream, response head
     /// within `timeout`.
     async fn exchange(&self, mut req: Request<Incoming>, client: SocketAddr) -> Result<Response<Incoming>, ProxyError> {
-        let host = req
-            .headers()
-            .get(http::header::HOST)
-            .cloned()
-            .or_else(|| req.uri().authority().and_then(|a| http::HeaderValue::from_str(a.as_str()).ok()));
         let path_and_query = req.uri().path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
         let parts =
             Uri::builder().scheme(Scheme::HTTP).authority(self.authority.clone()).path_and_query(path_and_query);
         *req.uri_mut() = parts.build().map_err(|_| ProxyError::UpstreamUnavailable)?;
         *req.version_mut() = Version::HTTP_11;
-        // Hop-by-hop request headers were already stripped by the gate's
-        // phases (before claim headers were set); only X-Forwarded-* here.
-        headers::set_forwarded(req.headers_mut(), client.ip(), host.as_ref(), self.forwarded_proto);
+        // Hop-by-hop and forwarding headers were set by the gate's phases.
+        let _ = client;
 
         match tokio::time::timeout(self.timeout, self.client.request(req)).await {
             Ok(Ok(rsp)) => Ok(rsp),

@@ -1,21 +1,18 @@
 //! Header hygiene between client and upstream: hop-by-hop headers removed
 //! (RFC 9110 §7.6.1, plus `Proxy-Connection`, `Keep-Alive` and the h2c
-//! upgrade pair of RFC 7540 §3.2), `X-Forwarded-*` set. A WebSocket
-//! handshake gets its upgrade pair back afterwards (see `upgrade.rs`).
+//! upgrade pair of RFC 7540 §3.2); claim headers set (forwarding headers:
+//! `forwarding.rs`). A WebSocket handshake gets its upgrade pair back
+//! afterwards (see `upgrade.rs`).
 
 use crate::auth::Claims;
 use crate::error::Rejection;
 use crate::routes::ClaimHeader;
-use http::header::{HeaderName, CONNECTION, HOST, PROXY_AUTHORIZATION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
-use http::{HeaderMap, HeaderValue};
-use std::net::IpAddr;
+use http::header::{HeaderName, CONNECTION, PROXY_AUTHORIZATION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
+use http::HeaderMap;
 
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 static HTTP2_SETTINGS: HeaderName = HeaderName::from_static("http2-settings");
-static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// Removes hop-by-hop headers, including every header `Connection` names.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
@@ -44,6 +41,25 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
     // Proxy-Authenticate is hop-by-hop too, but only on responses.
     headers.remove(http::header::PROXY_AUTHENTICATE);
+}
+
+/// Headers through which app frameworks (Express `method-override`,
+/// Symfony, ASP.NET, Google APIs) let a POST act as another method.
+const METHOD_OVERRIDES: &[&str] = &["x-http-method-override", "x-http-method", "x-method-override"];
+
+/// Refuses a method override that names another method than the request
+/// line: rules (`methods:`, the logout methods) decide on the request
+/// line, and the app would act on the override. One naming the same
+/// method (any case) passes.
+pub fn refuse_method_override(method: &http::Method, headers: &HeaderMap) -> Result<(), crate::error::ProxyError> {
+    let overridden = METHOD_OVERRIDES
+        .iter()
+        .flat_map(|name| headers.get_all(*name))
+        .any(|v| !v.as_bytes().trim_ascii().eq_ignore_ascii_case(method.as_str().as_bytes()));
+    match overridden {
+        true => Err(crate::error::ProxyError::AmbiguousMethod),
+        false => Ok(()),
+    }
 }
 
 /// Claim headers: every configured one removed from the inbound request
@@ -83,30 +99,10 @@ pub fn set_claims(
     Ok(())
 }
 
-/// Sets `X-Forwarded-For` (appending the client), `-Proto` (`proto`: how
-/// the client reached jwtgate) and `-Host`. `host` is the client's Host
-/// header or HTTP/2 `:authority`.
-pub fn set_forwarded(headers: &mut HeaderMap, client: IpAddr, host: Option<&HeaderValue>, proto: &'static str) {
-    let client = client.to_string();
-    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prior) if !prior.trim().is_empty() => format!("{prior}, {client}"),
-        _ => client,
-    };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
-        headers.insert(X_FORWARDED_FOR.clone(), v);
-    }
-    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
-    if let Some(host) = host {
-        headers.insert(X_FORWARDED_HOST.clone(), host.clone());
-        if !headers.contains_key(HOST) {
-            headers.insert(HOST, host.clone());
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::HeaderValue;
 
     #[test]
     fn connection_and_the_headers_it_names_are_removed() {
@@ -120,15 +116,5 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1, "{h:?}");
         assert!(h.contains_key("x-end-to-end"));
-    }
-
-    #[test]
-    fn forwarded_for_appends_the_client() {
-        let mut h = HeaderMap::new();
-        h.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
-        set_forwarded(&mut h, "127.0.0.2".parse().unwrap(), Some(&HeaderValue::from_static("api.example")), "https");
-        assert_eq!(h["x-forwarded-for"], "10.0.0.1, 127.0.0.2");
-        assert_eq!(h["x-forwarded-proto"], "https", "how the client reached jwtgate");
-        assert_eq!(h["x-forwarded-host"], "api.example");
     }
 }

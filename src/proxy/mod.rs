@@ -15,6 +15,7 @@
 
 mod backchannel;
 mod forward;
+pub mod forwarding;
 pub mod headers;
 mod logout;
 mod upgrade;
@@ -111,6 +112,7 @@ impl Gate {
         if req.method() == Method::CONNECT {
             return Err(ProxyError::MethodNotAllowed);
         }
+        headers::refuse_method_override(req.method(), req.headers())?;
         // One reading of the path for every decision below and for the upstream.
         let RequestPath { decide: path, rewritten } = normalize_path(req.uri().path(), rt.paths)?;
         let host = request_host(&req)?;
@@ -171,6 +173,9 @@ impl Gate {
         }
         let credential = credential_cookie(rt, route, claims.is_some(), req.headers());
         cookie::forward(req.headers_mut(), rt.cookie.as_deref(), credential);
+        let authority = req.uri().authority().map(|a| a.as_str().to_owned());
+        let forwarded_proto = rt.upstream.forwarded_proto;
+        forwarding::set(req.headers_mut(), client.ip(), authority.as_deref(), &rt.trusted_proxies, forwarded_proto);
         if let Some(path) = rewritten {
             *req.uri_mut() = with_path(req.uri(), &path)?;
         }

@@ -35,6 +35,8 @@ pub struct Runtime {
     pub logout: LogoutRule,
     /// How request paths are read for every decision (case, repeated slashes).
     pub paths: PathPolicy,
+    /// Peers whose `X-Forwarded-For`, `Forwarded`, `X-Real-IP` are kept.
+    pub trusted_proxies: crate::trust::TrustedProxies,
     /// One `jwtgate::access` log line per request.
     pub access_log: bool,
     /// "Log out everywhere": revokes every token of the caller's subject.
@@ -252,6 +254,15 @@ pub fn compile(file: FileConfig, origin: &Origin<'_>) -> Result<Runtime, ConfigE
         }
     };
     let admin = file.admin.as_ref().map(|a| compile_admin(a, origin)).transpose()?;
+    let trusted_proxies = file
+        .trusted_proxies
+        .iter()
+        .enumerate()
+        .map(|(i, block)| {
+            crate::trust::Cidr::parse(block).map_err(|m| ConfigError::at(origin, format!("trusted_proxies[{i}]"), m))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(crate::trust::TrustedProxies::new)?;
     Ok(Runtime {
         listen,
         tls,
@@ -262,6 +273,7 @@ pub fn compile(file: FileConfig, origin: &Origin<'_>) -> Result<Runtime, ConfigE
         routes,
         logout,
         paths: PathPolicy { case_sensitive: file.case_sensitive_paths, repeated_slashes: file.repeated_slashes },
+        trusted_proxies,
         access_log: file.access_log,
         logout_all,
         backchannel,

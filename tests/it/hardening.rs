@@ -258,3 +258,28 @@ async fn logout_all_with_an_iat_ahead_of_the_gate_clock_cuts_off_every_token_sta
     assert_eq!(gate.get("/api/relogin", &relogin).await.status, 200, "a token issued after the cut-off works");
     assert_eq!(app.seen("/api/relogin"), 1);
 }
+
+/// Rules decide on the request line's method; Express `method-override`,
+/// Symfony and ASP.NET act on an override header instead.
+#[tokio::test]
+async fn a_method_override_naming_another_method_is_refused() {
+    let routes = "
+  - match: { path_prefix: /orders, methods: [DELETE] }
+    auth: deny
+  - match: { path_prefix: /orders }
+    auth: none
+";
+    let app = Upstream::spawn().await;
+    let gate = Gate::spawn(&Cfg::new(&app).routes(routes)).await;
+    refused(&gate, &app, gate.req("DELETE", "/orders/1"), 403, "forbidden", Challenge::Absent).await;
+    for name in ["X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override"] {
+        for value in ["DELETE", "delete", " GET "] {
+            let req = gate.req("POST", "/orders/1").header(name, value);
+            refused(&gate, &app, req, 400, "ambiguous_method", Challenge::Absent).await;
+        }
+    }
+    let same = gate.req("POST", "/orders/2").header("X-HTTP-Method-Override", "post");
+    assert_eq!(gate.send(same.body(empty()).expect("request")).await.status, 200, "control: the same method");
+    assert_eq!(gate.get_anon("/orders/3").await.status, 200, "control: no override");
+    assert_eq!(app.total(), 2);
+}

@@ -22,6 +22,8 @@ mod backchannel;
 #[cfg(test)]
 mod claim_headers;
 #[cfg(test)]
+mod client_address;
+#[cfg(test)]
 mod cluster;
 #[cfg(test)]
 mod config_errors;

@@ -185,7 +185,19 @@ impl Gate {
 
     /// Writes `request` verbatim on a new TCP connection and parses the reply.
     pub async fn raw(&self, request: &[u8]) -> Rsp {
-        tokio::time::timeout(Duration::from_secs(10), raw_exchange(self.addr, request))
+        let stream = tokio::net::TcpStream::connect(self.addr).await.expect("connect to jwtgate");
+        tokio::time::timeout(Duration::from_secs(10), raw_exchange(stream, request))
+            .await
+            .expect("raw response within 10 s")
+    }
+
+    /// Like [`Gate::raw`], from a connection whose local address is `local`
+    /// (another loopback address: a client jwtgate sees as a different peer).
+    pub async fn raw_from(&self, local: std::net::IpAddr, request: &[u8]) -> Rsp {
+        let socket = tokio::net::TcpSocket::new_v4().expect("client socket");
+        socket.bind(SocketAddr::new(local, 0)).expect("bind the client address");
+        let stream = socket.connect(self.addr).await.expect("connect to jwtgate");
+        tokio::time::timeout(Duration::from_secs(10), raw_exchange(stream, request))
             .await
             .expect("raw response within 10 s")
     }
@@ -320,8 +332,7 @@ impl Rsp {
     }
 }
 
-async fn raw_exchange(addr: SocketAddr, request: &[u8]) -> Rsp {
-    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect to jwtgate");
+async fn raw_exchange(mut s: tokio::net::TcpStream, request: &[u8]) -> Rsp {
     s.write_all(request).await.expect("write raw request");
     let mut buf = Vec::new();
     let head_end = loop {

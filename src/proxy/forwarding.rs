@@ -1,0 +1,241 @@
+//! The headers that tell the app who the client is and how it arrived,
+//! written so the app can tell what jwtgate vouches for.
+//!
+//! From a peer not in `trusted_proxies` (the client itself), nothing the
+//! client wrote about addresses survives as if jwtgate had set it:
+//! `X-Real-IP` becomes the peer, `Forwarded` one element for the peer (RFC
+//! 7239: `for`, `proto`, `host`), `X-Forwarded-Proto`/`-Host` what jwtgate
+//! saw, and the other client-address and scheme headers apps and rate
+//! limiters read (`True-Client-IP`, `X-Forwarded-Ssl`, …) are removed.
+//! From a trusted peer (an ingress in front), its chains are kept and
+//! extended and `X-Real-IP` kept. `X-Forwarded-For` is always appended to
+//! (the convention): the app must read its right-most entry that is not a
+//! trusted proxy.
+//!
+//! Always, whoever the peer: `X-Original-URL` and `X-Rewrite-URL` (which
+//! Symfony and IIS-era frameworks route on instead of the request line) are
+//! removed, since jwtgate decided on the request line; and underscore
+//! spellings of every header here (`X_Real_IP`, read by CGI/WSGI/Rack
+//! servers as `HTTP_X_REAL_IP`) are removed.
+
+use crate::trust::TrustedProxies;
+use http::header::{HeaderName, FORWARDED, HOST};
+use http::{HeaderMap, HeaderValue};
+use std::net::IpAddr;
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+
+/// Client-address and scheme headers only a trusted proxy may set; from
+/// anyone else they are removed (what `request-ip`, Rack, Django's
+/// `SECURE_PROXY_SSL_HEADER` recipes and CDNs' conventions read).
+const PROXY_ONLY: &[&str] = &[
+    "x-client-ip",
+    "true-client-ip",
+    "cf-connecting-ip",
+    "fastly-client-ip",
+    "x-cluster-client-ip",
+    "x-forwarded",
+    "forwarded-for",
+    "client-ip",
+    "x-original-forwarded-for",
+    "x-forwarded-port",
+    "x-forwarded-server",
+    "x-forwarded-prefix",
+    "x-forwarded-scheme",
+    "x-forwarded-ssl",
+    "x-scheme",
+    "x-url-scheme",
+    "front-end-https",
+];
+
+/// Headers that replace the request line at the app; removed always.
+const PATH_OVERRIDES: &[&str] = &["x-original-url", "x-rewrite-url"];
+
+/// Writes the forwarding headers for a request from `peer` (see the module
+/// doc); `authority` is the HTTP/2 `:authority` (used when there is no
+/// Host header), `proto` how the peer reached jwtgate. Returns the client
+/// address jwtgate believes: the peer, or behind a trusted proxy the
+/// right-most `X-Forwarded-For` entry that is not a trusted proxy.
+pub fn set(
+    headers: &mut HeaderMap,
+    peer: IpAddr,
+    authority: Option<&str>,
+    trusted_proxies: &TrustedProxies,
+    proto: &'static str,
+) -> IpAddr {
+    let trusted = trusted_proxies.contains(peer);
+    let client = match trusted {
+        true => {
+            let chain = headers.get_all(&X_FORWARDED_FOR).iter().filter_map(|v| v.to_str().ok());
+            let entries: Vec<&str> = chain.flat_map(|v| v.split(',')).collect();
+            trusted_proxies.client_from_chain(peer, entries.into_iter())
+        }
+        false => peer,
+    };
+    let host = headers.get(HOST).cloned().or_else(|| authority.and_then(|a| HeaderValue::from_str(a).ok()));
+    write(headers, &Hop { peer, trusted, proto, host: host.as_ref(), client });
+    client.to_canonical()
+}
+
+/// How a request reached jwtgate.
+struct Hop<'a> {
+    peer: IpAddr,
+    trusted: bool,
+    proto: &'static str,
+    host: Option<&'a HeaderValue>,
+    client: IpAddr,
+}
+
+fn write(headers: &mut HeaderMap, hop: &Hop<'_>) {
+    remove_underscore_spellings(headers);
+    for name in PATH_OVERRIDES {
+        headers.remove(*name);
+    }
+    let peer = hop.peer.to_canonical();
+    let xff = match joined(headers, &X_FORWARDED_FOR) {
+        Some(prior) => format!("{prior}, {peer}"),
+        None => peer.to_string(),
+    };
+    insert(headers, &X_FORWARDED_FOR, &xff);
+    let element = forwarded_element(peer, hop.proto, hop.host);
+    if hop.trusted {
+        let chain = match joined(headers, &FORWARDED) {
+            Some(prior) => format!("{prior}, {element}"),
+            None => element,
+        };
+        insert(headers, &FORWARDED, &chain);
+        if !headers.contains_key(&X_REAL_IP) {
+            insert(headers, &X_REAL_IP, &hop.client.to_canonical().to_string());
+        }
+        if !headers.contains_key(&X_FORWARDED_PROTO) {
+            headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(hop.proto));
+        }
+        if let Some(host) = hop.host.filter(|_| !headers.contains_key(&X_FORWARDED_HOST)) {
+            headers.insert(X_FORWARDED_HOST.clone(), host.clone());
+        }
+    } else {
+        for name in PROXY_ONLY {
+            headers.remove(*name);
+        }
+        insert(headers, &FORWARDED, &element);
+        insert(headers, &X_REAL_IP, &peer.to_string());
+        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(hop.proto));
+        match hop.host {
+            Some(host) => headers.insert(X_FORWARDED_HOST.clone(), host.clone()),
+            None => headers.remove(&X_FORWARDED_HOST),
+        };
+    }
+    if let Some(host) = hop.host.filter(|_| !headers.contains_key(HOST)) {
+        headers.insert(HOST, host.clone());
+    }
+}
+
+/// Every value of `name`, comma-joined in order (RFC 9110 §5.3); `None`
+/// when absent or blank.
+fn joined(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
+    let values: Vec<&str> =
+        headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty()).collect();
+    (!values.is_empty()).then(|| values.join(", "))
+}
+
+fn insert(headers: &mut HeaderMap, name: &HeaderName, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        headers.insert(name.clone(), v);
+    }
+}
+
+/// One RFC 7239 element: `for=192.0.2.1;proto=https;host=api.example`
+/// (an IPv6 address, and a host with a port, quoted as §6 and §4 ask; a
+/// host that cannot be quoted plainly is left out).
+fn forwarded_element(peer: IpAddr, proto: &str, host: Option<&HeaderValue>) -> String {
+    let mut element = match peer {
+        IpAddr::V4(v4) => format!("for={v4}"),
+        IpAddr::V6(v6) => format!("for=\"[{v6}]\""),
+    };
+    element.push_str(";proto=");
+    element.push_str(proto);
+    let host = host.and_then(|h| h.to_str().ok()).filter(|h| !h.is_empty() && !h.contains(['"', '\\']));
+    if let Some(host) = host {
+        let token = host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'*+^`|".contains(&b));
+        element.push_str(if token { ";host=" } else { ";host=\"" });
+        element.push_str(host);
+        if !token {
+            element.push('"');
+        }
+    }
+    element
+}
+
+/// Removes `X_Forwarded_For` and friends: an underscore spelling of a
+/// header this module manages, which CGI-style servers read as the same.
+fn remove_underscore_spellings(headers: &mut HeaderMap) {
+    if !headers.keys().any(|k| k.as_str().contains('_')) {
+        return;
+    }
+    let managed = |dashed: &str| {
+        ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-real-ip"].contains(&dashed)
+            || PROXY_ONLY.contains(&dashed)
+            || PATH_OVERRIDES.contains(&dashed)
+    };
+    let lookalikes: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| k.as_str().contains('_') && managed(&k.as_str().replace('_', "-")))
+        .cloned()
+        .collect();
+    for name in lookalikes {
+        headers.remove(name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trusting(block: &str) -> TrustedProxies {
+        TrustedProxies::new(vec![crate::trust::Cidr::parse(block).unwrap()])
+    }
+
+    fn spoofed() -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.append("x-forwarded-for", HeaderValue::from_static("203.0.113.66"));
+        h.append("x-forwarded-for", HeaderValue::from_static("198.51.100.1"));
+        h.insert("x-real-ip", HeaderValue::from_static("203.0.113.66"));
+        h.insert("forwarded", HeaderValue::from_static("for=203.0.113.66"));
+        h.insert("true-client-ip", HeaderValue::from_static("203.0.113.66"));
+        h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+        h.insert("x_real_ip", HeaderValue::from_static("203.0.113.66"));
+        h.insert("x-original-url", HeaderValue::from_static("/internal/x"));
+        h
+    }
+
+    #[test]
+    fn an_untrusted_peer_can_only_be_itself() {
+        let mut h = spoofed();
+        h.insert(HOST, HeaderValue::from_static("api.example:8443"));
+        let client = set(&mut h, "192.0.2.7".parse().unwrap(), None, &trusting("10.0.0.0/8"), "http");
+        assert_eq!(client.to_string(), "192.0.2.7");
+        assert_eq!(h["x-forwarded-for"], "203.0.113.66, 198.51.100.1, 192.0.2.7", "appended, the convention");
+        assert_eq!(h["x-real-ip"], "192.0.2.7");
+        assert_eq!(h["forwarded"], "for=192.0.2.7;proto=http;host=\"api.example:8443\"");
+        assert_eq!(h["x-forwarded-proto"], "http");
+        assert_eq!(h["x-forwarded-host"], "api.example:8443");
+        for gone in ["true-client-ip", "x_real_ip", "x-original-url"] {
+            assert!(!h.contains_key(gone), "{gone}");
+        }
+    }
+
+    #[test]
+    fn a_trusted_peer_keeps_and_extends_its_chains() {
+        let mut h = spoofed();
+        let client = set(&mut h, "fd00::5".parse().unwrap(), None, &trusting("fd00::/8"), "http");
+        assert_eq!(client.to_string(), "198.51.100.1", "the right-most untrusted entry");
+        assert_eq!(h["forwarded"], "for=203.0.113.66, for=\"[fd00::5]\";proto=http");
+        assert_eq!(h["x-real-ip"], "203.0.113.66", "kept from the trusted proxy");
+        assert_eq!(h["x-forwarded-proto"], "https", "kept: the ingress terminated TLS");
+        assert_eq!(h["true-client-ip"], "203.0.113.66");
+        assert!(!h.contains_key("x-original-url") && !h.contains_key("x_real_ip"), "removed whoever the peer");
+    }
+}
