@@ -1,9 +1,10 @@
 //! Forwarding to the one upstream over a pooled keep-alive HTTP/1.1 client.
 //! Bodies stream both ways; the response head must arrive within
-//! `upstream.timeout` (504), a refused or failed connection is a 502.
+//! `upstream.timeout` (504), a refused or failed connection is a 502, a
+//! request body the client broke aborts the upstream request (400).
 //! WebSocket handshakes use the same client (see [`super::upgrade`]).
 
-use super::{headers, upgrade};
+use super::{headers, protocol, upgrade};
 use crate::error::{Body, ProxyError};
 use crate::runtime::UpstreamSettings;
 use http::uri::{Authority, PathAndQuery, Scheme};
@@ -17,7 +18,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 pub struct Upstream {
-    client: Client<HttpConnector, Incoming>,
+    client: Client<HttpConnector, protocol::Inbound>,
     authority: Authority,
     timeout: Duration,
     forwarded_proto: &'static str,
@@ -106,8 +107,10 @@ impl Upstream {
         // phases (before claim headers were set); only X-Forwarded-* here.
         headers::set_forwarded(req.headers_mut(), client.ip(), host.as_ref(), self.forwarded_proto);
 
+        let (req, body) = protocol::watch_body(req);
         match tokio::time::timeout(self.timeout, self.client.request(req)).await {
             Ok(Ok(rsp)) => Ok(rsp),
+            Ok(Err(_)) if body.failed() => Err(ProxyError::MalformedBody),
             Ok(Err(err)) => {
                 tracing::warn!(error = %err, source = ?std::error::Error::source(&err), "upstream request failed");
                 Err(ProxyError::UpstreamUnavailable)

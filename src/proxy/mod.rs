@@ -2,6 +2,8 @@
 //! the request on or ends it with a [`ProxyError`]; `handle` turns errors
 //! into responses and owns logging.
 //!
+//! 0. refuse transfer codings other than `chunked` and oversized header
+//!    blocks (see [`protocol`]);
 //! 1. refuse CONNECT;
 //! 2. refuse ambiguous paths;
 //! 3. pick the route (the logout path is always `required`);
@@ -16,6 +18,7 @@ mod backchannel;
 mod forward;
 pub mod headers;
 mod logout;
+mod protocol;
 mod upgrade;
 
 pub use upgrade::drain as drain_websockets;
@@ -107,6 +110,7 @@ impl Gate {
         label: &mut Arc<str>,
     ) -> Result<Response<Body>, ProxyError> {
         let rt = &live.rt;
+        protocol::check_head(&req)?;
         if req.method() == Method::CONNECT {
             return Err(ProxyError::MethodNotAllowed);
         }
