@@ -158,6 +158,33 @@ async fn content_length_beside_chunked_is_ignored_and_nothing_is_smuggled_behind
     assert_eq!(app.seen("/api/smuggled"), 0, "a request hidden in a body reached the upstream");
 }
 
+#[tokio::test]
+async fn content_length_hyper_cannot_read_as_one_number_is_400_and_never_reaches_the_upstream() {
+    let (app, gate, tok) = fixture().await;
+    // Two equal lines are one length (RFC 9110 §8.6): forwarded.
+    let twice = format!(
+        "POST /api/cl-twice HTTP/1.1\r\nHost: g\r\nAuthorization: Bearer {tok}\r\n\
+         Content-Length: 5\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello"
+    );
+    let rsp = gate.raw(twice.as_bytes()).await;
+    assert_eq!(rsp.status, 200, "control: {}", rsp.text());
+    assert_eq!(&app.one("/api/cl-twice").body[..], b"hello");
+    let lengths = [
+        "Content-Length: 5\r\nContent-Length: 6\r\n",
+        "Content-Length: 5, 5\r\n",
+        "Content-Length: +5\r\n",
+        "Content-Length: -1\r\n",
+        "Content-Length: 0x5\r\n",
+        "Content-Length: 5 5\r\n",
+        "Content-Length: 99999999999999999999\r\n",
+    ];
+    for cl in lengths {
+        let req = format!("POST /api/cl HTTP/1.1\r\nHost: g\r\nAuthorization: Bearer {tok}\r\n{cl}\r\nhello");
+        assert_eq!(gate.raw(req.as_bytes()).await.status, 400, "{cl:?}");
+    }
+    assert_eq!(app.heads(), 1, "a refused request reached the upstream");
+}
+
 /// A raw h2 GET of `path` with `fields`, on a connection whose SETTINGS
 /// were acknowledged.
 async fn h2_get(gate: &Gate, path: &str, fields: &[(&str, &[u8])]) -> Outcome {
