@@ -66,7 +66,7 @@ fn transfer_codings_are_chunked_only(headers: &HeaderMap) -> bool {
 /// HTTP/1.1. Pseudo-headers are the request line, not fields.
 fn header_fields(headers: &HeaderMap) -> usize {
     let cookies = headers.get_all(COOKIE).iter().count();
-    headers.len() - cookies + usize::from(cookies > 0)
+    headers.len().saturating_sub(cookies) + usize::from(cookies > 0)
 }
 
 /// The header list size as h2 measures it against
