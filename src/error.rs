@@ -51,6 +51,13 @@ pub enum ProxyError {
     AmbiguousHost,
     Forbidden,
     MethodNotAllowed,
+    /// A `Transfer-Encoding` other than `chunked` alone (RFC 9112 §6.1).
+    UnsupportedTransferCoding,
+    /// The request body broke on the client side: bad chunk framing, EOF
+    /// before its end, a reset stream. The upstream request was aborted.
+    MalformedBody,
+    /// More header fields, or a larger header list, than the server limits.
+    HeadersTooLarge,
     StoreUnavailable,
     UpstreamUnavailable,
     UpstreamTimeout,
@@ -122,6 +129,9 @@ impl ProxyError {
             ProxyError::AmbiguousHost => (StatusCode::BAD_REQUEST, Challenge::None),
             ProxyError::Forbidden => (StatusCode::FORBIDDEN, Challenge::None),
             ProxyError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, Challenge::None),
+            ProxyError::UnsupportedTransferCoding => (StatusCode::NOT_IMPLEMENTED, Challenge::None),
+            ProxyError::MalformedBody => (StatusCode::BAD_REQUEST, Challenge::None),
+            ProxyError::HeadersTooLarge => (StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, Challenge::None),
             ProxyError::StoreUnavailable => (StatusCode::SERVICE_UNAVAILABLE, Challenge::None),
             ProxyError::UpstreamUnavailable => (StatusCode::BAD_GATEWAY, Challenge::None),
             ProxyError::UpstreamTimeout => (StatusCode::GATEWAY_TIMEOUT, Challenge::None),
@@ -138,6 +148,11 @@ impl ProxyError {
             ProxyError::AmbiguousHost => ("ambiguous_host", "more than one Host header, or a Host that is not ASCII"),
             ProxyError::Forbidden => ("forbidden", "this route is closed"),
             ProxyError::MethodNotAllowed => ("method_not_allowed", "CONNECT is not supported"),
+            ProxyError::UnsupportedTransferCoding => {
+                ("unsupported_transfer_coding", "the only transfer coding accepted is chunked, alone")
+            }
+            ProxyError::MalformedBody => ("malformed_body", "request body framing is malformed or incomplete"),
+            ProxyError::HeadersTooLarge => ("headers_too_large", "too many header fields, or header fields too large"),
             ProxyError::StoreUnavailable => ("store_unavailable", "revocation store unavailable"),
             ProxyError::UpstreamUnavailable => ("upstream_unavailable", "upstream unavailable"),
             ProxyError::UpstreamTimeout => ("upstream_timeout", "upstream did not answer in time"),
@@ -217,6 +232,9 @@ mod tests {
             (ProxyError::AmbiguousHost, 400, None, "ambiguous_host"),
             (ProxyError::Forbidden, 403, None, "forbidden"),
             (ProxyError::MethodNotAllowed, 405, None, "method_not_allowed"),
+            (ProxyError::UnsupportedTransferCoding, 501, None, "unsupported_transfer_coding"),
+            (ProxyError::MalformedBody, 400, None, "malformed_body"),
+            (ProxyError::HeadersTooLarge, 431, None, "headers_too_large"),
             (ProxyError::StoreUnavailable, 503, None, "store_unavailable"),
             (ProxyError::UpstreamUnavailable, 502, None, "upstream_unavailable"),
             (ProxyError::UpstreamTimeout, 504, None, "upstream_timeout"),

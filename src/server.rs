@@ -24,6 +24,22 @@ use tokio::net::TcpListener;
 const DRAIN: Duration = Duration::from_secs(30);
 /// Slow-loris bound: a client must send its request head within this.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Most header fields a request may carry, on both protocols (hyper's h1
+/// default, Envoy's too); one more is answered 431. hyper counts every
+/// HTTP/1.1 header line; h2 has no such limit, so the gate counts HTTP/2
+/// fields itself, all `cookie` fields as one (`proxy::protocol`).
+pub const MAX_HEADER_FIELDS: usize = 100;
+/// A request's header list must stay below this many bytes, measured as
+/// RFC 9113 §6.5.2 does (name + value + 32 per field, the request line as
+/// pseudo-headers), on both protocols: 431 otherwise. It is h2's
+/// `SETTINGS_MAX_HEADER_LIST_SIZE` (h2 measures the same way and answers
+/// 431 itself, from the first frame) and the HTTP/1.1 read buffer, so a
+/// raw head that does not fit in it is refused by hyper (431) before it is
+/// parsed; the gate measures the HTTP/1.1 heads hyper parsed (hyper's
+/// buffer bound is approximate: a read may overshoot it). hyper's defaults
+/// were 16 KiB (h2) and ~400 KiB (h1); 64 KiB holds a 100-field head of
+/// large cookies and an 8 KiB token.
+pub const MAX_HEADER_LIST_BYTES: usize = 64 * 1024;
 
 /// Builds the shared state: revocation store (and, for Redis, the pub/sub
 /// subscriber task), local cache, upstream pool. Needs a Tokio runtime.
@@ -70,8 +86,17 @@ pub async fn bind(addr: SocketAddr, tls: bool) -> std::io::Result<TcpListener> {
 pub async fn serve(listener: TcpListener, gate: Arc<Gate>, shutdown: impl Future<Output = ()>) {
     let tls = gate.live.load().rt.tls.is_some();
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
-    builder.http2().timer(TokioTimer::new()).keep_alive_interval(Duration::from_secs(30));
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_headers(MAX_HEADER_FIELDS)
+        .max_buf_size(MAX_HEADER_LIST_BYTES);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Duration::from_secs(30))
+        .max_header_list_size(MAX_HEADER_LIST_BYTES as u32);
     let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);

@@ -1,9 +1,10 @@
 //! Forwarding to the one upstream over a pooled keep-alive HTTP/1.1 client.
 //! Bodies stream both ways; the response head must arrive within
-//! `upstream.timeout` (504), a refused or failed connection is a 502.
+//! `upstream.timeout` (504), a refused or failed connection is a 502, a
+//! request body the client broke aborts the upstream request (400).
 //! WebSocket handshakes use the same client (see [`super::upgrade`]).
 
-use super::{headers, upgrade};
+use super::{headers, protocol, upgrade};
 use crate::error::{Body, ProxyError};
 use crate::runtime::UpstreamSettings;
 use http::uri::{Authority, PathAndQuery, Scheme};
@@ -13,11 +14,10 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use std::net::SocketAddr;
 use std::time::Duration;
 
 pub struct Upstream {
-    client: Client<HttpConnector, Incoming>,
+    client: Client<HttpConnector, protocol::Inbound>,
     authority: Authority,
     timeout: Duration,
     websocket_idle_timeout: Duration,
@@ -42,11 +42,11 @@ impl Upstream {
         }
     }
 
-    /// Sends `req` upstream: same method, path and query bytes, same body
-    /// stream; `X-Forwarded-*` set. The caller has removed hop-by-hop
-    /// request headers; this removes the response's.
-    pub async fn send(&self, req: Request<Incoming>, client: SocketAddr) -> Result<Response<Body>, ProxyError> {
-        let mut rsp = self.exchange(req, client).await?;
+    /// Sends `req` upstream: same method, path and query, same body stream.
+    /// The caller has prepared the request headers (hop-by-hop removed,
+    /// forwarding headers set); this removes the response's hop-by-hop ones.
+    pub async fn send(&self, req: Request<Incoming>) -> Result<Response<Body>, ProxyError> {
+        let mut rsp = self.exchange(req).await?;
         if rsp.status() == StatusCode::SWITCHING_PROTOCOLS {
             // Nothing was asked for (upgrades other than WebSocket are
             // stripped): a 101 here cannot be honoured, so do not relay it.
@@ -62,18 +62,13 @@ impl Upstream {
     /// gets the 101 and a task splices both connections until they close or
     /// `exp` (the handshake token's expiry) passes; any other answer is
     /// relayed like a normal response and the client connection stays HTTP.
-    pub async fn upgrade(
-        &self,
-        mut req: Request<Incoming>,
-        client: SocketAddr,
-        exp: Option<i64>,
-    ) -> Result<Response<Body>, ProxyError> {
+    pub async fn upgrade(&self, mut req: Request<Incoming>, exp: Option<i64>) -> Result<Response<Body>, ProxyError> {
         // Taken before `req` moves into the upstream call: it resolves to
         // the client connection once hyper has written our 101.
         let from_client = hyper::upgrade::on(&mut req);
         // Checked by `is_websocket`; gone only if a phase removed it since.
         let accept = upgrade::key(req.headers()).map(upgrade::accept_for).ok_or(ProxyError::UpstreamUnavailable)?;
-        let mut rsp = self.exchange(req, client).await?;
+        let mut rsp = self.exchange(req).await?;
         if rsp.status() != StatusCode::SWITCHING_PROTOCOLS {
             headers::strip_hop_by_hop(rsp.headers_mut());
             return Ok(rsp.map(Either::Left));
@@ -89,17 +84,17 @@ impl Upstream {
 
     /// The round trip: request rewritten for the upstream, response head
     /// within `timeout`.
-    async fn exchange(&self, mut req: Request<Incoming>, client: SocketAddr) -> Result<Response<Incoming>, ProxyError> {
+    async fn exchange(&self, mut req: Request<Incoming>) -> Result<Response<Incoming>, ProxyError> {
         let path_and_query = req.uri().path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
         let parts =
             Uri::builder().scheme(Scheme::HTTP).authority(self.authority.clone()).path_and_query(path_and_query);
         *req.uri_mut() = parts.build().map_err(|_| ProxyError::UpstreamUnavailable)?;
         *req.version_mut() = Version::HTTP_11;
         // Hop-by-hop and forwarding headers were set by the gate's phases.
-        let _ = client;
-
+        let (req, body) = protocol::watch_body(req);
         match tokio::time::timeout(self.timeout, self.client.request(req)).await {
             Ok(Ok(rsp)) => Ok(rsp),
+            Ok(Err(_)) if body.failed() => Err(ProxyError::MalformedBody),
             Ok(Err(err)) => {
                 tracing::warn!(error = %err, source = ?std::error::Error::source(&err), "upstream request failed");
                 Err(ProxyError::UpstreamUnavailable)

@@ -2,6 +2,8 @@
 //! the request on or ends it with a [`ProxyError`]; `handle` turns errors
 //! into responses and owns logging.
 //!
+//! 0. refuse transfer codings other than `chunked` and oversized header
+//!    blocks (see [`protocol`]);
 //! 1. refuse CONNECT;
 //! 2. read the path once for every decision and the upstream (ambiguous
 //!    paths refused, repeated slashes merged or refused);
@@ -18,6 +20,7 @@ mod forward;
 pub mod forwarding;
 pub mod headers;
 mod logout;
+mod protocol;
 mod upgrade;
 
 pub use upgrade::drain as drain_websockets;
@@ -109,6 +112,7 @@ impl Gate {
         label: &mut Arc<str>,
     ) -> Result<Response<Body>, ProxyError> {
         let rt = &live.rt;
+        protocol::check_head(&req)?;
         if req.method() == Method::CONNECT {
             return Err(ProxyError::MethodNotAllowed);
         }
@@ -186,9 +190,9 @@ impl Gate {
             // revocation does); no token, no bound.
             let longest = self.revocations.policy().max_token_lifetime.as_secs() as i64;
             let exp = claims.as_ref().map(|c| c.exp_unix.unwrap_or(auth::now_unix().saturating_add(longest)));
-            return upstream.upgrade(req, client, exp).await;
+            return upstream.upgrade(req, exp).await;
         }
-        upstream.send(req, client).await
+        upstream.send(req).await
     }
 
     /// The auth phase: token → verified claims → not revoked, as the

@@ -52,6 +52,12 @@ mod metrics;
 #[cfg(test)]
 mod paths;
 #[cfg(test)]
+mod protocol;
+#[cfg(test)]
+mod protocol_bodies;
+#[cfg(test)]
+mod protocol_limits;
+#[cfg(test)]
 mod proxy;
 #[cfg(test)]
 mod redis_auth;

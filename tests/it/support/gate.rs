@@ -334,13 +334,24 @@ impl Rsp {
 
 async fn raw_exchange(mut s: tokio::net::TcpStream, request: &[u8]) -> Rsp {
     s.write_all(request).await.expect("write raw request");
+    let rsp = read_response(&mut s).await;
+    rsp.unwrap_or_else(|partial| panic!("connection closed before a response head: {partial:?}"))
+}
+
+/// Reads one HTTP/1.1 response from `s` (a raw connection the test wrote a
+/// request on, perhaps in parts); `Err` with what arrived when the
+/// connection ended (or was reset) before a whole response head.
+pub async fn read_response(s: &mut tokio::net::TcpStream) -> Result<Rsp, String> {
     let mut buf = Vec::new();
     let head_end = loop {
         if let Some(i) = find(&buf, b"\r\n\r\n") {
             break i + 4;
         }
-        let n = s.read_buf(&mut buf).await.expect("read raw response");
-        assert!(n > 0, "connection closed before a response head: {:?}", String::from_utf8_lossy(&buf));
+        match s.read_buf(&mut buf).await {
+            Ok(0) => return Err(String::from_utf8_lossy(&buf).into_owned()),
+            Ok(_) => {}
+            Err(err) => return Err(format!("{err}; after {:?}", String::from_utf8_lossy(&buf))),
+        }
     };
     let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
     let mut lines = head.split("\r\n");
@@ -372,7 +383,7 @@ async fn raw_exchange(mut s: tokio::net::TcpStream, request: &[u8]) -> Rsp {
     } else if status >= 200 && status != 204 && status != 304 {
         s.read_to_end(&mut body).await.expect("read body to EOF");
     }
-    Rsp { status, headers, body: Bytes::from(body) }
+    Ok(Rsp { status, headers, body: Bytes::from(body) })
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {

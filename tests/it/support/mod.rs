@@ -7,6 +7,7 @@
 pub mod config;
 pub mod configmap;
 pub mod gate;
+pub mod h2raw;
 pub mod idp;
 pub mod redis;
 pub mod token;

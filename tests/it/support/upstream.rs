@@ -51,9 +51,13 @@ pub struct Seen {
     /// `path?query` exactly as on the request line.
     pub target: String,
     pub headers: Vec<(String, String)>,
-    /// The body, except under `Behaviour::Consume` (then empty).
+    /// The body, except under `Behaviour::Consume` (then empty); under
+    /// `Echo`, what arrived before `body_error`.
     pub body: Bytes,
     pub body_len: u64,
+    /// Under `Echo`: why the body did not arrive complete (the gate
+    /// aborted the request, or the connection closed before its end).
+    pub body_error: Option<String>,
 }
 
 impl Seen {
@@ -72,6 +76,8 @@ struct State {
     rules: Mutex<Vec<(String, Behaviour)>>,
     /// `WebSocketEcho` tunnels whose gate side reached EOF or failed.
     tunnels_closed: std::sync::atomic::AtomicUsize,
+    /// Request heads received, including those still reading their body.
+    heads: std::sync::atomic::AtomicUsize,
 }
 
 pub struct Upstream {
@@ -94,7 +100,10 @@ impl Upstream {
                         let st = st.clone();
                         async move { Ok::<_, Infallible>(handle(&st, req).await) }
                     });
-                    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                    // Far above the gate's 100, so the tests see what the gate forwards
+                    // (X-Forwarded-* added to 100 fields, split HTTP/2 cookies).
+                    builder.http1().max_headers(500);
                     let _ = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).await;
                 });
             }
@@ -126,6 +135,12 @@ impl Upstream {
         self.requests().len()
     }
 
+    /// Request heads received so far, also those whose body is still
+    /// arriving (`total` counts a request once its body has ended).
+    pub fn heads(&self) -> usize {
+        self.state.heads.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// `WebSocketEcho` tunnels that have ended (the gate closed its side).
     pub fn tunnels_closed(&self) -> usize {
         self.state.tunnels_closed.load(std::sync::atomic::Ordering::SeqCst)
@@ -146,6 +161,7 @@ impl Drop for Upstream {
 }
 
 async fn handle(st: &Arc<State>, mut req: Request<Incoming>) -> Response<BoxedBody> {
+    st.heads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let target = req.uri().path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_default();
     let behaviour = {
         let rules = st.rules.lock().expect("rules lock");
@@ -162,6 +178,7 @@ async fn handle(st: &Arc<State>, mut req: Request<Incoming>) -> Response<BoxedBo
             .collect(),
         body: Bytes::new(),
         body_len: 0,
+        body_error: None,
     };
     // Empty unless the request asked for an upgrade (hyper puts it there).
     let on_upgrade = hyper::upgrade::on(&mut req);
@@ -169,9 +186,10 @@ async fn handle(st: &Arc<State>, mut req: Request<Incoming>) -> Response<BoxedBo
     let honest_accept = matches!(behaviour, Behaviour::WebSocketEcho);
     match behaviour {
         Behaviour::Echo => {
-            let bytes = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+            let (bytes, error) = read_body(body).await;
             seen.body_len = bytes.len() as u64;
             seen.body = bytes.clone();
+            seen.body_error = error;
             record(st, seen);
             reply(200, Full::new(bytes).boxed())
         }
@@ -246,6 +264,18 @@ fn record(st: &State, seen: Seen) {
 
 fn reply(status: u16, body: BoxedBody) -> Response<BoxedBody> {
     Response::builder().status(status).header("x-upstream", "yes").body(body).expect("response")
+}
+
+/// The body's bytes until it ended or failed, and the failure.
+async fn read_body(mut body: Incoming) -> (Bytes, Option<String>) {
+    let mut bytes = Vec::new();
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(frame) => bytes.extend_from_slice(frame.data_ref().map_or(&[][..], |d| &d[..])),
+            Err(err) => return (Bytes::from(bytes), Some(format!("{err:?}"))),
+        }
+    }
+    (Bytes::from(bytes), None)
 }
 
 /// Reads a body frame by frame, keeping only the byte count.

@@ -1,0 +1,195 @@
+//! Framing and size rules a request must meet before any phase reads it,
+//! and the inbound body watch that tells a client's broken body from an
+//! upstream failure. hyper and h2 refuse most malformed messages
+//! themselves (see the README's "Protocol limits"); this module adds what
+//! they let through:
+//!
+//! - a `Transfer-Encoding` whose codings are not exactly `chunked` (hyper
+//!   only requires `chunked` last and drops the rest) is answered 501
+//!   (RFC 9112 §6.1), before anything reaches the upstream;
+//! - the header count and size limits of [`crate::server`] for both
+//!   protocols: h2 has no count limit, and hyper's HTTP/1.1 size bound is
+//!   its read buffer, which a read may overshoot (h2's size limit is exact
+//!   and the same measure, so on HTTP/2 this check is only a backstop);
+//! - a body that breaks on the client side (bad chunk, early EOF, reset
+//!   stream) aborts the upstream request and is answered 400, not 502.
+
+use crate::error::ProxyError;
+use crate::server::{MAX_HEADER_FIELDS, MAX_HEADER_LIST_BYTES};
+use bytes::Bytes;
+use http::header::{COOKIE, TRANSFER_ENCODING};
+use http::{HeaderMap, Request};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+/// RFC 9113 §6.5.2: each field costs its name and value octets plus 32.
+const FIELD_OVERHEAD: usize = 32;
+
+/// The first phase: refuses transfer codings jwtgate cannot forward
+/// faithfully, then header blocks over the limits.
+pub fn check_head<B>(req: &Request<B>) -> Result<(), ProxyError> {
+    if !transfer_codings_are_chunked_only(req.headers()) {
+        return Err(ProxyError::UnsupportedTransferCoding);
+    }
+    if header_fields(req.headers()) > MAX_HEADER_FIELDS || header_list_size(req) >= MAX_HEADER_LIST_BYTES {
+        return Err(ProxyError::HeadersTooLarge);
+    }
+    Ok(())
+}
+
+/// True without `Transfer-Encoding`, or when all its lines together list
+/// exactly one coding, `chunked` (any case, RFC 9112 §7). Empty list
+/// elements are ignored (RFC 9110 §5.6.1). hyper decodes the body by the
+/// last coding only, and the gate re-frames it for the upstream, so any
+/// other coding (`gzip, chunked`, `chunked, chunked`, `identity`, unknown
+/// tokens, parameters) would be silently dropped.
+fn transfer_codings_are_chunked_only(headers: &HeaderMap) -> bool {
+    let mut codings = headers
+        .get_all(TRANSFER_ENCODING)
+        .iter()
+        .flat_map(|line| line.as_bytes().split(|b| *b == b','))
+        .map(|c| c.trim_ascii())
+        .filter(|c| !c.is_empty());
+    match (codings.next(), codings.next()) {
+        (None, _) => !headers.contains_key(TRANSFER_ENCODING),
+        (Some(only), None) => only.eq_ignore_ascii_case(b"chunked"),
+        (Some(_), Some(_)) => false,
+    }
+}
+
+/// Header fields as HTTP/1.1 counts them: every field, except that all
+/// `cookie` fields count as one. HTTP/2 clients split a Cookie header
+/// into one field per cookie (RFC 9113 §8.2.3), which is one line in
+/// HTTP/1.1. Pseudo-headers are the request line, not fields.
+fn header_fields(headers: &HeaderMap) -> usize {
+    let cookies = headers.get_all(COOKIE).iter().count();
+    headers.len().saturating_sub(cookies) + usize::from(cookies > 0)
+}
+
+/// The header list size as h2 measures it against
+/// `SETTINGS_MAX_HEADER_LIST_SIZE` (RFC 9113 §6.5.2): name + value + 32 per
+/// field, the request line counted as the pseudo-headers HTTP/2 sends.
+fn header_list_size<B>(req: &Request<B>) -> usize {
+    let uri = req.uri();
+    let pseudo = [
+        (":method".len(), req.method().as_str().len()),
+        (":path".len(), uri.path_and_query().map_or(0, |p| p.as_str().len())),
+    ];
+    let optional = [
+        uri.scheme_str().map(|s| (":scheme".len(), s.len())),
+        uri.authority().map(|a| (":authority".len(), a.as_str().len())),
+    ];
+    let fields = req.headers().iter().map(|(name, value)| (name.as_str().len(), value.len()));
+    pseudo.into_iter().chain(optional.into_iter().flatten()).chain(fields).map(|(n, v)| n + v + FIELD_OVERHEAD).sum()
+}
+
+/// The request body on its way upstream. An error from it is the client's
+/// (bad chunk framing, EOF before the end, a reset stream): it is passed
+/// on, so hyper aborts the upstream request and the app never sees it
+/// complete, and recorded for [`BodyWatch::failed`].
+pub struct Inbound {
+    inner: Incoming,
+    failed: Arc<AtomicBool>,
+}
+
+/// Tells, once the upstream call has failed, whether the inbound body
+/// failed first.
+pub struct BodyWatch(Arc<AtomicBool>);
+
+impl BodyWatch {
+    pub fn failed(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// Wraps the request's body in [`Inbound`].
+pub fn watch_body(req: Request<Incoming>) -> (Request<Inbound>, BodyWatch) {
+    let failed = Arc::new(AtomicBool::new(false));
+    let watch = BodyWatch(failed.clone());
+    (req.map(|inner| Inbound { inner, failed }), watch)
+}
+
+impl Body for Inbound {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let frame = ready!(Pin::new(&mut self.inner).poll_frame(cx));
+        if let Some(Err(err)) = &frame {
+            // Set before hyper sees the error, so the failed upstream call
+            // that follows always finds it.
+            self.failed.store(true, Ordering::Release);
+            tracing::debug!(error = %err, "request body failed on the client side; upstream request aborted");
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn te(lines: &[&[u8]]) -> bool {
+        let mut h = HeaderMap::new();
+        for line in lines {
+            h.append(TRANSFER_ENCODING, HeaderValue::from_bytes(line).unwrap());
+        }
+        transfer_codings_are_chunked_only(&h)
+    }
+
+    #[test]
+    fn only_chunked_alone_is_a_transfer_coding_the_gate_forwards() {
+        assert!(te(&[]), "no Transfer-Encoding");
+        for ok in
+            [&[&b"chunked"[..]][..], &[b"CHUNKED"], &[b"Chunked"], &[b" chunked\t"], &[b", chunked"], &[b"chunked,"]]
+        {
+            assert!(te(ok), "{ok:?}");
+        }
+        assert!(te(&[b"", b"chunked"]), "an empty line beside chunked");
+        for bad in [
+            &[&b"gzip, chunked"[..]][..],
+            &[b"chunked, chunked"],
+            &[b"identity, chunked"],
+            &[b"deflate,chunked"],
+            &[b"x-custom , chunked"],
+            &[b"chunked;q=1"],
+            &[b"gzip", b"chunked"],
+            &[b"chunked", b"chunked"],
+            &[b"\xff, chunked"],
+            &[b""],
+            &[b" , "],
+        ] {
+            assert!(!te(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn split_h2_cookies_count_as_one_field() {
+        let mut h = HeaderMap::new();
+        for i in 0..150 {
+            h.append(COOKIE, HeaderValue::from_str(&format!("c{i}=v")).unwrap());
+        }
+        h.append("x-a", HeaderValue::from_static("1"));
+        assert_eq!(header_fields(&h), 2);
+    }
+
+    #[test]
+    fn header_list_size_counts_pseudo_headers_like_h2() {
+        let req = Request::builder().uri("http://a.example/p?q").header("x-a", "12345").body(()).unwrap();
+        // :method GET, :path /p?q, :scheme http, :authority a.example, x-a.
+        let want = (7 + 3) + (5 + 4) + (7 + 4) + (10 + 9) + (3 + 5) + 5 * 32;
+        assert_eq!(header_list_size(&req), want);
+    }
+}
