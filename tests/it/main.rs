@@ -50,6 +50,8 @@ mod paths;
 #[cfg(test)]
 mod proxy;
 #[cfg(test)]
+mod recovery;
+#[cfg(test)]
 mod redis_auth;
 #[cfg(test)]
 mod reload;
