@@ -66,6 +66,8 @@ mod route_match;
 #[cfg(test)]
 mod sentinel;
 #[cfg(test)]
+mod silent_subscription;
+#[cfg(test)]
 mod streaming;
 #[cfg(test)]
 mod subject;

@@ -27,6 +27,10 @@ impl Redis {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
 
+    pub fn addr(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
     /// Kills the server and waits until the port refuses connections.
     pub async fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
