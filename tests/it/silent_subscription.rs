@@ -42,9 +42,11 @@ const SILENCE_AFTER: [Duration; 5] = [
 ];
 
 /// Long TTL: only the push, or its loss, can make B refuse a cached token.
-/// Heartbeat and PING timeout: the defaults.
+/// Heartbeat and PING timeout: the defaults. The command deadline is roomy,
+/// so that B's look-up after the loss answers 401 rather than 503 on a
+/// loaded CI box (the bound does not depend on it).
 fn replica(app: &Upstream, redis_url: String) -> Cfg {
-    Cfg { not_revoked_ttl: "300s".into(), redis_url: Some(redis_url), ..Cfg::new(app) }
+    Cfg { not_revoked_ttl: "300s".into(), redis_timeout: "500ms".into(), redis_url: Some(redis_url), ..Cfg::new(app) }
 }
 
 /// Until `raw` is answered from B's cache: a second request makes no MGET.
