@@ -14,13 +14,15 @@
 //!
 //! The circuit's half-open probe ([`RevocationStore::reconnect`]) must make a
 //! real attempt. The single server needs a fresh manager for it ([`Single`]).
-//! Cluster and Sentinel keep no failed outcome to hand it: a cluster connect
-//! that failed leaves the `OnceCell` empty (the next call connects again),
-//! and once connected redis-rs repairs nodes itself (`reconnect_loop`, every
-//! ≤ 1 s) and answers a request that finds no connection by reconnecting to
-//! the seed nodes; a Sentinel master's connections are forgotten after any
-//! failed command and a look-up that failed is not kept, so the probe asks
-//! the sentinels and connects again.
+//! Cluster and Sentinel keep no failed outcome to hand it. A cluster connect
+//! that failed leaves the `OnceCell` empty (the next call connects again);
+//! once connected, redis-rs repairs nodes itself (`reconnect_loop`) and meets
+//! a request that finds no connection by reconnecting to the seed nodes and
+//! refreshing the slot map, so the probe after an outage does that work (it
+//! may take longer than a 50 ms deadline: then it finishes in the
+//! background and the next probe succeeds). A Sentinel master's connections
+//! are forgotten after any failed command and a look-up that failed is not
+//! kept, so the probe asks the sentinels and connects again.
 
 use super::sentinel::SentinelMaster;
 use super::single::Single;

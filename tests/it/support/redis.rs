@@ -202,6 +202,16 @@ impl Servers {
     }
 }
 
+impl Servers {
+    /// Kills and reaps every server started so far.
+    pub fn kill_all(&mut self) {
+        for mut child in self.0.drain(..) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 impl Drop for Servers {
     fn drop(&mut self) {
         for child in &mut self.0 {
