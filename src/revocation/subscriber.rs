@@ -103,6 +103,8 @@ impl Subscriber {
         heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
         heartbeat.tick().await;
         let mut master_check = tokio::time::interval(MASTER_CHECK_EVERY);
+        // A check slower than the interval is not followed by catch-up checks.
+        master_check.set_missed_tick_behavior(MissedTickBehavior::Delay);
         master_check.tick().await;
         let mut asking: Option<BoxFuture<'_, Option<String>>> = None;
         loop {
