@@ -47,7 +47,7 @@ pub fn build_gate(runtime: Runtime) -> Result<Arc<Gate>, String> {
     let policy = runtime.policy.clone();
     let channel = keys::channel(&policy.key_prefix);
     let revocations = match (RedisStore::from_settings(&runtime.store, channel.clone())?, &runtime.store) {
-        (Some(store), StoreSettings::Redis { timeout, heartbeat, .. }) => {
+        (Some(store), StoreSettings::Redis { timeout, heartbeat, ping_timeout, .. }) => {
             let store = Arc::new(store);
             let warming = store.clone();
             tokio::spawn(async move { warming.warm_up().await });
@@ -58,6 +58,7 @@ pub fn build_gate(runtime: Runtime) -> Result<Arc<Gate>, String> {
                 channel,
                 cache: revocations.cache().clone(),
                 heartbeat: *heartbeat,
+                ping_timeout: *ping_timeout,
                 deadline: *timeout,
             };
             tokio::spawn(subscriber.run());

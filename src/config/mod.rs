@@ -349,8 +349,14 @@ pub struct RedisSpec {
     pub key_prefix: String,
     #[serde(default = "defaults::redis_timeout", with = "duration::serde_fmt")]
     pub timeout: Duration,
+    /// PING interval on the pub/sub subscription.
     #[serde(default = "defaults::heartbeat", with = "duration::serde_fmt")]
     pub heartbeat: Duration,
+    /// How long a heartbeat PING waits for its answer before the
+    /// subscription counts as dead: a silently dead one is found within
+    /// `heartbeat + ping_timeout`.
+    #[serde(default = "defaults::ping_timeout", with = "duration::serde_fmt")]
+    pub ping_timeout: Duration,
 }
 
 /// Redis Sentinel: the sentinels are asked for the master's address,
@@ -463,6 +469,15 @@ mod defaults {
     }
     pub fn heartbeat() -> Duration {
         Duration::from_secs(1)
+    }
+    /// 250 ms, the most patient value that keeps the bound for a silently
+    /// dead subscription near one heartbeat (1.25 s): a healthy Redis
+    /// answers a PING in well under a millisecond, so only a stalled one
+    /// (fork for a snapshot, a slow command, a fan-out to thousands of
+    /// subscribers) takes longer, and a false alarm there would send every
+    /// replica's requests to that Redis at once while it is slow.
+    pub fn ping_timeout() -> Duration {
+        Duration::from_millis(250)
     }
     pub fn circuit_failures() -> u32 {
         5

@@ -12,6 +12,7 @@ pub mod legacy;
 mod memory;
 mod redis;
 mod sentinel;
+mod single;
 pub mod subscriber;
 
 pub use breaker::Breaker;
@@ -58,6 +59,11 @@ pub trait RevocationStore: Send + Sync {
     fn fetch<'a>(&'a self, keys: &'a [String]) -> BoxFuture<'a, Result<Vec<Option<String>>, StoreError>>;
     /// Applies `change` and announces it to the other replicas.
     fn write<'a>(&'a self, change: &'a Change) -> BoxFuture<'a, Result<(), StoreError>>;
+    /// Called just before the circuit's half-open probe, so that the probe
+    /// makes a real attempt to reach the store instead of being answered
+    /// with a failure a client library kept from the outage. Default:
+    /// nothing is kept.
+    fn reconnect(&self) {}
 }
 
 /// How revocation behaves, from the config.
@@ -261,6 +267,11 @@ impl Revocations {
         if permit == Permit::Refuse {
             metrics::counter!("jwtgate_store_errors_total", "op" => op, "kind" => "circuit_open").increment(1);
             return Err(StoreError("circuit open: store skipped during cool-down".into()));
+        }
+        if permit == Permit::Probe {
+            // `call` has not started yet (futures are lazy): it runs on
+            // whatever connection this leaves in place.
+            self.store.reconnect();
         }
         let started = Instant::now();
         let result = call.await;

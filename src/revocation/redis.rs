@@ -1,5 +1,5 @@
 //! Redis store, shared by every replica: one server (redis-rs
-//! `ConnectionManager`, reconnecting on its own) or a Redis Cluster
+//! `ConnectionManager`, reconnecting on its own; see [`Single`]) or a Redis Cluster
 //! (`ClusterConnection`, slot-aware; `MGET` is split across shards by the
 //! client). Every command runs under a deadline so a slow or dead Redis costs
 //! at most that long. Writes are `SET key value EXAT t` (or `DEL`) and a
@@ -11,17 +11,30 @@
 //! after any failed command: a failover shows as a dropped connection (the
 //! sentinels kill the old master's clients) or as `READONLY` from the
 //! demoted master, and the next command then goes to the new one.
+//!
+//! The circuit's half-open probe ([`RevocationStore::reconnect`]) must make a
+//! real attempt. The single server needs a fresh manager for it ([`Single`]).
+//! Cluster and Sentinel keep no failed outcome to hand it. A cluster connect
+//! that failed leaves the `OnceCell` empty (the next call connects again);
+//! once connected, redis-rs repairs nodes itself (`reconnect_loop`) and meets
+//! a request that finds no connection by reconnecting to the seed nodes and
+//! refreshing the slot map, so the probe after an outage does that work (it
+//! may take longer than a 50 ms deadline: then it finishes in the
+//! background and the next probe succeeds). A Sentinel master's connections
+//! are forgotten after any failed command and a look-up that failed is not
+//! kept, so the probe asks the sentinels and connects again.
 
 use super::sentinel::SentinelMaster;
+use super::single::Single;
 use super::{BoxFuture, Change, RevocationStore, StoreError};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManagerConfig;
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use std::time::Duration;
 use tokio::sync::OnceCell;
 
 enum Backend {
-    Single(ConnectionManager),
+    Single(Box<Single>),
     /// Connected on first use (and retried until it works), so jwtgate
     /// starts while the cluster is still forming.
     Cluster {
@@ -60,9 +73,8 @@ impl RedisStore {
             .set_number_of_retries(1)
             .set_min_delay(Duration::from_millis(10))
             .set_max_delay(Duration::from_millis(500));
-        let conn =
-            ConnectionManager::new_lazy_with_config(client.clone(), config).map_err(|e| format!("redis: {e}"))?;
-        Ok(Self { backend: Backend::Single(conn), subscribe_to: vec![client], deadline, channel })
+        let single = Single::new(client.clone(), config)?;
+        Ok(Self { backend: Backend::Single(Box::new(single)), subscribe_to: vec![client], deadline, channel })
     }
 
     /// The store a config asks for; `None` for the memory store.
@@ -115,8 +127,11 @@ impl RedisStore {
         const PATIENCE: Duration = Duration::from_secs(5);
         let ping = redis::cmd("PING");
         let _ = match &self.backend {
-            Backend::Single(conn) => {
-                tokio::time::timeout(PATIENCE, ping.query_async::<redis::Value>(&mut conn.clone())).await.map(|_| ())
+            Backend::Single(single) => {
+                let managed = single.current();
+                let mut conn = managed.conn.clone();
+                let answer = tokio::time::timeout(PATIENCE, ping.query_async::<redis::Value>(&mut conn)).await;
+                answer.map(|answer| managed.record(&answer))
             }
             Backend::Cluster { client, conn } => {
                 tokio::time::timeout(PATIENCE, conn.get_or_try_init(|| client.get_async_connection())).await.map(|_| ())
@@ -161,7 +176,12 @@ impl RedisStore {
 
     async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, StoreError> {
         match &self.backend {
-            Backend::Single(conn) => self.within(cmd.query_async::<T>(&mut conn.clone())).await,
+            Backend::Single(single) => {
+                let managed = single.current();
+                let answer = self.within(cmd.query_async::<T>(&mut managed.conn.clone())).await;
+                managed.record(&answer);
+                answer
+            }
             Backend::Cluster { client, conn } => {
                 let mut conn = self.cluster_conn(client, conn).await?;
                 self.within(cmd.query_async::<T>(&mut conn)).await
@@ -200,6 +220,12 @@ impl RedisStore {
 }
 
 impl RevocationStore for RedisStore {
+    fn reconnect(&self) {
+        if let Backend::Single(single) = &self.backend {
+            single.renew();
+        }
+    }
+
     fn fetch<'a>(&'a self, keys: &'a [String]) -> BoxFuture<'a, Result<Vec<Option<String>>, StoreError>> {
         Box::pin(async move {
             let mut cmd = redis::cmd("MGET");
@@ -227,10 +253,13 @@ impl RevocationStore for RedisStore {
             publish.arg(&self.channel).arg(message);
             match &self.backend {
                 // One round trip on a single server.
-                Backend::Single(conn) => {
+                Backend::Single(single) => {
                     let mut pipe = redis::pipe();
                     pipe.add_command(write).ignore().add_command(publish).ignore();
-                    self.within(pipe.query_async::<()>(&mut conn.clone())).await
+                    let managed = single.current();
+                    let answer = self.within(pipe.query_async::<()>(&mut managed.conn.clone())).await;
+                    managed.record(&answer);
+                    answer
                 }
                 Backend::Sentinel(sentinel) => {
                     let master = self.sentinel_master(sentinel).await?;

@@ -12,12 +12,24 @@
 //! Loss handling: when the subscription drops (or a heartbeat PING fails),
 //! the cache is emptied and stops caching until re-subscribed, then the
 //! subscriber reconnects with capped exponential backoff.
+//!
+//! A silently dead connection (a dropped NAT or conntrack entry: the socket
+//! stays open, nothing arrives) is found by the heartbeat: a PING every
+//! `heartbeat`, each allowed `ping_timeout` for its answer. The next PING
+//! leaves at most `heartbeat` after the last answered one, so the cache is
+//! emptied at most `heartbeat + ping_timeout` after the connection died
+//! (1.25 s by default). PINGs never overlap: with `ping_timeout` above
+//! `heartbeat`, a slow answer delays the next PING, and the bound holds.
+//! The Sentinel master check runs beside the PINGs, so a slow sentinel
+//! cannot hold one back.
 
 use super::cache::Slot;
 use super::{now_ms, Change, LocalCache, RedisStore};
+use futures_util::future::BoxFuture;
 use futures_util::StreamExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::time::MissedTickBehavior;
 
 /// How often a subscription on a Sentinel master asks whether the
 /// sentinels still name it (each check opens one connection to a sentinel
@@ -31,9 +43,13 @@ pub struct Subscriber {
     pub store: Arc<RedisStore>,
     pub channel: String,
     pub cache: Arc<LocalCache>,
-    /// PING interval on the subscription (and the PING's own timeout); a
-    /// silently dead connection is found within two heartbeats.
+    /// PING interval on the subscription.
     pub heartbeat: Duration,
+    /// How long each PING waits for its answer; a silently dead connection
+    /// is found within `heartbeat + ping_timeout`.
+    pub ping_timeout: Duration,
+    /// The store's command deadline; subscribing may take
+    /// `deadline.max(500 ms)`.
     pub deadline: Duration,
 }
 
@@ -67,7 +83,6 @@ impl Subscriber {
     /// One subscription, until it drops. `Ok` means it had been established.
     async fn session(&self, client: &redis::Client) -> Result<(), String> {
         let subscribed = client.get_connection_info().addr().to_string();
-        let mut last_check = Instant::now();
         let connect = async {
             let mut pubsub = client.get_async_pubsub().await?;
             pubsub.subscribe(&self.channel).await?;
@@ -83,7 +98,15 @@ impl Subscriber {
         metrics::gauge!("jwtgate_pubsub_connected").set(1.0);
         tracing::info!(channel = %self.channel, "subscribed to revocations");
         let mut heartbeat = tokio::time::interval(self.heartbeat);
+        // After an answer slower than `heartbeat`, the next PING waits a whole
+        // interval rather than leaving at once to catch up.
+        heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
         heartbeat.tick().await;
+        let mut master_check = tokio::time::interval(MASTER_CHECK_EVERY);
+        // A check slower than the interval is not followed by catch-up checks.
+        master_check.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        master_check.tick().await;
+        let mut asking: Option<BoxFuture<'_, Option<String>>> = None;
         loop {
             tokio::select! {
                 msg = stream.next() => match msg {
@@ -93,20 +116,22 @@ impl Subscriber {
                 // In subscribed mode RESP2 answers PING with ["pong", ""]:
                 // any reply proves the connection alive.
                 _ = heartbeat.tick() => {
-                    // Patient: a PING slow under load is not a dead connection.
-                    let ping = tokio::time::timeout(self.heartbeat.max(self.deadline), sink.ping::<redis::Value>()).await;
+                    let ping = tokio::time::timeout(self.ping_timeout, sink.ping::<redis::Value>()).await;
                     if !matches!(ping, Ok(Ok(_))) {
+                        tracing::warn!(timeout = ?self.ping_timeout, "revocation subscription: heartbeat PING unanswered");
                         return Ok(());
                     }
-                    // Sentinel: a master replaced while this one is still up
-                    // (a partition) would keep this subscription, and the
-                    // store's reads, on a master nobody writes to any more.
-                    if last_check.elapsed() >= MASTER_CHECK_EVERY {
-                        last_check = Instant::now();
-                        if self.store.named_master().await.is_some_and(|named| named != subscribed) {
-                            tracing::warn!(old = %subscribed, "revocation subscription leaves a replaced redis master");
-                            return Ok(());
-                        }
+                }
+                // Sentinel: a master replaced while this one is still up
+                // (a partition) would keep this subscription, and the
+                // store's reads, on a master nobody writes to any more.
+                _ = master_check.tick(), if asking.is_none() => asking = Some(Box::pin(self.store.named_master())),
+                named = async { match asking.as_mut() { Some(q) => q.await, None => std::future::pending().await } },
+                    if asking.is_some() => {
+                    asking = None;
+                    if named.is_some_and(|named| named != subscribed) {
+                        tracing::warn!(old = %subscribed, "revocation subscription leaves a replaced redis master");
+                        return Ok(());
                     }
                 }
             }

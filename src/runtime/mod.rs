@@ -109,6 +109,7 @@ pub enum StoreSettings {
         sentinel: Option<SentinelSettings>,
         timeout: Duration,
         heartbeat: Duration,
+        ping_timeout: Duration,
         tls_ca: Option<Vec<u8>>,
     },
 }
@@ -216,8 +217,16 @@ pub fn compile(file: FileConfig, origin: &Origin<'_>) -> Result<Runtime, ConfigE
             if tls_ca.is_some() && r.url.is_none() {
                 return Err(err("revocation.redis.tls_ca_file", "a private CA is supported with `url` only".into()));
             }
+            // A zero interval would stop the subscriber; a zero PING timeout
+            // would drop every subscription at its first heartbeat.
+            for (field, value) in [("heartbeat", r.heartbeat), ("ping_timeout", r.ping_timeout)] {
+                if value.is_zero() {
+                    return Err(err(&format!("revocation.redis.{field}"), "must be more than zero".into()));
+                }
+            }
             let cluster = !r.cluster_nodes.is_empty();
-            StoreSettings::Redis { nodes, cluster, sentinel, timeout: r.timeout, heartbeat: r.heartbeat, tls_ca }
+            let (timeout, heartbeat, ping_timeout) = (r.timeout, r.heartbeat, r.ping_timeout);
+            StoreSettings::Redis { nodes, cluster, sentinel, timeout, heartbeat, ping_timeout, tls_ca }
         }
     };
     let policy = Policy {

@@ -87,8 +87,20 @@ async fn check_accepts_a_redis_config_with_every_field() {
         .replace("  connect_timeout: 2s\n", "  connect_timeout: 2s\n  pool_max_idle: 16\n  pool_idle_timeout: 90s\n");
     let yaml = yaml.replace("  require_exp: true\n", "  require_exp: true\n  verified_cache_entries: 100\n");
     let yaml = yaml.replace("  missing_jti: reject\n", "  missing_jti: reject\n  max_token_lifetime: 24h\n");
+    let yaml = edit(&yaml, "    timeout: 50ms\n", "    timeout: 50ms\n    heartbeat: 500ms\n    ping_timeout: 100ms\n");
     let c = check(&yaml).await;
     assert_eq!(c.code, Some(0), "stderr:\n{}", c.stderr);
+}
+
+#[tokio::test]
+async fn zero_heartbeat_or_ping_timeout_is_located() {
+    let redis = "  store: redis\n  redis:\n    url: redis://127.0.0.1:6379/0\n";
+    for field in ["heartbeat", "ping_timeout"] {
+        let yaml = edit(&valid_yaml(), "  store: memory\n", &format!("{redis}    {field}: 0ms\n"));
+        let c = check(&yaml).await;
+        let (line, path) = (line_of(&yaml, &format!("{field}: 0ms")), format!("revocation.redis.{field}"));
+        assert_located(&c, line, &path, &["more than zero"]);
+    }
 }
 
 #[tokio::test]

@@ -60,6 +60,8 @@ mod protocol_limits;
 #[cfg(test)]
 mod proxy;
 #[cfg(test)]
+mod recovery;
+#[cfg(test)]
 mod redis_auth;
 #[cfg(test)]
 mod reload;
@@ -73,6 +75,8 @@ mod route_auth;
 mod route_match;
 #[cfg(test)]
 mod sentinel;
+#[cfg(test)]
+mod silent_subscription;
 #[cfg(test)]
 mod slashes;
 #[cfg(test)]

@@ -10,12 +10,14 @@ pub mod gate;
 pub mod h2raw;
 pub mod idp;
 pub mod redis;
+pub mod relay;
 pub mod token;
 pub mod upstream;
 
 pub use config::Cfg;
 pub use gate::{Gate, Rsp};
 pub use redis::Redis;
+pub use relay::Relay;
 pub use upstream::{Behaviour, Upstream};
 
 use std::future::Future;

@@ -5,7 +5,7 @@
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub struct Redis {
     port: u16,
@@ -25,6 +25,10 @@ impl Redis {
 
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    pub fn addr(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.port))
     }
 
     /// Kills the server and waits until the port refuses connections.
@@ -56,13 +60,15 @@ impl Redis {
         signal(self.pid(), "-CONT");
     }
 
-    /// Starts a fresh (empty) server on the same port.
-    pub async fn restart(&mut self) {
+    /// Starts a fresh (empty) server on the same port; returns the moment of
+    /// its first PONG (polled every 5 ms: it may have been answering up to
+    /// one poll earlier).
+    pub async fn restart(&mut self) -> Instant {
         self.stop().await;
-        self.start().await;
+        self.start().await
     }
 
-    async fn start(&mut self) {
+    async fn start(&mut self) -> Instant {
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
@@ -75,12 +81,16 @@ impl Redis {
                 panic!("cannot start `redis-server` ({e}); install Redis (apt-get install redis-server): these tests never skip")
             });
         self.child = Some(child);
-        let this: &Redis = self;
-        super::eventually(Duration::from_secs(10), "redis-server answers PING", move || async move {
-            let pong: Option<String> = this.try_cmd(&redis::cmd("PING")).await;
-            (pong.as_deref() == Some("PONG")).then_some(())
-        })
-        .await;
+        let answered = async {
+            loop {
+                let pong: Option<String> = self.try_cmd(&redis::cmd("PING")).await;
+                if pong.as_deref() == Some("PONG") {
+                    return Instant::now();
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), answered).await.expect("redis-server answers PING within 10 s")
     }
 
     async fn try_cmd<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Option<T> {
@@ -189,6 +199,16 @@ impl Servers {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start redis-server ({e}); these tests never skip"));
         self.0.push(child);
+    }
+}
+
+impl Servers {
+    /// Kills and reaps every server started so far.
+    pub fn kill_all(&mut self) {
+        for mut child in self.0.drain(..) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
