@@ -19,6 +19,8 @@
 #                      token brings two new revocation-cache keys: jti and sub)
 #   SAMPLE_EVERY=25000 RSS sample every that many tokens
 #   MAX_SECS=1200      the load client stops handing out tokens after this long
+#   ADMIN=1            1 = the admin listener is on (and with it the metrics
+#                      recorder); 0 = no admin section, as in a config without one
 #   SCRAPE_SECS=0      scrape the admin /metrics every that many seconds during
 #                      the load (0 = never, only once after the final sample)
 #   SETTLE_SECS=5      idle time after the load before one more RSS sample
@@ -28,8 +30,9 @@
 #   PIN=auto           1 = always pin with taskset, 0 = never, auto = if >= 2 cores
 #   SKIP_BUILD=0       1 = use the binaries already in target/release
 #   JWTGATE=target/release/jwtgate   binary under test
-#   RESULTS=bench/results/soak-<UTC date>.md  markdown report ('' to skip); the
-#                      samples go next to it as .csv (and .png with matplotlib)
+#   RESULTS=bench/results/soak-<UTC date>-<variant>.md  markdown report ('' to
+#                      skip), variant: scrape<N>s | noscrape | noadmin; the samples
+#                      go next to it as .csv (and .png when matplotlib is installed)
 #   KEEP_TMP=0         1 = keep the temp dir (configs, logs, client output)
 set -euo pipefail
 
@@ -42,6 +45,7 @@ REVOKE_EVERY=${REVOKE_EVERY:-100}
 SUBJECTS=${SUBJECTS:-0}
 SAMPLE_EVERY=${SAMPLE_EVERY:-25000}
 MAX_SECS=${MAX_SECS:-1200}
+ADMIN=${ADMIN:-1}
 SCRAPE_SECS=${SCRAPE_SECS:-0}
 SETTLE_SECS=${SETTLE_SECS:-5}
 MAX_GROWTH_PCT=${MAX_GROWTH_PCT:-5}
@@ -53,7 +57,10 @@ SKIP_BUILD=${SKIP_BUILD:-0}
 JWTGATE=${JWTGATE:-target/release/jwtgate}
 TOKEN_BIN=${TOKEN_BIN:-target/release/examples/bench_token}
 CLIENT_BIN=${CLIENT_BIN:-target/release/examples/soak_client}
-RESULTS=${RESULTS-bench/results/soak-$(date -u +%Y-%m-%d).md}
+if [[ $ADMIN == 0 ]]; then VARIANT=noadmin
+elif ((SCRAPE_SECS > 0)); then VARIANT=scrape${SCRAPE_SECS}s
+else VARIANT=noscrape; fi
+RESULTS=${RESULTS-bench/results/soak-$(date -u +%Y-%m-%d)-$VARIANT.md}
 KEEP_TMP=${KEEP_TMP:-0}
 
 ISSUER=jwtgate-soak
@@ -68,6 +75,8 @@ REVOCATION_CACHE_DEFAULT=100000
 
 log() { printf '[soak] %s\n' "$*" >&2; }
 die() { printf '[soak] error: %s\n' "$*" >&2; exit 1; }
+case $ADMIN in 0 | 1) ;; *) die "ADMIN must be 0 or 1" ;; esac
+if [[ $ADMIN == 0 ]] && ((SCRAPE_SECS > 0)); then die "SCRAPE_SECS needs ADMIN=1 (/metrics is on the admin listener)"; fi
 
 # ---------------------------------------------------------------- cleanup
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/jwtgate-soak.XXXXXX")
@@ -171,7 +180,7 @@ http_status() {
 }
 
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
-mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+mib() { if [[ -n $1 ]]; then awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; else printf 'n/a'; fi; }
 
 # ---------------------------------------------------------------- tools
 for tool in curl redis-server redis-cli; do
@@ -305,32 +314,42 @@ revocation:
 logout:
   path: /logout
   methods: [POST]
-admin:
-  listen: 127.0.0.1:0
-  token_file: "$ADMIN_TOKEN_FILE"
 routes:
   - match: { path: /healthz }
     auth: none
 EOF
+if [[ $ADMIN == 1 ]]; then
+    cat >>"$CFG" <<EOF
+admin:
+  listen: 127.0.0.1:0
+  token_file: "$ADMIN_TOKEN_FILE"
+EOF
+fi
 start jwtgate "$SERVER_CPU" "$JWTGATE" run -c "$CFG"
 GATE_PID=$STARTED_PID
 GATE_OUT=$STARTED_OUT
 GATE_URL=$(wait_for_url "$GATE_PID" "$GATE_OUT" "jwtgate")
-ADMIN_URL=$(wait_for_url "$GATE_PID" "$GATE_OUT" "jwtgate admin")
-log "jwtgate (pid $GATE_PID) at $GATE_URL, admin at $ADMIN_URL"
+ADMIN_URL=""
+if [[ $ADMIN == 1 ]]; then ADMIN_URL=$(wait_for_url "$GATE_PID" "$GATE_OUT" "jwtgate admin"); fi
+log "jwtgate (pid $GATE_PID) at $GATE_URL${ADMIN_URL:+, admin at $ADMIN_URL}"
 
 mint() { # print a fresh token (bench_token: its own random jti)
     "$TOKEN_BIN" --alg HS256 --secret-file "$SECRET_FILE" --iss "$ISSUER" --aud "$AUDIENCE" \
         --kid "$KID" --ttl-secs 3600
 }
 
-# Ready (the Redis subscription is up, so the revocation cache is on), and
-# sanity before any load: a token is accepted, no token is refused.
+# Ready: subscribed to the revocation channel (until then the revocation
+# cache stays off), asked of Redis itself. Then sanity before any load: a
+# token is accepted, no token is refused.
+subscribers() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" pubsub numsub jwtgate:revocations 2>/dev/null | sed -n 2p; }
 for ((i = 0; i < 100; i++)); do
-    [[ $(http_status GET "$ADMIN_URL/readyz") == 200 ]] && break
+    (($(subscribers || echo 0) >= 1)) && break
     sleep 0.1
 done
-[[ $(http_status GET "$ADMIN_URL/readyz") == 200 ]] || die "jwtgate never became ready ($ADMIN_URL/readyz)"
+(($(subscribers || echo 0) >= 1)) || die "jwtgate never subscribed to jwtgate:revocations"
+if [[ $ADMIN == 1 ]]; then
+    [[ $(http_status GET "$ADMIN_URL/readyz") == 200 ]] || die "jwtgate is not ready ($ADMIN_URL/readyz)"
+fi
 code=$(http_status GET "$GATE_URL$SOAK_PATH" "$(mint)")
 [[ $code == 200 ]] || die "GET $SOAK_PATH with a fresh token answered $code, want 200"
 code=$(http_status GET "$GATE_URL$SOAK_PATH")
@@ -385,19 +404,29 @@ kill -0 "$GATE_PID" 2>/dev/null || die "jwtgate died during the load"
 sleep "$SETTLE_SECS"
 IDLE_RSS=$(rss_kib "$GATE_PID")
 
-# Positive and negative controls through the admin API (the client did the
-# same through the logout path): a fresh token is accepted; revoked by
-# POST /revocations {"token": ...}, it is refused.
+# Positive and negative controls from outside the load client, with a token
+# minted by bench_token: a fresh token is accepted; revoked (through the
+# admin API, POST /revocations {"token": ...}, or with ADMIN=0 through
+# POST /logout), it is refused.
 CONTROL=$(mint)
 ctl_before=$(http_status GET "$GATE_URL$SOAK_PATH" "$CONTROL")
-ctl_admin=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -X POST \
-    -H "Authorization: Bearer $ADMIN_TOKEN" -H 'Content-Type: application/json' \
-    --data "{\"token\":\"$CONTROL\"}" "$ADMIN_URL/revocations" || true)
+if [[ $ADMIN == 1 ]]; then
+    CTL_HOW="admin: POST /revocations {token}"
+    ctl_revoke=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -X POST \
+        -H "Authorization: Bearer $ADMIN_TOKEN" -H 'Content-Type: application/json' \
+        --data "{\"token\":\"$CONTROL\"}" "$ADMIN_URL/revocations" || true)
+else
+    CTL_HOW="curl: POST /logout"
+    ctl_revoke=$(http_status POST "$GATE_URL/logout" "$CONTROL")
+fi
 ctl_after=$(http_status GET "$GATE_URL$SOAK_PATH" "$CONTROL")
 CONTROLS_OK=1
-[[ $ctl_before == 200 && $ctl_admin == 200 && $ctl_after == 401 ]] || CONTROLS_OK=0
+[[ $ctl_before == 200 && $ctl_revoke == 200 && $ctl_after == 401 ]] || CONTROLS_OK=0
 
-METRICS=$(curl -s --max-time 10 -H "Authorization: Bearer $ADMIN_TOKEN" "$ADMIN_URL/metrics" || true)
+METRICS=""
+if [[ $ADMIN == 1 ]]; then
+    METRICS=$(curl -s --max-time 10 -H "Authorization: Bearer $ADMIN_TOKEN" "$ADMIN_URL/metrics" || true)
+fi
 metric() { printf '%s\n' "$METRICS" | awk -v m="$1" 'index($0, m) == 1 { print $NF; f = 1 } END { if (!f) print 0 }' | head -n 1; }
 CHECKS_CACHE=$(metric 'jwtgate_revocation_checks_total{source="cache"}')
 CHECKS_MISS=$(metric 'jwtgate_revocation_checks_total{source="store_miss"}')
@@ -407,6 +436,8 @@ PUBSUB_MSGS=$(metric 'jwtgate_pubsub_messages_total')
 PUBSUB_RECONNECTS=$(metric 'jwtgate_pubsub_reconnects_total')
 STORE_ERRORS=$(printf '%s\n' "$METRICS" | awk '/^jwtgate_store_errors_total/ { s += $NF } END { print s + 0 }')
 AFTER_SCRAPE_RSS=$(rss_kib "$GATE_PID")
+AFTER_SCRAPE=""
+[[ $ADMIN == 1 ]] && AFTER_SCRAPE="; after one /metrics scrape $(mib "$AFTER_SCRAPE_RSS") MiB"
 REDIS_KEYS=$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" dbsize 2>/dev/null || echo '?')
 REDIS_MEM=$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" info memory 2>/dev/null | awk -F: '/^used_memory_human:/ { gsub(/\r/, ""); print $2 }')
 GATE_THREADS=$(awk '/^Threads:/ { print $2 }' "/proc/$GATE_PID/status")
@@ -486,10 +517,10 @@ echo
 printf '%9s %9s %8s %9s %9s\n' tokens elapsed_s 'tok/s' 'RSS MiB' 'anon MiB'
 rss_table text
 echo
-echo "RSS: start $(mib "$RSS_START") MiB, at $FILL tokens $(mib "${RSS_FILL:-0}") MiB, at $((2 * FILL)) $(mib "${RSS_FILL2:-0}") MiB, end $(mib "$RSS_END") MiB, peak $(mib "$HWM_END") MiB (VmHWM), ${SETTLE_SECS}s idle $(mib "$IDLE_RSS") MiB, after a /metrics scrape $(mib "$AFTER_SCRAPE_RSS") MiB"
+echo "RSS: start $(mib "$RSS_START") MiB, at $FILL tokens $(mib "$RSS_FILL") MiB, at $((2 * FILL)) $(mib "$RSS_FILL2") MiB, end $(mib "$RSS_END") MiB, peak $(mib "$HWM_END") MiB (VmHWM); ${SETTLE_SECS}s idle $(mib "$IDLE_RSS") MiB$AFTER_SCRAPE"
 [[ -n $GROWTH_LINE ]] && echo "$GROWTH_LINE"
 echo "statuses: $(status_lines | tr '\n' ' ')"
-echo "controls (admin API): fresh token $ctl_before, POST /revocations $ctl_admin, then $ctl_after (want 200 200 401)"
+echo "controls: fresh token $ctl_before, revoked ($CTL_HOW) $ctl_revoke, then $ctl_after (want 200 200 401)"
 echo "verdict: $VERDICT (threshold ${MAX_GROWTH_PCT}% after $((2 * FILL)) tokens); statuses $([[ $STATUS_OK == 1 ]] && echo "all as expected" || echo "NOT all as expected"), 5xx: $N5XX"
 
 if [[ -n $RESULTS ]]; then
@@ -535,14 +566,18 @@ PY
         echo "- store: redis-server $REDIS_VERSION (private, loopback, no persistence); upstream: $UPSTREAM_DESC"
         echo "- caches: defaults (jwt.verified_cache_entries $VERIFIED_CACHE_DEFAULT, revocation.cache.max_entries $REVOCATION_CACHE_DEFAULT, not_revoked_ttl 60s)"
         echo "- load: \`examples/soak_client.rs\`, $CONNS keep-alive connections, HS256 tokens minted on the fly, each with a fresh jti and $([[ $SUBJECTS == 0 ]] && echo "its own sub" || echo "one of $SUBJECTS subs"); 1 in $REVOKE_EVERY logged out (POST /logout) and re-sent"
-        echo "- /metrics during the load: $( ((SCRAPE_SECS > 0)) && echo "scraped every ${SCRAPE_SECS}s" || echo "not scraped (once after the final sample)")"
+        if [[ $ADMIN == 1 ]]; then
+            echo "- admin listener on; /metrics during the load: $( ((SCRAPE_SECS > 0)) && echo "scraped every ${SCRAPE_SECS}s" || echo "not scraped (once after the final sample)")"
+        else
+            echo "- no admin listener (ADMIN=0), so no metrics recorder is installed"
+        fi
         echo
         echo "## Result"
         echo
         echo "- **$SENT distinct tokens** in ${ELAPSED} s: **$TPS tokens/s** ($RPS requests/s incl. logouts and re-sends)"
-        echo "- RSS: start $(mib "$RSS_START") MiB; at $FILL tokens (caches full) $(mib "${RSS_FILL:-0}") MiB; at $((2 * FILL)) $(mib "${RSS_FILL2:-0}") MiB; **end $(mib "$RSS_END") MiB**; peak (VmHWM) $(mib "$HWM_END") MiB"
+        echo "- RSS: start $(mib "$RSS_START") MiB; at $FILL tokens (caches full) $(mib "$RSS_FILL") MiB; at $((2 * FILL)) $(mib "$RSS_FILL2") MiB; **end $(mib "$RSS_END") MiB**; peak (VmHWM) $(mib "$HWM_END") MiB"
         [[ -n $GROWTH_LINE ]] && echo "- growth $GROWTH_LINE"
-        echo "- after the load: ${SETTLE_SECS} s idle $(mib "$IDLE_RSS") MiB; after one /metrics scrape $(mib "$AFTER_SCRAPE_RSS") MiB; $GATE_THREADS threads, $GATE_FDS open fds"
+        echo "- after the load: ${SETTLE_SECS} s idle $(mib "$IDLE_RSS") MiB$AFTER_SCRAPE; $GATE_THREADS threads, $GATE_FDS open fds"
         echo "- **verdict: $VERDICT** (growth allowed after $((2 * FILL)) tokens: ${MAX_GROWTH_PCT}%)"
         echo "- statuses $([[ $STATUS_OK == 1 ]] && echo "all as expected" || echo "**NOT all as expected**"); 5xx: $N5XX"
         echo
@@ -563,18 +598,21 @@ PY
         status_lines | awk '{ split($1, k, "="); split($2, c, "="); split($3, n, "=")
             want = (k[2] ~ /revoked$/) ? 401 : 200
             printf "| %s | %s | %s | %s |\n", k[2], c[2], n[2], want }'
-        echo "| admin: fresh token | $ctl_before | 1 | 200 |"
-        echo "| admin: POST /revocations {token} | $ctl_admin | 1 | 200 |"
-        echo "| admin: that token again | $ctl_after | 1 | 401 |"
+        echo "| control: fresh token (curl) | $ctl_before | 1 | 200 |"
+        echo "| control: $CTL_HOW | $ctl_revoke | 1 | 200 |"
+        echo "| control: that token again | $ctl_after | 1 | 401 |"
         echo
         echo "\`get\`: each distinct token once; \`logout\` / \`get_revoked\`: the revoked ones, logged out then re-sent;"
-        echo "\`late_*\` (after the load): the first revoked token (its cache entries long evicted: answered from Redis),"
-        echo "the first accepted token (evicted from the verified-token cache: verified again), and a fresh token logged out."
+        echo "\`late_*\` (after the load): the first revoked token and the first accepted one, re-sent after all the"
+        echo "others had gone through the caches, and a fresh token, logged out. (\`store_hit\` below counts look-ups"
+        echo "that Redis answered \"revoked\": 1 means the first revoked token's cache entry had been evicted and Redis refused it.)"
         echo
         echo "## Gate and store after the load"
         echo
-        echo "- jwtgate_revocation_checks_total: cache $CHECKS_CACHE, store_miss $CHECKS_MISS, store_hit $CHECKS_HIT"
-        echo "- jwtgate_logouts_total $LOGOUTS; pub/sub messages $PUBSUB_MSGS, reconnects $PUBSUB_RECONNECTS; store errors $STORE_ERRORS"
+        if [[ $ADMIN == 1 ]]; then
+            echo "- jwtgate_revocation_checks_total: cache $CHECKS_CACHE, store_miss $CHECKS_MISS, store_hit $CHECKS_HIT"
+            echo "- jwtgate_logouts_total $LOGOUTS; pub/sub messages $PUBSUB_MSGS, reconnects $PUBSUB_RECONNECTS; store errors $STORE_ERRORS"
+        fi
         echo "- Redis: $REDIS_KEYS keys (the revocation records), used_memory $REDIS_MEM"
         echo
         echo "Samples: \`$(basename "$RESULTS_CSV")\` (RSS and RssAnon from /proc/<pid>/status, KiB)."
