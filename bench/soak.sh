@@ -622,3 +622,4 @@ fi
 
 [[ $STATUS_OK == 1 ]] || die "not every response had the expected status (see the table above)"
 ((CLIENT_RC == 0)) || die "the load client exited with $CLIENT_RC"
+case $VERDICT in GROWS*) die "RSS kept growing after the caches filled (verdict: $VERDICT)" ;; esac
