@@ -232,7 +232,13 @@ struct Shared {
 }
 
 /// Counts a response (or an error, as code 0) and says whether it was expected.
-fn record(counts: &mut Counts, shared: &Shared, kind: &'static str, result: Result<StatusCode, String>, want: u16) -> bool {
+fn record(
+    counts: &mut Counts,
+    shared: &Shared,
+    kind: &'static str,
+    result: Result<StatusCode, String>,
+    want: u16,
+) -> bool {
     match result {
         Ok(status) => {
             *counts.entry((kind, status.as_u16())).or_default() += 1;
@@ -273,8 +279,10 @@ async fn worker(shared: Arc<Shared>) -> Counts {
         let revoke = a.revoke_every > 0 && i % a.revoke_every == 0;
         let accepted = record(&mut counts, &shared, "get", conn.send(Method::GET, &a.path, &token).await, 200);
         if revoke {
-            let out = record(&mut counts, &shared, "logout", conn.send(Method::POST, &a.logout_path, &token).await, 200);
-            let refused = record(&mut counts, &shared, "get_revoked", conn.send(Method::GET, &a.path, &token).await, 401);
+            let out =
+                record(&mut counts, &shared, "logout", conn.send(Method::POST, &a.logout_path, &token).await, 200);
+            let refused =
+                record(&mut counts, &shared, "get_revoked", conn.send(Method::GET, &a.path, &token).await, 401);
             if out && refused {
                 set_once(&shared.first_revoked, &token);
             }
@@ -302,7 +310,8 @@ struct Mem {
 }
 
 fn read_mem(pid: u32) -> Result<Mem, String> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| format!("/proc/{pid}/status: {e}"))?;
+    let status =
+        std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| format!("/proc/{pid}/status: {e}"))?;
     let mut mem = Mem::default();
     for line in status.lines() {
         let mut parts = line.split_whitespace();
