@@ -44,8 +44,9 @@ pub enum ProxyError {
     AmbiguousPath,
     /// `//x` under `repeated_slashes: reject`.
     RepeatedSlashes,
-    /// `X-HTTP-Method-Override` (or a sibling) names another method than
-    /// the request line: rules decided on one, the app would act on the other.
+    /// A method not in upper case, or a method override (`X-HTTP-Method-
+    /// Override`, `_method`) under which the rules would decide otherwise:
+    /// rules decided on one reading, the app would act on the other.
     AmbiguousMethod,
     /// Two Host headers, or a Host that is not ASCII.
     AmbiguousHost,
@@ -144,7 +145,9 @@ impl ProxyError {
             ProxyError::InsufficientScope { why, .. } => ("insufficient_scope", why),
             ProxyError::AmbiguousPath => ("ambiguous_path", "path has dot segments or encoded separators"),
             ProxyError::RepeatedSlashes => ("repeated_slashes", "path has repeated slashes"),
-            ProxyError::AmbiguousMethod => ("ambiguous_method", "a method override header names another method"),
+            ProxyError::AmbiguousMethod => {
+                ("ambiguous_method", "method not in upper case, or overridden to one the rules treat differently")
+            }
             ProxyError::AmbiguousHost => ("ambiguous_host", "more than one Host header, or a Host that is not ASCII"),
             ProxyError::Forbidden => ("forbidden", "this route is closed"),
             ProxyError::MethodNotAllowed => ("method_not_allowed", "CONNECT is not supported"),

@@ -91,7 +91,9 @@ pub async fn serve(listener: TcpListener, gate: Arc<Gate>, shutdown: impl Future
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
-        .max_headers(MAX_HEADER_FIELDS)
+        // `max_headers` is left at hyper's default, MAX_HEADER_FIELDS (100):
+        // setting it moves the parser's header array to the heap, an
+        // allocation per request.
         .max_buf_size(MAX_HEADER_LIST_BYTES);
     builder
         .http2()

@@ -71,9 +71,6 @@ async fn explain_steps(rt: &Runtime, request: &Request<'_>, out: &mut String) ->
     if method == http::Method::CONNECT {
         return "405 method_not_allowed".into();
     }
-    if crate::proxy::headers::refuse_method_override(&method, &headers).is_err() {
-        return "400 ambiguous_method (a method override header names another method)".into();
-    }
     let (path, rewritten) = match normalize_path(uri.path(), rt.paths) {
         Ok(path) => (path.decide, path.rewritten),
         Err(PathRefusal::Ambiguous) => {
@@ -84,7 +81,8 @@ async fn explain_steps(rt: &Runtime, request: &Request<'_>, out: &mut String) ->
     if let Some(forwarded) = &rewritten {
         let _ = writeln!(out, "path       decided and forwarded as {forwarded} (repeated slashes merged)");
     }
-    let special = match Special::of(rt, &method, &path) {
+    let kind = Special::of(rt, &method, &path);
+    let special = match kind {
         Special::Backchannel => {
             return "back-channel logout endpoint: verifies a form-posted logout_token (not a bearer token)".into()
         }
@@ -105,6 +103,17 @@ async fn explain_steps(rt: &Runtime, request: &Request<'_>, out: &mut String) ->
             route
         }
     };
+    let overridden = crate::proxy::headers::method_override(&method, &headers, uri.query());
+    let decided_otherwise = match &overridden {
+        Ok(Some(other)) => {
+            crate::proxy::refuse_if_decided_otherwise(rt, other, host, &path, &headers, kind, route).is_err()
+        }
+        Ok(None) => false,
+        Err(_) => true,
+    };
+    if decided_otherwise {
+        return "400 ambiguous_method (a method override the rules would decide otherwise)".into();
+    }
     let upstream = rt.upstreams.get(route.upstream).map_or("?".to_string(), |u| format!("http://{}", u.authority));
     match (route.auth, token) {
         (AuthMode::Deny, _) => return "403 forbidden (auth: deny)".into(),

@@ -14,7 +14,9 @@ static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 static HTTP2_SETTINGS: HeaderName = HeaderName::from_static("http2-settings");
 
-/// Removes hop-by-hop headers, including every header `Connection` names.
+/// Removes hop-by-hop headers, including every header `Connection` names,
+/// except `Host`: routing decided on it, so `Connection: host` must not
+/// leave the app reading another one.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let named: Vec<HeaderName> = headers
         .get_all(CONNECTION)
@@ -22,6 +24,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .filter(|name| *name != http::header::HOST)
         .collect();
     for name in named {
         headers.remove(name);
@@ -44,22 +47,48 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 /// Headers through which app frameworks (Express `method-override`,
-/// Symfony, ASP.NET, Google APIs) let a POST act as another method.
+/// Symfony, ASP.NET, Google APIs) let a POST act as another method; their
+/// underscore spellings reach CGI-style servers (Rack) as the same.
 const METHOD_OVERRIDES: &[&str] = &["x-http-method-override", "x-http-method", "x-method-override"];
 
-/// Refuses a method override that names another method than the request
-/// line: rules (`methods:`, the logout methods) decide on the request
-/// line, and the app would act on the override. One naming the same
-/// method (any case) passes.
-pub fn refuse_method_override(method: &http::Method, headers: &HeaderMap) -> Result<(), crate::error::ProxyError> {
-    let overridden = METHOD_OVERRIDES
+/// The method the app may act on instead of the request line's: an
+/// override header (any spelling), or a `_method` query parameter (Express
+/// `method-override('_method')`, Laravel, Symfony). `Ok(None)` when there is
+/// none or it names the request's own method (any case); an override that
+/// is not a method is refused.
+pub fn method_override(
+    method: &http::Method,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<Option<http::Method>, crate::error::ProxyError> {
+    let from_headers = headers
         .iter()
-        .flat_map(|name| headers.get_all(*name))
-        .any(|v| !v.as_bytes().trim_ascii().eq_ignore_ascii_case(method.as_str().as_bytes()));
-    match overridden {
-        true => Err(crate::error::ProxyError::AmbiguousMethod),
-        false => Ok(()),
+        .filter(|(name, _)| {
+            let name = name.as_str();
+            METHOD_OVERRIDES.iter().any(|o| {
+                name.len() == o.len() && name.bytes().zip(o.bytes()).all(|(a, b)| a == b || (a == b'_' && b == b'-'))
+            })
+        })
+        .map(|(_, v)| v.as_bytes().trim_ascii().to_vec());
+    let from_query = query
+        .filter(|q| q.contains("_method") || q.contains('%'))
+        .into_iter()
+        .flat_map(|q| form_urlencoded::parse(q.as_bytes()))
+        .filter(|(name, _)| name == "_method")
+        .map(|(_, v)| v.trim().as_bytes().to_vec());
+    let mut other = None;
+    for value in from_headers.chain(from_query) {
+        if value.eq_ignore_ascii_case(method.as_str().as_bytes()) {
+            continue;
+        }
+        let upper = value.to_ascii_uppercase();
+        let named = http::Method::from_bytes(&upper).map_err(|_| crate::error::ProxyError::AmbiguousMethod)?;
+        match &other {
+            Some(seen) if *seen != named => return Err(crate::error::ProxyError::AmbiguousMethod),
+            _ => other = Some(named),
+        }
     }
+    Ok(other)
 }
 
 /// Claim headers: every configured one removed from the inbound request

@@ -116,7 +116,11 @@ impl Gate {
         if req.method() == Method::CONNECT {
             return Err(ProxyError::MethodNotAllowed);
         }
-        headers::refuse_method_override(req.method(), req.headers())?;
+        // Frameworks upper-case the method before routing (Django, Werkzeug,
+        // Symfony); rules compare it as sent.
+        if req.method().as_str().bytes().any(|b| b.is_ascii_lowercase()) {
+            return Err(ProxyError::AmbiguousMethod);
+        }
         // One reading of the path for every decision below and for the upstream.
         let RequestPath { decide: path, rewritten } = normalize_path(req.uri().path(), rt.paths)?;
         let host = request_host(&req)?;
@@ -137,6 +141,10 @@ impl Gate {
                 route
             }
         };
+        let overridden = headers::method_override(req.method(), req.headers(), req.uri().query())?;
+        if let Some(other) = overridden {
+            refuse_if_decided_otherwise(rt, &other, host, &path, req.headers(), special, route)?;
+        }
         drop(path);
         let (claims, was_revoked) = match self.authenticate(rt, route.auth, &req).await {
             // Logout is idempotent: a retry after a 503 (or after a write a
@@ -271,6 +279,32 @@ fn request_host(req: &Request<Incoming>) -> Result<Option<&str>, ProxyError> {
         None => raw.rsplit_once(':').map_or(raw, |(host, _)| host),
     };
     Ok(Some(host.strip_suffix('.').unwrap_or(host)))
+}
+
+/// A request whose app may act on `other` (a method override) instead of
+/// its own method must get the same decision under both: the same special
+/// path and the same rule. Otherwise it is refused, since the rules
+/// decided on one method and the app would act on the other.
+pub(crate) fn refuse_if_decided_otherwise(
+    rt: &Runtime,
+    other: &Method,
+    host: Option<&str>,
+    path: &str,
+    headers: &http::HeaderMap,
+    special: Special,
+    route: &Route,
+) -> Result<(), ProxyError> {
+    let same = match Special::of(rt, other, path) {
+        Special::None if special == Special::None => {
+            std::ptr::eq(rt.routes.pick(&RequestHead { method: other, host, path, headers }), route)
+        }
+        alt => alt == special,
+    };
+    if same {
+        Ok(())
+    } else {
+        Err(ProxyError::AmbiguousMethod)
+    }
 }
 
 /// What the app may read of the credential cookie: on a route jwtgate

@@ -31,6 +31,13 @@ pub struct RequestHead<'a> {
     pub headers: &'a HeaderMap,
 }
 
+/// True when `method` is one of `listed` (empty: any). A rule that lists
+/// GET covers HEAD too: Express, Flask, Rails, Spring and Go's ServeMux run
+/// the GET handler for a HEAD, as nginx's `limit_except GET` counts it.
+pub fn method_listed(listed: &[Method], method: &Method) -> bool {
+    listed.is_empty() || listed.contains(method) || (method == Method::HEAD && listed.contains(&Method::GET))
+}
+
 #[derive(Debug, Clone)]
 pub struct Route {
     /// Metric label (`prefix:/api`), shared: labelling costs a refcount.
@@ -66,7 +73,7 @@ impl Route {
     }
 
     pub fn matches(&self, head: &RequestHead<'_>) -> bool {
-        (self.methods.is_empty() || self.methods.contains(head.method))
+        method_listed(&self.methods, head.method)
             && self.host.as_ref().is_none_or(|h| head.host.is_some_and(|host| h.matches(host)))
             && self.path.matches(head.path)
             && self.header.as_ref().is_none_or(|h| h.matches(head.headers))

@@ -54,6 +54,12 @@ pub struct RequestPath<'a> {
 /// decision. Allocates only when the path needs rewriting, holds a
 /// percent-escape, a `;param`, a trailing slash or (folded) upper case.
 pub fn normalize(raw: &str, policy: PathPolicy) -> Result<RequestPath<'_>, PathRefusal> {
+    // Origin-form, or the asterisk-form of `OPTIONS *`. An authority-form
+    // target on another method (`GET host:443`) has no path to decide on,
+    // yet would be forwarded as `/`.
+    if !raw.starts_with('/') && raw != "*" {
+        return Err(PathRefusal::Ambiguous);
+    }
     let rewritten = match (raw.contains("//"), policy.repeated_slashes) {
         (false, _) => None,
         (true, RepeatedSlashes::Reject) => return Err(PathRefusal::RepeatedSlashes),
@@ -246,6 +252,13 @@ mod tests {
         assert_eq!(plain.rewritten, None);
         assert_eq!(decided("/%61pi/a%20b").as_deref(), Some("/api/a%20b"));
         assert_eq!(decided("/a..b/.c").as_deref(), Some("/a..b/.c"));
+    }
+
+    #[test]
+    fn only_origin_form_and_the_asterisk_have_a_path() {
+        assert_eq!(normalize("", MERGE), Err(PathRefusal::Ambiguous));
+        assert_eq!(normalize("g:443", MERGE), Err(PathRefusal::Ambiguous));
+        assert_eq!(decided("*").as_deref(), Some("*"));
     }
 
     #[test]

@@ -82,7 +82,7 @@ pub struct LogoutRule {
 
 impl LogoutRule {
     pub fn matches(&self, method: &Method, path: &str) -> bool {
-        path == self.path && self.methods.contains(method)
+        path == self.path && !self.methods.is_empty() && crate::routes::method_listed(&self.methods, method)
     }
 }
 

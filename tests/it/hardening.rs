@@ -260,9 +260,10 @@ async fn logout_all_with_an_iat_ahead_of_the_gate_clock_cuts_off_every_token_sta
 }
 
 /// Rules decide on the request line's method; Express `method-override`,
-/// Symfony and ASP.NET act on an override header instead.
+/// Symfony and ASP.NET act on an override header or `_method` instead, so
+/// an override the rules would decide otherwise is refused.
 #[tokio::test]
-async fn a_method_override_naming_another_method_is_refused() {
+async fn a_method_override_the_rules_would_decide_otherwise_is_refused() {
     let routes = "
   - match: { path_prefix: /orders, methods: [DELETE] }
     auth: deny
@@ -272,14 +273,99 @@ async fn a_method_override_naming_another_method_is_refused() {
     let app = Upstream::spawn().await;
     let gate = Gate::spawn(&Cfg::new(&app).routes(routes)).await;
     refused(&gate, &app, gate.req("DELETE", "/orders/1"), 403, "forbidden", Challenge::Absent).await;
-    for name in ["X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override"] {
-        for value in ["DELETE", "delete", " GET "] {
+    for name in ["X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override", "X_HTTP_Method_Override"] {
+        for value in ["DELETE", "delete", " Delete "] {
             let req = gate.req("POST", "/orders/1").header(name, value);
             refused(&gate, &app, req, 400, "ambiguous_method", Challenge::Absent).await;
         }
     }
+    for target in ["/orders/1?_method=DELETE", "/orders/1?a=1&_method=delete", "/orders/1?%5Fmethod=DELETE"] {
+        refused(&gate, &app, gate.req("POST", target), 400, "ambiguous_method", Challenge::Absent).await;
+    }
+    let garbage = gate.req("POST", "/orders/1").header("X-HTTP-Method-Override", "DEL ETE");
+    refused(&gate, &app, garbage, 400, "ambiguous_method", Challenge::Absent).await;
+    // The logout path is a decision too: POST /logout overridden to GET is not logout.
+    let logout = gate.req("POST", "/logout").header("X-HTTP-Method-Override", "GET");
+    refused(&gate, &app, logout, 400, "ambiguous_method", Challenge::Absent).await;
+
     let same = gate.req("POST", "/orders/2").header("X-HTTP-Method-Override", "post");
     assert_eq!(gate.send(same.body(empty()).expect("request")).await.status, 200, "control: the same method");
-    assert_eq!(gate.get_anon("/orders/3").await.status, 200, "control: no override");
-    assert_eq!(app.total(), 2);
+    let same_rule = gate.req("POST", "/orders/3").header("X-HTTP-Method", "MERGE");
+    assert_eq!(
+        gate.send(same_rule.body(empty()).expect("request")).await.status,
+        200,
+        "control: the same rule either way"
+    );
+    assert_eq!(gate.get_anon("/orders/4").await.status, 200, "control: no override");
+    assert_eq!(app.total(), 3);
+}
+
+/// Django, Werkzeug and Symfony upper-case the method before routing; a
+/// rule or the logout path compared as sent would miss `delete`.
+#[tokio::test]
+async fn a_method_not_in_upper_case_is_refused() {
+    let routes = "
+  - match: { path_prefix: /admin, methods: [DELETE] }
+    auth: deny
+  - match: { path_prefix: /admin }
+    auth: none
+";
+    let app = Upstream::spawn().await;
+    let gate = Gate::spawn(&Cfg::new(&app).routes(routes)).await;
+    let tok = token::mint();
+    for line in ["delete /admin/x", "Delete /admin/x", "post /logout", "get /admin/x"] {
+        let req = format!("{line} HTTP/1.1\r\nHost: g\r\nAuthorization: Bearer {tok}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        refused_raw(&gate, &app, req.as_bytes(), 400, "ambiguous_method").await;
+    }
+    assert_eq!(gate.get("/api/after", &tok).await.status, 200, "the token was never revoked");
+    assert_eq!(gate.get_anon("/admin/x").await.status, 200, "control: GET");
+}
+
+/// Express, Flask, Rails, Spring and Go run the GET handler for a HEAD.
+#[tokio::test]
+async fn a_rule_that_lists_get_covers_head() {
+    let routes = "
+  - match: { path_prefix: /reports, methods: [GET] }
+    auth: deny
+  - match: { path_prefix: /reports }
+    auth: none
+";
+    let app = Upstream::spawn().await;
+    let gate = Gate::spawn(&Cfg::new(&app).routes(routes)).await;
+    refused(&gate, &app, gate.req("GET", "/reports/1"), 403, "forbidden", Challenge::Absent).await;
+    let before = app.total();
+    let rsp = gate.send(gate.req("HEAD", "/reports/1").body(empty()).expect("request")).await;
+    assert_eq!(rsp.status, 403, "HEAD under a GET deny rule");
+    assert_eq!(app.total(), before, "a HEAD reached the app");
+    assert_eq!(gate.send(gate.req("POST", "/reports/1").body(empty()).expect("request")).await.status, 200, "control");
+}
+
+/// A request target that is not a path (`GET host:443`) has nothing to
+/// decide on, yet would reach the app as `GET /`.
+#[tokio::test]
+async fn an_authority_form_target_outside_connect_is_refused() {
+    let app = Upstream::spawn().await;
+    let gate = Gate::spawn(
+        &Cfg::new(&app)
+            .routes("\n  - match: { path: / }\n    auth: deny\n  - match: { path_prefix: / }\n    auth: none\n"),
+    )
+    .await;
+    refused_raw(&gate, &app, b"GET g:443 HTTP/1.1\r\nHost: g\r\nConnection: close\r\n\r\n", 400, "ambiguous_path")
+        .await;
+    let root = gate.raw(b"GET / HTTP/1.1\r\nHost: g\r\nConnection: close\r\n\r\n").await;
+    assert_refused(&root, 403, "forbidden", Challenge::Absent);
+    assert_eq!(gate.get_anon("/x").await.status, 200, "control");
+}
+
+/// `Connection: host` must not make the app read another Host than the
+/// one the host rules decided on.
+#[tokio::test]
+async fn connection_cannot_remove_the_host_the_rules_decided_on() {
+    let app = Upstream::spawn().await;
+    let gate = Gate::spawn(&Cfg::new(&app)).await;
+    let req = b"GET /public/h HTTP/1.1\r\nHost: api.example\r\nConnection: host, close\r\n\r\n";
+    assert_eq!(gate.raw(req).await.status, 200);
+    let seen = app.one("/public/h");
+    assert_eq!(seen.header("host"), Some("api.example"));
+    assert_eq!(seen.header("x-forwarded-host"), Some("api.example"));
 }
