@@ -138,15 +138,20 @@ fn push(out: &mut Vec<u8>, pair: &[u8]) {
 }
 
 /// True when some app could read a cookie named `wanted` out of this
-/// `;`-pair: any name in it (the pair's own, or one after a space or comma
-/// that `SimpleCookie` or WebOb would split on) that reads as `wanted`.
+/// `;`-pair: any name in it that reads as `wanted`: the pair's own, or the
+/// run of name bytes before any later `=` (spaces before that `=` allowed),
+/// as `SimpleCookie` (a space ends a pair) and WebOb (which finds
+/// `key = value` anywhere, after a comma too) read `x=1,at =forged`.
 fn could_be_read_as(pair: &[u8], wanted: &str) -> bool {
     let wanted = loose_name(wanted.as_bytes());
     let own = pair.split(|b| *b == b'=').next().unwrap_or(pair);
-    let split_out = pair
-        .split(|b| matches!(b, b' ' | b'\t' | b','))
-        .filter_map(|piece| piece.iter().position(|b| *b == b'=').map(|eq| &piece[..eq]));
-    std::iter::once(own).chain(split_out).any(|name| loose_name(name) == wanted)
+    let before_each_eq = pair.iter().enumerate().filter(|(_, b)| **b == b'=').map(|(eq, _)| {
+        let head = &pair[..eq];
+        let head = &head[..head.iter().rposition(|b| !is_space(*b)).map_or(0, |i| i + 1)];
+        let start = head.iter().rposition(|b| matches!(b, b' ' | b'\t' | b',' | b'=')).map_or(0, |i| i + 1);
+        &head[start..]
+    });
+    std::iter::once(own).chain(before_each_eq).any(|name| loose_name(name) == wanted)
 }
 
 /// A cookie (or query parameter) name as the loosest parser reads it:
@@ -232,6 +237,13 @@ mod tests {
         // so Node's `cookie` (whose trim keeps NEL) read `tok\x85`.
         assert_eq!(forwarded(&[b"at=tok\x85; x=1"], Credential::KeepVerified), [b"at=tok; x=1".to_vec()]);
         assert_eq!(forwarded(&[b"\xa0at=tok"], Credential::KeepVerified), [b"at=tok".to_vec()]);
+    }
+
+    #[test]
+    fn a_name_after_a_comma_or_space_is_found_with_spaces_before_its_equals_sign() {
+        // Found by the cookie fuzz target: WebOb reads `at` from these.
+        assert_eq!(forwarded(&[b"x=1,at\t=forged; y=2"], Credential::Remove), [b"y=2".to_vec()]);
+        assert_eq!(forwarded(&[b"at=tok; x=1 at = forged"], Credential::KeepVerified), [b"at=tok".to_vec()]);
     }
 
     #[test]
