@@ -4,8 +4,8 @@
 //! loader itself refuses them before parsing, with no line to give).
 //!
 //! Properties: no panic; every error, from parsing or compiling, points at
-//! a line of the text (`line_col` is `Some`, the line within the text or
-//! one past its end for an error at the end) — the errors `load_file`
+//! a line of the text (`line_col` is `Some`, the line within the text as
+//! YAML counts lines, or one past its end for an error at the end) — the errors `load_file`
 //! raises before there is any text (unreadable file, not UTF-8) are the
 //! only ones without a line, and this target never reaches them.
 //!
@@ -45,13 +45,23 @@ pub fn check(data: &[u8]) {
 }
 
 fn has_line(err: &ConfigError, text: &str, stage: &str) {
-    let lines = text.lines().count();
+    let breaks = yaml_line_breaks(text);
     match err.line_col {
         Some((line, col)) => {
-            assert!(line >= 1 && line <= lines + 1 && col >= 1, "{stage} error at {line}:{col} of {lines} lines: {err}")
+            assert!(
+                line >= 1 && line <= breaks + 1 && col >= 1,
+                "{stage} error at {line}:{col}, {breaks} breaks: {err}"
+            )
         }
         None => panic!("{stage} error without a line: {err:?}"),
     }
+}
+
+/// Line breaks as libyaml (behind serde_yaml) counts them: CR LF, CR, LF,
+/// and YAML 1.1's NEL, LS and PS.
+fn yaml_line_breaks(text: &str) -> usize {
+    let text = text.replace("\r\n", "\n");
+    text.chars().filter(|c| matches!(c, '\r' | '\n' | '\u{85}' | '\u{2028}' | '\u{2029}')).count()
 }
 
 /// Every file path in the config kept inside the sandbox directory.

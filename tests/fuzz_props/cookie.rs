@@ -5,7 +5,8 @@
 //! Input: one flag byte (bits 0–1 pick the credential cookie's name), then
 //! `\n`-separated Cookie header values (invalid header values dropped).
 //!
-//! Properties: no panic; when `credential()` reads `v`, after
+//! Properties: no panic; when `credential()` reads `v` (a value that could
+//! be a token: base64url and dots), after
 //! `forward(KeepVerified)` every reference parser reads `v` or nothing for
 //! the name, and jwtgate reads `v` again; after `forward(Remove)` no parser
 //! reads anything for the name; `Untouched` leaves one field as it was and
@@ -51,6 +52,11 @@ pub fn check(data: &[u8]) {
     }
 
     let Ok(Some(verified)) = credential(&headers, name) else { return };
+    // `KeepVerified` follows a verified token: base64url and dots only (a
+    // value with `,` or a space, which some parsers cut, never verifies).
+    if !verified.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')) {
+        return;
+    }
     let verified = verified.to_owned();
     let mut kept = headers.clone();
     forward(&mut kept, Some(name), Credential::KeepVerified);

@@ -18,6 +18,7 @@ pub const READERS: &[(&str, Reader)] = &[
     ("php $_COOKIE (first wins, names decoded and mangled)", php),
     ("asp.net core (first wins, any case, `,` separates)", aspnet),
     ("python http.cookies.SimpleCookie (last wins, regex)", simple_cookie),
+    ("webob RequestCookies (findall anywhere, last wins)", webob),
 ];
 
 /// `String.prototype.trim` on a Latin-1 string: TAB, LF, VT, FF, CR, SP
@@ -105,16 +106,45 @@ pub fn php_name(raw: &[u8]) -> (Vec<u8>, bool) {
     (out, false)
 }
 
-/// ASP.NET Core's `RequestCookieCollection`: pairs split on `;` and `,`,
-/// whitespace skipped, names percent-decoded (`Uri.UnescapeDataString`)
-/// and compared ignoring case; the first pair of a name wins.
+/// ASP.NET Core's `RequestCookieCollection` (`CookieHeaderParserShared`):
+/// pairs split on `;` and `,`, leading whitespace skipped, the name a run
+/// of bytes directly followed by `=` (no space before it), names
+/// percent-decoded (`Uri.UnescapeDataString`) and compared ignoring case;
+/// the first pair of a name wins.
 pub fn aspnet(header: &[u8], name: &str) -> Option<Vec<u8>> {
     header.split(|b| matches!(b, b';' | b',')).find_map(|pair| {
         let pair = trim_with(pair, |b| matches!(b, b' ' | b'\t'));
         let eq = pair.iter().position(|b| *b == b'=')?;
-        let key = percent_decode_all(trim_with(&pair[..eq], |b| matches!(b, b' ' | b'\t')));
+        if pair[..eq].last().is_none_or(|b| matches!(b, b' ' | b'\t')) {
+            return None;
+        }
+        let key = percent_decode_all(&pair[..eq]);
         key.eq_ignore_ascii_case(name.as_bytes()).then(|| trim_with(&pair[eq + 1..], |b| b == b' ').to_vec())
     })
+}
+
+/// WebOb's `_rx_cookie` (`webob/cookies.py`), used with `findall`: a
+/// `key = value` anywhere in the header, whatever comes before it (a
+/// space, a comma, another pair's value); a later key overwrites.
+/// Python's `\w` is Unicode: Latin-1's superscripts and fractions are
+/// word characters to Python (`str.isalnum`), not to Rust's `\w`.
+static WEBOB: LazyLock<regex::Regex> = LazyLock::new(|| {
+    let legal = r"[\w\d²³¹¼½¾~!@#$%^&*()_+=\-`.?|:/(){}<>']";
+    let expires = r"\w{3},\s[\w\d-]{9,11}\s[\d:]{8}\sGMT";
+    let pattern = format!(
+        r#"(?s)(?P<key>{legal}+?)\s*=\s*(?P<val>"(?:\\"|.)*?"|{expires}|(?:{legal}|\\(?:[0-3][0-7][0-7]|.))*)"#
+    );
+    regex::Regex::new(&pattern).expect("the WebOb pattern compiles")
+});
+
+pub fn webob(header: &[u8], name: &str) -> Option<Vec<u8>> {
+    let text: String = header.iter().map(|b| char::from(*b)).collect();
+    let latin1 = |s: &str| s.chars().map(|c| c as u32 as u8).collect::<Vec<u8>>();
+    WEBOB
+        .captures_iter(&text)
+        .filter(|m| m.name("key").is_some_and(|k| k.as_str() == name))
+        .last()
+        .and_then(|m| m.name("val").map(|v| latin1(v.as_str())))
 }
 
 /// `http.cookies._CookiePattern` with `re.ASCII`, as CPython writes it.
@@ -173,7 +203,7 @@ mod tests {
         let h = b"at =first; x=1 at=spaced; AT=upper; a%74=enc; at=last";
         assert_eq!(node(h, "at").as_deref(), Some(&b"first"[..]));
         assert_eq!(django(h, "at").as_deref(), Some(&b"last"[..]));
-        assert_eq!(aspnet(h, "at").as_deref(), Some(&b"first"[..]));
+        assert_eq!(aspnet(h, "at").as_deref(), Some(&b"upper"[..]), "any case; no space before `=`");
         assert_eq!(simple_cookie(b"x=1 at=spaced; y=2", "at").as_deref(), Some(&b"spaced"[..]));
         assert_eq!(simple_cookie(b"at=1; path=/; at=2", "at").as_deref(), Some(&b"2"[..]));
         assert_eq!(simple_cookie(b"path=/; at=2", "at"), None, "an attribute first: invalid, nothing set");
@@ -181,6 +211,9 @@ mod tests {
         assert_eq!(php(b"at%00x=a", "at").as_deref(), Some(&b"a"[..]), "a C string ends at NUL");
         assert_eq!(php(b"at[0]=a", "at").as_deref(), Some(&b"[array]"[..]));
         assert_eq!(aspnet(b"x=1,At=a", "at").as_deref(), Some(&b"a"[..]));
+        assert_eq!(aspnet(b"x=1,at =a", "at"), None, "no space before `=`");
+        assert_eq!(webob(b"x=1,at\t=a", "at").as_deref(), Some(&b"a"[..]));
+        assert_eq!(webob(b"x=\"a b\" at=c; at=d", "at").as_deref(), Some(&b"d"[..]));
         assert_eq!(node(b"at=\"q\"", "at").as_deref(), Some(&b"q"[..]));
     }
 }
