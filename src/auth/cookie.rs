@@ -97,7 +97,6 @@ pub fn forward(headers: &mut HeaderMap, name: Option<&str>, credential: Credenti
         return;
     }
     let mut out: Vec<u8> = Vec::new();
-    let mut changed = fields > 1;
     let mut kept = false;
     for pair in headers.get_all(COOKIE).iter().flat_map(|h| pairs(h.as_bytes())) {
         let keep = match name {
@@ -106,9 +105,7 @@ pub fn forward(headers: &mut HeaderMap, name: Option<&str>, credential: Credenti
                 // The first credential pair: the one `credential()` read.
                 kept = true;
                 if credential == Credential::KeepVerified {
-                    let canonical = [name.as_bytes(), b"=", pair.value.unwrap_or_default()].concat();
-                    changed |= canonical != pair.raw;
-                    push(&mut out, &canonical);
+                    push(&mut out, &[name.as_bytes(), b"=", pair.value.unwrap_or_default()].concat());
                     continue;
                 }
                 false
@@ -117,11 +114,11 @@ pub fn forward(headers: &mut HeaderMap, name: Option<&str>, credential: Credenti
         };
         if keep {
             push(&mut out, pair.raw);
-        } else {
-            changed = true;
         }
     }
-    if !changed {
+    // Compared with the bytes sent, not pair by pair: bytes trimmed around a
+    // pair (`at=tok\x85`, NEL, which Node keeps) must not reach the app.
+    if fields == 1 && headers.get(COOKIE).is_some_and(|sent| sent.as_bytes() == out) {
         return;
     }
     headers.remove(COOKIE);
@@ -141,23 +138,38 @@ fn push(out: &mut Vec<u8>, pair: &[u8]) {
 }
 
 /// True when some app could read a cookie named `wanted` out of this
-/// `;`-pair: any name in it (the pair's own, or one after a space or comma
-/// that `SimpleCookie` or WebOb would split on) that reads as `wanted`.
+/// `;`-pair: the pair's own name, or a name ending just before any later
+/// `=` (spaces before that `=` allowed) that starts after a byte that is
+/// not a letter or digit: `SimpleCookie` ends a pair at a space, WebOb
+/// finds `key = value` anywhere (after a comma, a quote, a `[`), so
+/// `x=1,at =forged` and `x="q"at=forged` carry an `at`. Only suffixes a
+/// few times `wanted`'s length are tried (an escape spells one byte in
+/// three), so the check stays linear in the pair.
 fn could_be_read_as(pair: &[u8], wanted: &str) -> bool {
-    let wanted = loose_name(wanted.as_bytes());
+    let loose_wanted = loose_name(wanted.as_bytes());
     let own = pair.split(|b| *b == b'=').next().unwrap_or(pair);
-    let split_out = pair
-        .split(|b| matches!(b, b' ' | b'\t' | b','))
-        .filter_map(|piece| piece.iter().position(|b| *b == b'=').map(|eq| &piece[..eq]));
-    std::iter::once(own).chain(split_out).any(|name| loose_name(name) == wanted)
+    if loose_name(own) == loose_wanted {
+        return true;
+    }
+    let longest = 3 * wanted.len();
+    pair.iter().enumerate().filter(|(_, b)| **b == b'=').any(|(eq, _)| {
+        let head = &pair[..eq];
+        let head = &head[..head.iter().rposition(|b| !is_space(*b)).map_or(0, |i| i + 1)];
+        (1..=head.len().min(longest)).any(|len| {
+            let start = head.len() - len;
+            (start == 0 || !head[start - 1].is_ascii_alphanumeric()) && loose_name(&head[start..]) == loose_wanted
+        })
+    })
 }
 
-/// A cookie name as the loosest parser reads it: percent-decoded and with
-/// ` ` and `.` as `_` (PHP), anything from `[` on dropped (PHP arrays),
-/// ASCII case ignored (ASP.NET).
-fn loose_name(name: &[u8]) -> Vec<u8> {
+/// A cookie (or query parameter) name as the loosest parser reads it:
+/// percent-decoded and cut at the first NUL (PHP registers the decoded
+/// name as a C string), with ` ` and `.` as `_` (PHP), anything from `[` on
+/// dropped (PHP arrays), ASCII case ignored (ASP.NET).
+pub(crate) fn loose_name(name: &[u8]) -> Vec<u8> {
     let decoded: Vec<u8> = percent_encoding::percent_decode(name).collect();
-    let name = trim(&decoded);
+    let c_string = decoded.split(|b| *b == 0).next().unwrap_or_default();
+    let name = trim(c_string);
     let name = name.split(|b| *b == b'[').next().unwrap_or(name);
     name.iter()
         .map(|b| match b {
@@ -217,6 +229,31 @@ mod tests {
         let got = forwarded(&[b"at=tok; caf\xc3\xa9=1"], Credential::Remove);
         assert_eq!(got, [b"caf\xc3\xa9=1".to_vec()], "non-ASCII bytes are kept as they were");
         assert_eq!(forwarded(&[b"at=tok"], Credential::Remove), Vec::<Vec<u8>>::new());
+    }
+
+    #[test]
+    fn a_name_cut_short_by_an_encoded_nul_is_a_lookalike() {
+        // Found by the cookie fuzz target: PHP decodes `at%00x` to a C
+        // string and registers it as `at`.
+        assert_eq!(forwarded(&[b"at=tok; at%00x=forged"], Credential::KeepVerified), [b"at=tok".to_vec()]);
+        assert_eq!(forwarded(&[b"at%00=forged; x=1"], Credential::Remove), [b"x=1".to_vec()]);
+    }
+
+    #[test]
+    fn the_verified_pair_is_forwarded_without_the_bytes_trimmed_around_it() {
+        // Found by the cookie fuzz target: `at=tok\x85` was left as sent,
+        // so Node's `cookie` (whose trim keeps NEL) read `tok\x85`.
+        assert_eq!(forwarded(&[b"at=tok\x85; x=1"], Credential::KeepVerified), [b"at=tok; x=1".to_vec()]);
+        assert_eq!(forwarded(&[b"\xa0at=tok"], Credential::KeepVerified), [b"at=tok".to_vec()]);
+    }
+
+    #[test]
+    fn a_name_anywhere_before_an_equals_sign_is_found_as_webob_finds_it() {
+        // Found by the cookie fuzz target: WebOb reads `at` from each.
+        assert_eq!(forwarded(&[b"x=1,at\t=forged; y=2"], Credential::Remove), [b"y=2".to_vec()]);
+        assert_eq!(forwarded(&[b"at=tok; x=1 at = forged"], Credential::KeepVerified), [b"at=tok".to_vec()]);
+        assert_eq!(forwarded(&[b"x=\"q\"at=f; y=[at=f; z=1"], Credential::Remove), [b"z=1".to_vec()]);
+        assert_eq!(forwarded(&[b"xat=1; y=a%74=2"], Credential::Remove), [b"xat=1".to_vec()]);
     }
 
     #[test]

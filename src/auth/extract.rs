@@ -22,16 +22,25 @@ pub fn extract<'a>(headers: &'a HeaderMap, cookie: Option<&str>) -> Result<&'a s
 }
 
 /// RFC 6750 §2.3 lets a client send the token as `?access_token=`, and
-/// some app middlewares read it there (passport-http-bearer, for one).
+/// some app middlewares read it there (passport-http-bearer, Doorkeeper).
 /// jwtgate never does, so on a route it authenticates such a parameter
 /// would be a credential the app reads and jwtgate never checked: refused.
+/// Names are read as loosely as the apps read them: pairs split on `&` and
+/// `;` (Rack 2, Python before 3.9.2), `+` as a space, then as cookie names
+/// are (percent-decoded, cut at NUL, `.` and ` ` as `_`, `[..]` dropped,
+/// any ASCII case: see [`super::cookie`]), so `access.token=` (PHP),
+/// `access_token[]=` (Rack) and `a=1;access_token=` are refused too.
 pub fn refuse_query_token(query: Option<&str>) -> Result<(), Rejection> {
     let Some(query) = query else { return Ok(()) };
-    // Only a query that could spell the name is parsed (percent-escapes included).
-    if !query.contains('%') && !query.contains("access_token") {
+    // Only a query that could spell the name is parsed: an escape, or `access` in any case.
+    if !query.contains('%') && !query.as_bytes().windows(6).any(|w| w.eq_ignore_ascii_case(b"access")) {
         return Ok(());
     }
-    match form_urlencoded::parse(query.as_bytes()).any(|(name, _)| name == "access_token") {
+    let spelled = query.split(['&', ';']).any(|pair| {
+        let name = pair.split('=').next().unwrap_or(pair).replace('+', " ");
+        super::cookie::loose_name(name.as_bytes()) == b"access_token"
+    });
+    match spelled {
         true => {
             Err(Rejection::InvalidRequest("access_token in the query is not accepted; send an Authorization header"))
         }
@@ -96,8 +105,17 @@ mod tests {
         for q in ["access_token=x", "a=1&access_token=", "access%5Ftoken=x", "%61ccess_token=x&b=2"] {
             assert!(matches!(refuse_query_token(Some(q)), Err(Rejection::InvalidRequest(_))), "{q}");
         }
-        for q in [None, Some("a=1"), Some("my_access_token=x"), Some("q=%20")] {
+        for q in [None, Some("a=1"), Some("my_access_token=x"), Some("q=%20"), Some("access=1&token=2")] {
             assert_eq!(refuse_query_token(q), Ok(()), "{q:?}");
+        }
+    }
+
+    #[test]
+    fn a_query_token_is_refused_as_loosely_as_apps_read_names() {
+        // Found by the token fuzz target: each of these is `access_token`
+        // to Rack 2 or PHP, and was forwarded.
+        for q in ["a=1;access_token=x", "access_token[]=x", "access.token=x", "access+token=x", "ACCESS_TOKEN=x"] {
+            assert!(matches!(refuse_query_token(Some(q)), Err(Rejection::InvalidRequest(_))), "{q}");
         }
     }
 

@@ -40,7 +40,7 @@ impl ConfigError {
         let field = field.into();
         Self {
             origin: origin.name.to_string(),
-            line_col: origin.text.and_then(|t| locate(t, &field).map(|l| (l, key_column(t, l, &field)))),
+            line_col: origin.text.and_then(|t| locate_nearest(t, &field).map(|l| (l, key_column(t, l, &field)))),
             field,
             message: message.into(),
         }
@@ -133,6 +133,18 @@ fn strip_path(message: &str, field: &str) -> String {
 /// by walking the YAML text: each name is looked for below the previous
 /// match, each `[i]` counts list items. Best effort, for messages only.
 fn locate(text: &str, field: &str) -> Option<usize> {
+    walk(text, field).and_then(|(line, complete)| complete.then_some(line))
+}
+
+/// Like [`locate`], but when a later step is not found (a flow sequence,
+/// JSON) the line of the deepest part that was; `None` only when not even
+/// the first name is found.
+fn locate_nearest(text: &str, field: &str) -> Option<usize> {
+    walk(text, field).map(|(line, _)| line)
+}
+
+/// The 1-based line reached and whether the whole path was found.
+fn walk(text: &str, field: &str) -> Option<(usize, bool)> {
     let lines: Vec<&str> = text.lines().collect();
     let mut from = 0usize;
     let mut min_indent = 0usize;
@@ -143,20 +155,23 @@ fn locate(text: &str, field: &str) -> Option<usize> {
         };
         // `upstream: { url: … }`: a flow mapping keeps its keys on the line
         // of its parent.
-        let on_parent_line = depth > 0 && inline_keys(name).iter().any(|p| lines[from].contains(p.as_str()));
+        let parent = lines.get(from).copied().unwrap_or_default();
+        let on_parent_line = depth > 0 && inline_keys(name).iter().any(|p| parent.contains(p.as_str()));
         if !name.is_empty() && !on_parent_line {
-            let (at, indent) = find_key(&lines, from, min_indent, name)?;
-            from = at;
-            min_indent = indent + 1;
+            match find_key(&lines, from, min_indent, name) {
+                Some((at, indent)) => (from, min_indent) = (at, indent + 1),
+                None if depth == 0 => return None,
+                None => return Some((from + 1, false)),
+            }
         }
         for index in indexes.split('[').filter_map(|s| s.strip_suffix(']')) {
-            let n: usize = index.parse().ok()?;
-            let (at, indent) = find_item(&lines, from + 1, n)?;
-            from = at;
-            min_indent = indent;
+            match index.parse().ok().and_then(|n| find_item(&lines, from + 1, n)) {
+                Some((at, indent)) => (from, min_indent) = (at, indent),
+                None => return Some((from + 1, false)),
+            }
         }
     }
-    Some(from + 1)
+    Some((from + 1, true))
 }
 
 /// 1-based column of `field`'s last key on 1-based `line` (inside a flow
@@ -180,17 +195,19 @@ fn indent_of(line: &str) -> usize {
     line.len() - line.trim_start().len()
 }
 
-/// How `name` appears as a key inside a flow mapping.
-fn inline_keys(name: &str) -> [String; 3] {
-    [format!("{{ {name}:"), format!("{{{name}:"), format!(", {name}:")]
+/// How `name` appears as a key inside a flow mapping, plain or quoted
+/// (JSON is YAML too).
+fn inline_keys(name: &str) -> Vec<String> {
+    let keys = [format!("{name}:"), format!("\"{name}\":"), format!("'{name}':")];
+    ["{ ", "{", ", ", ","].iter().flat_map(|open| keys.iter().map(move |key| format!("{open}{key}"))).collect()
 }
 
 fn find_key(lines: &[&str], from: usize, min_indent: usize, name: &str) -> Option<(usize, usize)> {
-    let key = format!("{name}:");
+    let keys = [format!("{name}:"), format!("\"{name}\":"), format!("'{name}':")];
     let inline = inline_keys(name);
     lines.iter().enumerate().skip(from).find_map(|(i, line)| {
         let body = line.trim_start().trim_start_matches("- ");
-        let hit = body.starts_with(&key) || inline.iter().any(|p| line.contains(p.as_str()));
+        let hit = keys.iter().any(|k| body.starts_with(k.as_str())) || inline.iter().any(|p| line.contains(p.as_str()));
         (hit && indent_of(line) >= min_indent && !line.trim_start().starts_with('#'))
             .then_some((i, indent_of(line) + (line.trim_start().len() - body.len())))
     })
@@ -254,6 +271,20 @@ mod tests {
                 panic!("{err}");
             }
         }
+    }
+
+    #[test]
+    fn json_and_flow_sequences_point_at_the_nearest_line_found() {
+        // Found by the config fuzz target: an error in a config written as
+        // JSON (quoted keys) or with flow sequences had no line at all.
+        let json =
+            "{\"listen\": \"x\",\n \"jwt\": {\"issuers\": [{\"issuer\": \"a\", \"algorithms\": [\"HS257\"]}]}}\n";
+        assert_eq!(locate(json, "listen"), Some(1));
+        assert_eq!(locate(json, "jwt.issuers[0].algorithms[0]"), None, "not found exactly");
+        assert_eq!(locate_nearest(json, "jwt.issuers[0].algorithms[0]"), Some(2), "the line of `issuers`");
+        let flow = "jwt:\n  issuers: [ { issuer: a } ]\n";
+        assert_eq!(locate_nearest(flow, "jwt.issuers[0].issuer"), Some(2));
+        assert_eq!(locate_nearest(flow, "upstream.url"), None, "nothing of it in the text");
     }
 
     #[test]

@@ -2,6 +2,9 @@
 //! (lower-cased host, anchored regex) and matched without allocating.
 
 use http::{HeaderMap, HeaderName, HeaderValue};
+use regex_syntax::hir::{
+    Capture, Class, ClassBytes, ClassBytesRange, ClassUnicode, ClassUnicodeRange, Hir, HirKind, Literal, Repetition,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HostMatch {
@@ -97,13 +100,20 @@ impl PathMatch {
         regex::Regex::new(&pattern).map(|re| PathMatch::Regex(re, format!("glob:{source}"))).map_err(|e| e.to_string())
     }
 
-    /// The same rule, case-insensitive (regexes get `(?i)`; exact and prefix
-    /// patterns are already folded by the config compiler).
+    /// The same rule, ASCII case-insensitive (exact and prefix patterns are
+    /// already folded by the config compiler). Not `(?i)`: that folds
+    /// Unicode too (`ſ` matches `s`, the Kelvin sign `k`), so a public
+    /// `/static/**` rule would cover `/ſtatic/x`, another path to an app
+    /// that folds ASCII case only. Instead each ASCII letter of the pattern
+    /// matches both its cases.
     pub fn case_insensitive(self) -> Result<Self, String> {
         match self {
-            PathMatch::Regex(re, source) => regex::Regex::new(&format!("(?i){}", re.as_str()))
-                .map(|re| PathMatch::Regex(re, source))
-                .map_err(|e| e.to_string()),
+            PathMatch::Regex(re, source) => {
+                let hir = regex_syntax::Parser::new().parse(re.as_str()).map_err(|e| e.to_string())?;
+                regex::Regex::new(&ascii_case_insensitive(hir).to_string())
+                    .map(|re| PathMatch::Regex(re, source))
+                    .map_err(|e| e.to_string())
+            }
             other => Ok(other),
         }
     }
@@ -114,6 +124,61 @@ impl PathMatch {
             PathMatch::Prefix(p) => format!("prefix:{p}"),
             PathMatch::Regex(_, source) => source.clone(),
         }
+    }
+}
+
+/// `hir` with every ASCII letter (in literals and classes) matching both
+/// cases, and nothing else changed.
+fn ascii_case_insensitive(hir: Hir) -> Hir {
+    match hir.into_kind() {
+        HirKind::Literal(Literal(bytes)) => {
+            let mut pieces = Vec::new();
+            let mut run = Vec::new();
+            for b in bytes.iter() {
+                if b.is_ascii_alphabetic() {
+                    pieces.push(Hir::literal(std::mem::take(&mut run)));
+                    let (lower, upper) = (b.to_ascii_lowercase() as char, b.to_ascii_uppercase() as char);
+                    let ranges = [ClassUnicodeRange::new(lower, lower), ClassUnicodeRange::new(upper, upper)];
+                    pieces.push(Hir::class(Class::Unicode(ClassUnicode::new(ranges))));
+                } else {
+                    run.push(*b);
+                }
+            }
+            pieces.push(Hir::literal(run));
+            Hir::concat(pieces)
+        }
+        HirKind::Class(Class::Unicode(class)) => {
+            let other_case = |r: &ClassUnicodeRange| {
+                let shifted = |from: char, to: char, delta: i32| {
+                    let (start, end) = (r.start().max(from), r.end().min(to));
+                    let shift = |c: char| char::from_u32((c as i32 + delta) as u32).unwrap_or(c);
+                    (start <= end).then(|| ClassUnicodeRange::new(shift(start), shift(end)))
+                };
+                [shifted('a', 'z', -32), shifted('A', 'Z', 32)]
+            };
+            let extra: Vec<ClassUnicodeRange> = class.iter().flat_map(other_case).flatten().collect();
+            Hir::class(Class::Unicode(ClassUnicode::new(class.iter().copied().chain(extra))))
+        }
+        HirKind::Class(Class::Bytes(class)) => {
+            let other_case = |r: &ClassBytesRange| {
+                let shifted = |from: u8, to: u8, upper: bool| {
+                    let (start, end) = (r.start().max(from), r.end().min(to));
+                    let shift = |b: u8| if upper { b.to_ascii_uppercase() } else { b.to_ascii_lowercase() };
+                    (start <= end).then(|| ClassBytesRange::new(shift(start), shift(end)))
+                };
+                [shifted(b'a', b'z', true), shifted(b'A', b'Z', false)]
+            };
+            let extra: Vec<ClassBytesRange> = class.iter().flat_map(other_case).flatten().collect();
+            Hir::class(Class::Bytes(ClassBytes::new(class.iter().copied().chain(extra))))
+        }
+        HirKind::Repetition(rep) => {
+            Hir::repetition(Repetition { sub: Box::new(ascii_case_insensitive(*rep.sub)), ..rep })
+        }
+        HirKind::Capture(cap) => Hir::capture(Capture { sub: Box::new(ascii_case_insensitive(*cap.sub)), ..cap }),
+        HirKind::Concat(subs) => Hir::concat(subs.into_iter().map(ascii_case_insensitive).collect()),
+        HirKind::Alternation(subs) => Hir::alternation(subs.into_iter().map(ascii_case_insensitive).collect()),
+        HirKind::Look(look) => Hir::look(look),
+        HirKind::Empty => Hir::empty(),
     }
 }
 
@@ -129,6 +194,25 @@ impl HeaderMatch {
         match &self.value {
             None => headers.contains_key(&self.name),
             Some(v) => headers.get_all(&self.name).iter().any(|h| h == v),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PathMatch;
+
+    #[test]
+    fn case_insensitive_rules_fold_ascii_only() {
+        // Found by the path_routes fuzz target: under `(?i)`, `/ſtatic/x`
+        // and `/docs/K` (Kelvin sign) matched public rules.
+        let glob = PathMatch::glob("/Static/**").unwrap().case_insensitive().unwrap();
+        let regex = PathMatch::regex("/docs/[a-z]+|/Orders/[A-F0-9]+").unwrap().case_insensitive().unwrap();
+        for (rule, path) in [(&glob, "/static/x"), (&glob, "/STATIC"), (&regex, "/DOCS/ab"), (&regex, "/orders/fa")] {
+            assert!(rule.matches(path), "{} should match {path}", rule.label());
+        }
+        for (rule, path) in [(&glob, "/\u{17f}tatic/x"), (&regex, "/docs/\u{212a}"), (&regex, "/docs/\u{17f}")] {
+            assert!(!rule.matches(path), "{} should not match {path}", rule.label());
         }
     }
 }

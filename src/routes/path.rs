@@ -5,8 +5,11 @@
 //!
 //! [`normalize`] refuses a path that could be read two ways (400
 //! `ambiguous_path`): dot segments (`/a/../b`, also `..;x`), encoded dots,
-//! slashes and backslashes (`%2e`, `%2f`, `%5c`), raw backslashes and
-//! `%00`. Repeated slashes (`//internal/x`, `/logout//`) are merged, as
+//! slashes, backslashes and semicolons (`%2e`, `%2f`, `%5c`, `%3b`), raw
+//! backslashes and `%00`. An app that decodes before cutting `;params`
+//! reads `/public/..%3bx/internal` as `/public/../internal`, so an encoded
+//! `;` is as much a separator as an encoded `/` (Spring Security's
+//! `StrictHttpFirewall` refuses it for that reason). Repeated slashes (`//internal/x`, `/logout//`) are merged, as
 //! nginx (`merge_slashes`), Express, Spring and Tomcat read them, both for
 //! the decision and in the path sent upstream, so the app can neither read
 //! a different path nor a protocol-relative URL (`//evil.example/x`);
@@ -34,7 +37,8 @@ pub struct PathPolicy {
 /// Why a path was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PathRefusal {
-    /// Dot segments, encoded separators, backslashes, NUL, bad escapes.
+    /// Dot segments, encoded separators (`/`, `\`, `;`), encoded dots,
+    /// backslashes, NUL, bad escapes.
     Ambiguous,
     /// Repeated slashes under `repeated_slashes: reject`.
     RepeatedSlashes,
@@ -140,7 +144,7 @@ fn for_matching(path: &str, case_sensitive: bool) -> Cow<'_, str> {
 }
 
 /// Decodes `%XX` of unreserved characters; refuses encoded `.`, `/`, `\`,
-/// NUL and malformed escapes. Other escapes are kept as written.
+/// `;`, NUL and malformed escapes. Other escapes are kept as written.
 fn decode_unreserved(raw: &str) -> Option<String> {
     let bytes = raw.as_bytes();
     let mut out = String::with_capacity(raw.len());
@@ -155,7 +159,7 @@ fn decode_unreserved(raw: &str) -> Option<String> {
         let hex = raw.get(i + 1..i + 3)?;
         let byte = u8::from_str_radix(hex, 16).ok()?;
         match byte {
-            b'.' | b'/' | b'\\' | 0 => return None,
+            b'.' | b'/' | b'\\' | b';' | 0 => return None,
             b if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'~' => out.push(b as char),
             _ => {
                 out.push('%');
@@ -204,6 +208,16 @@ mod tests {
             "//a/../b",
             "/a//..//b",
         ] {
+            assert_eq!(normalize(p, MERGE), Err(PathRefusal::Ambiguous), "{p}");
+        }
+    }
+
+    #[test]
+    fn an_encoded_semicolon_is_ambiguous() {
+        // Found by the path_routes fuzz target: an app that decodes before
+        // cutting `;params` reads these as `/internal` (a deny rule) while
+        // jwtgate read `/public/..%3bx/internal` (a public rule).
+        for p in ["/public/..%3Bx/internal", "/internal%3bx", "/logout%3B"] {
             assert_eq!(normalize(p, MERGE), Err(PathRefusal::Ambiguous), "{p}");
         }
     }

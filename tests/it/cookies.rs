@@ -109,10 +109,12 @@ async fn every_other_cookie_an_app_could_read_as_the_credential_is_removed() {
     assert_eq!(get(&gate, "/api/paths", &[cookie.as_bytes()], None).await.status, 200);
     assert_eq!(cookies_seen(&app, "/api/paths"), [format!("theme=dark; access_token={valid}")]);
 
+    // The last three lookalikes (WebOb's findall, PHP's C-string names) were found by fuzzing.
     let lookalikes = format!(
         "a=1; access_token ={valid}; access_token={forged}; ACCESS_TOKEN={forged}; access.token={forged}; \
          access%5Ftoken={forged}; access token={forged}; access_token[]={forged}; b=2 access_token={forged}; \
-         c=3,access_token={forged}; access_tokens=kept"
+         c=3,access_token={forged}; access_tokens=kept; e=1,access_token\t={forged}; f=\"q\"access_token={forged}; \
+         access_token%00x={forged}"
     );
     let second_line = format!("access_token={forged}; d=4");
     let rsp = get(&gate, "/api/lookalikes", &[lookalikes.as_bytes(), second_line.as_bytes()], None).await;
@@ -228,6 +230,11 @@ async fn an_access_token_query_parameter_is_refused_on_authenticated_routes() {
         (format!("/api/q?a=1&access_token={forged}"), Some(valid.as_str())),
         (format!("/api/q?access%5Ftoken={forged}"), Some(valid.as_str())),
         (format!("/logout?access_token={forged}"), Some(valid.as_str())),
+        // Spellings Rack 2 and PHP read as `access_token` (found by fuzzing).
+        (format!("/api/q?a=1;access_token={forged}"), Some(valid.as_str())),
+        (format!("/api/q?access_token[]={forged}"), Some(valid.as_str())),
+        (format!("/api/q?access.token={forged}"), Some(valid.as_str())),
+        (format!("/api/q?Access+Token={forged}"), Some(valid.as_str())),
     ] {
         let rsp = get(&gate, &target, &[], bearer).await;
         assert_refused(&rsp, 400, "invalid_request", Challenge::InvalidRequest);

@@ -1,0 +1,8 @@
+//! `token`: see `tests/fuzz_props/token.rs` for the input format and the
+//! properties (shared with the replay test `tests/fuzz_replay.rs`).
+#![no_main]
+
+#[path = "../../tests/fuzz_props/mod.rs"]
+mod fuzz_props;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| fuzz_props::token::check(data));
