@@ -29,13 +29,24 @@ fn is_space(b: u8) -> bool {
 }
 
 fn trim(bytes: &[u8]) -> &[u8] {
-    let start = bytes.iter().position(|b| !is_space(*b)).unwrap_or(bytes.len());
-    let end = bytes.iter().rposition(|b| !is_space(*b)).map_or(start, |i| i + 1);
+    trim_by(bytes, is_space)
+}
+
+/// SP and HTAB only: what is trimmed off a pair written back to the app,
+/// whose other bytes stay as sent (NEL and NBSP are also the last byte of
+/// UTF-8 letters such as `à`).
+fn trim_blanks(bytes: &[u8]) -> &[u8] {
+    trim_by(bytes, |b| matches!(b, b' ' | b'\t'))
+}
+
+fn trim_by(bytes: &[u8], space: impl Fn(u8) -> bool) -> &[u8] {
+    let start = bytes.iter().position(|b| !space(*b)).unwrap_or(bytes.len());
+    let end = bytes.iter().rposition(|b| !space(*b)).map_or(start, |i| i + 1);
     &bytes[start..end]
 }
 
-/// One `;`-separated pair: the trimmed bytes, its name and value (`None`
-/// without `=`).
+/// One `;`-separated pair: its bytes as sent (less SP/HTAB around them),
+/// its name and value as parsers read them (`None` without `=`).
 struct Pair<'a> {
     raw: &'a [u8],
     name: &'a [u8],
@@ -43,10 +54,10 @@ struct Pair<'a> {
 }
 
 fn pairs(header: &[u8]) -> impl Iterator<Item = Pair<'_>> {
-    header.split(|b| *b == b';').map(trim).filter(|raw| !raw.is_empty()).map(|raw| {
+    header.split(|b| *b == b';').map(trim_blanks).filter(|raw| !raw.is_empty()).map(|raw| {
         match raw.iter().position(|b| *b == b'=') {
             Some(eq) => Pair { raw, name: trim(&raw[..eq]), value: Some(trim(&raw[eq + 1..])) },
-            None => Pair { raw, name: raw, value: None },
+            None => Pair { raw, name: trim(raw), value: None },
         }
     })
 }
@@ -96,6 +107,7 @@ pub fn forward(headers: &mut HeaderMap, name: Option<&str>, credential: Credenti
     if fields == 0 || (fields == 1 && name.is_none()) {
         return;
     }
+    let loose_wanted = name.map(loose);
     let mut out: Vec<u8> = Vec::new();
     let mut kept = false;
     for pair in headers.get_all(COOKIE).iter().flat_map(|h| pairs(h.as_bytes())) {
@@ -110,7 +122,7 @@ pub fn forward(headers: &mut HeaderMap, name: Option<&str>, credential: Credenti
                 }
                 false
             }
-            Some(name) => !could_be_read_as(pair.raw, name),
+            Some(_) => !could_be_read_as(pair.raw, loose_wanted.as_deref().unwrap_or_default()),
         };
         if keep {
             push(&mut out, pair.raw);
@@ -137,46 +149,90 @@ fn push(out: &mut Vec<u8>, pair: &[u8]) {
     out.extend_from_slice(pair);
 }
 
-/// True when some app could read a cookie named `wanted` out of this
-/// `;`-pair: the pair's own name, or a name ending just before any later
-/// `=` (spaces before that `=` allowed) that starts after a byte that is
-/// not a letter or digit: `SimpleCookie` ends a pair at a space, WebOb
-/// finds `key = value` anywhere (after a comma, a quote, a `[`), so
-/// `x=1,at =forged` and `x="q"at=forged` carry an `at`. Only suffixes a
-/// few times `wanted`'s length are tried (an escape spells one byte in
-/// three), so the check stays linear in the pair.
-fn could_be_read_as(pair: &[u8], wanted: &str) -> bool {
-    let loose_wanted = loose_name(wanted.as_bytes());
+/// True when some app could read a cookie named `wanted` (in its
+/// [`loose`] form) out of this `;`-pair: the pair's own name, or a name
+/// ending just before any later `=` (spaces before that `=` allowed) that
+/// starts after a byte that is not a letter or digit: `SimpleCookie` ends
+/// a pair at a space, WebOb finds `key = value` anywhere (after a comma, a
+/// quote, a `[`), so `x=1,at =forged` and `x="q"at=forged` carry an `at`.
+/// Only suffixes a few times `wanted`'s length are tried (an escape spells
+/// one byte in three), and [`reads_as`] stops at the first byte that
+/// differs, so the check stays linear in the pair.
+fn could_be_read_as(pair: &[u8], wanted: &[u8]) -> bool {
     let own = pair.split(|b| *b == b'=').next().unwrap_or(pair);
-    if loose_name(own) == loose_wanted {
+    if reads_as(own, wanted) {
         return true;
     }
-    let longest = 3 * wanted.len();
+    let longest = 3 * wanted.len() + 2;
     pair.iter().enumerate().filter(|(_, b)| **b == b'=').any(|(eq, _)| {
         let head = &pair[..eq];
         let head = &head[..head.iter().rposition(|b| !is_space(*b)).map_or(0, |i| i + 1)];
         (1..=head.len().min(longest)).any(|len| {
             let start = head.len() - len;
-            (start == 0 || !head[start - 1].is_ascii_alphanumeric()) && loose_name(&head[start..]) == loose_wanted
+            (start == 0 || !head[start - 1].is_ascii_alphanumeric()) && reads_as(&head[start..], wanted)
         })
     })
 }
 
-/// A cookie (or query parameter) name as the loosest parser reads it:
-/// percent-decoded and cut at the first NUL (PHP registers the decoded
-/// name as a C string), with ` ` and `.` as `_` (PHP), anything from `[` on
-/// dropped (PHP arrays), ASCII case ignored (ASP.NET).
-pub(crate) fn loose_name(name: &[u8]) -> Vec<u8> {
-    let decoded: Vec<u8> = percent_encoding::percent_decode(name).collect();
-    let c_string = decoded.split(|b| *b == 0).next().unwrap_or_default();
-    let name = trim(c_string);
-    let name = name.split(|b| *b == b'[').next().unwrap_or(name);
-    name.iter()
-        .map(|b| match b {
-            b' ' | b'.' => b'_',
-            other => other.to_ascii_lowercase(),
-        })
-        .collect()
+/// A configured name in the form [`reads_as`] compares with: ASCII
+/// lower case, ` ` and `.` as `_`.
+pub(crate) fn loose(name: &str) -> Vec<u8> {
+    name.bytes().map(fold).collect()
+}
+
+fn fold(b: u8) -> u8 {
+    match b {
+        b' ' | b'.' => b'_',
+        other => other.to_ascii_lowercase(),
+    }
+}
+
+/// True when the loosest parser reads `candidate` (a cookie or query
+/// parameter name as sent) as `wanted` (from [`loose`]): percent-decoded
+/// and cut at the first NUL (PHP registers the decoded name as a C
+/// string), trimmed, with ` ` and `.` as `_` (PHP), ASCII case ignored
+/// (ASP.NET); a `[` either starts an array index (`at[x]`, read as `at`)
+/// or, with no `]` after it, is one more `_` (PHP reads `access[token` as
+/// `access_token`). Allocates nothing.
+pub(crate) fn reads_as(candidate: &[u8], wanted: &[u8]) -> bool {
+    let bracketed = candidate.contains(&b'[') || candidate.contains(&b'%');
+    reads_as_with(candidate, wanted, Bracket::Index)
+        || (bracketed && reads_as_with(candidate, wanted, Bracket::Underscore))
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Bracket {
+    /// `at[x]`: the name ends at `[`.
+    Index,
+    /// `access[token`: `[` reads as `_`.
+    Underscore,
+}
+
+fn reads_as_with(candidate: &[u8], wanted: &[u8], bracket: Bracket) -> bool {
+    let mut bytes = percent_encoding::percent_decode(candidate).take_while(|b| *b != 0).skip_while(|b| is_space(*b));
+    let mut want = wanted.iter();
+    while let Some(b) = bytes.next() {
+        if b == b'[' && bracket == Bracket::Index {
+            return want.next().is_none();
+        }
+        let folded = if b == b'[' { b'_' } else { fold(b) };
+        match want.next() {
+            Some(&w) if w == folded => {}
+            Some(_) => return false,
+            // Past the name: only trailing spaces, then an index, may follow.
+            None => {
+                for rest in std::iter::once(b).chain(bytes) {
+                    match rest {
+                        b'[' if bracket == Bracket::Index => return true,
+                        s if is_space(s) => {}
+                        _ => return false,
+                    }
+                }
+                return true;
+            }
+        }
+    }
+    want.next().is_none()
 }
 
 #[cfg(test)]
@@ -254,6 +310,38 @@ mod tests {
         assert_eq!(forwarded(&[b"at=tok; x=1 at = forged"], Credential::KeepVerified), [b"at=tok".to_vec()]);
         assert_eq!(forwarded(&[b"x=\"q\"at=f; y=[at=f; z=1"], Credential::Remove), [b"z=1".to_vec()]);
         assert_eq!(forwarded(&[b"xat=1; y=a%74=2"], Credential::Remove), [b"xat=1".to_vec()]);
+    }
+
+    #[test]
+    fn names_read_as_the_loosest_parser_reads_them() {
+        let at = loose("access_token");
+        for yes in [
+            "access_token",
+            " ACCESS_TOKEN ",
+            "access.token",
+            "access token",
+            "access%5Ftoken",
+            "access_token[x]",
+            "access_token [0]",
+            "access[token",
+            "access%5btoken",
+            "access_token%00x",
+            "%20access_token",
+        ] {
+            assert!(reads_as(yes.as_bytes(), &at), "{yes}");
+        }
+        for no in ["access_tokens", "xaccess_token", "access_toke", "access_token x", "access[token]", "a"] {
+            assert!(!reads_as(no.as_bytes(), &at), "{no}");
+        }
+    }
+
+    #[test]
+    fn utf8_bytes_at_a_pair_edge_are_written_back_as_sent() {
+        // `à` is C3 A0 and `х` D1 85: their last bytes are NBSP and NEL in Latin-1.
+        let cookies: [&[u8]; 2] = ["lang=à".as_bytes(), "name=х".as_bytes()];
+        assert_eq!(forwarded(&cookies, Credential::Untouched), ["lang=à; name=х".as_bytes().to_vec()]);
+        let with_token: [&[u8]; 2] = ["at=tok; lang=à".as_bytes(), "at=x".as_bytes()];
+        assert_eq!(forwarded(&with_token, Credential::KeepVerified), ["at=tok; lang=à".as_bytes().to_vec()]);
     }
 
     #[test]

@@ -38,7 +38,7 @@ pub fn refuse_query_token(query: Option<&str>) -> Result<(), Rejection> {
     }
     let spelled = query.split(['&', ';']).any(|pair| {
         let name = pair.split('=').next().unwrap_or(pair).replace('+', " ");
-        super::cookie::loose_name(name.as_bytes()) == b"access_token"
+        super::cookie::reads_as(name.as_bytes(), b"access_token")
     });
     match spelled {
         true => {

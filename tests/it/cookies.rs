@@ -245,3 +245,19 @@ async fn an_access_token_query_parameter_is_refused_on_authenticated_routes() {
     assert_eq!(get(&gate, &public, &[], None).await.status, 200, "control: auth: none routes are the app's business");
     assert_eq!(app.total(), 2);
 }
+
+/// Found in review: PHP reads an unmatched `[` as `_`, WebOb finds
+/// `name=` after any delimiter inside a pair, and bytes of UTF-8 letters
+/// at a pair's edge (`à` ends in 0xA0) must be written back as sent.
+#[tokio::test]
+async fn review_findings_php_bracket_webob_delimiters_and_utf8_edges() {
+    let (app, gate) = fixture().await;
+    let valid = token::mint();
+    let forged = forged();
+    let cookie = format!(
+        "access[token={forged}; lang=à; access_token={valid}; x=[access_token={forged}; y=a\"access_token={forged}; z=name=х"
+    );
+    let rsp = get(&gate, "/api/review", &[cookie.as_bytes()], None).await;
+    assert_eq!(rsp.status, 200, "{}", rsp.text());
+    assert_eq!(cookies_seen(&app, "/api/review"), [format!("lang=à; access_token={valid}; z=name=х")]);
+}
