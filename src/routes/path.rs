@@ -9,12 +9,13 @@
 //! backslashes and `%00`. An app that decodes before cutting `;params`
 //! reads `/public/..%3bx/internal` as `/public/../internal`, so an encoded
 //! `;` is as much a separator as an encoded `/` (Spring Security's
-//! `StrictHttpFirewall` refuses it for that reason). Repeated slashes (`//internal/x`, `/logout//`) are merged, as
-//! nginx (`merge_slashes`), Express, Spring and Tomcat read them, both for
-//! the decision and in the path sent upstream, so the app can neither read
-//! a different path nor a protocol-relative URL (`//evil.example/x`);
-//! `repeated_slashes: reject` answers 400 instead. Escapes of unreserved
-//! characters are decoded for matching only (`/%61pi` matches `/api`).
+//! `StrictHttpFirewall` refuses it for that reason). Repeated slashes
+//! (`//internal/x`, `/logout//`) are merged, as nginx (`merge_slashes`),
+//! Express, Spring and Tomcat read them, both for the decision and in the
+//! path sent upstream, so the app can neither read a different path nor a
+//! protocol-relative URL (`//evil.example/x`); `repeated_slashes: reject`
+//! answers 400 instead. Other escapes are decoded for matching only
+//! (`/%61pi` matches `/api`; see [`decode_escapes`]).
 //!
 //! Rules are then matched the way common upstreams route: `;params`
 //! dropped from segments (Tomcat/Spring ignore them; the empty segment one
@@ -111,7 +112,7 @@ fn matchable_path(raw: &str) -> Option<Cow<'_, str>> {
     if bytes.contains(&b'\\') {
         return None;
     }
-    let path = if bytes.contains(&b'%') { Cow::Owned(decode_unreserved(raw)?) } else { Cow::Borrowed(raw) };
+    let path = if bytes.contains(&b'%') { Cow::Owned(decode_escapes(raw)?) } else { Cow::Borrowed(raw) };
     let dot_segment = path.split('/').any(|seg| {
         let seg = seg.split(';').next().unwrap_or(seg);
         seg == "." || seg == ".."
@@ -143,41 +144,46 @@ fn for_matching(path: &str, case_sensitive: bool) -> Cow<'_, str> {
     out
 }
 
-/// Decodes `%XX` of unreserved characters; refuses encoded `.`, `/`, `\`,
-/// `;`, NUL and malformed escapes. Other escapes are kept as written.
-fn decode_unreserved(raw: &str) -> Option<String> {
+/// Decodes `%XX` escapes for matching, as Go, Spring, ASP.NET, Django
+/// and nginx decode before they route (`/v1/items%3Apurge` is
+/// `/v1/items:purge`). Refuses encoded `.`, `/`, `\`, `;`, NUL and escapes
+/// that are not `%` and two hex digits. Keeps `%25`, `%3F` and `%23` as
+/// written (decoded, they would read as an escape, a query or a fragment),
+/// and every escape of a non-ASCII byte when the decoded path would not be
+/// UTF-8 (`/caf%E9`: a Latin-1 spelling no rule can be written in).
+fn decode_escapes(raw: &str) -> Option<String> {
+    match decode(raw, true)? {
+        Ok(decoded) => Some(decoded),
+        Err(_) => decode(raw, false)?.ok(),
+    }
+}
+
+/// One decoding pass; `non_ascii`: decode escapes of bytes >= 0x80 too.
+fn decode(raw: &str, non_ascii: bool) -> Option<Result<String, std::string::FromUtf8Error>> {
     let bytes = raw.as_bytes();
-    let mut out = String::with_capacity(raw.len());
+    let mut out = Vec::with_capacity(raw.len());
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] != b'%' {
-            let ch_len = utf8_len(bytes[i]);
-            out.push_str(raw.get(i..i + ch_len)?);
-            i += ch_len;
+            out.push(bytes[i]);
+            i += 1;
             continue;
         }
-        let hex = raw.get(i + 1..i + 3)?;
-        let byte = u8::from_str_radix(hex, 16).ok()?;
+        let (hi, lo) = (*bytes.get(i + 1)?, *bytes.get(i + 2)?);
+        let byte = (hex_value(hi)? << 4) | hex_value(lo)?;
         match byte {
             b'.' | b'/' | b'\\' | b';' | 0 => return None,
-            b if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'~' => out.push(b as char),
-            _ => {
-                out.push('%');
-                out.push_str(hex);
-            }
+            b'%' | b'?' | b'#' => out.extend_from_slice(&bytes[i..i + 3]),
+            b if b >= 0x80 && !non_ascii => out.extend_from_slice(&bytes[i..i + 3]),
+            b => out.push(b),
         }
         i += 3;
     }
-    Some(out)
+    Some(String::from_utf8(out))
 }
 
-fn utf8_len(first: u8) -> usize {
-    match first {
-        0..=0x7f => 1,
-        0xc0..=0xdf => 2,
-        0xe0..=0xef => 3,
-        _ => 4,
-    }
+fn hex_value(digit: u8) -> Option<u8> {
+    char::from(digit).to_digit(16).map(|d| d as u8)
 }
 
 #[cfg(test)]
@@ -260,11 +266,16 @@ mod tests {
     }
 
     #[test]
-    fn ordinary_paths_pass_borrowed_and_unreserved_escapes_decode() {
+    fn ordinary_paths_pass_borrowed_and_escapes_decode() {
         let plain = normalize("/api/x", MERGE).unwrap();
         assert!(matches!(plain.decide, Cow::Borrowed("/api/x")));
         assert_eq!(plain.rewritten, None);
-        assert_eq!(decided("/%61pi/a%20b").as_deref(), Some("/api/a%20b"));
+        assert_eq!(decided("/%61pi/a%20b").as_deref(), Some("/api/a b"));
+        assert_eq!(decided("/v1/items%3Apurge").as_deref(), Some("/v1/items:purge"));
+        assert_eq!(decided("/caf%C3%A9").as_deref(), Some("/café"));
+        assert_eq!(decided("/caf%E9").as_deref(), Some("/caf%e9"), "not UTF-8: kept encoded (and case-folded)");
+        assert_eq!(decided("/a%25b%3Fc%23d").as_deref(), Some("/a%25b%3fc%23d"), "%, ? and # stay escaped");
+        assert_eq!(normalize("/a%+5", MERGE), Err(PathRefusal::Ambiguous), "two hex digits or nothing");
         assert_eq!(decided("/a..b/.c").as_deref(), Some("/a..b/.c"));
     }
 
