@@ -86,3 +86,26 @@ async fn exact_path_rule_does_not_cover_subpaths() {
     assert_refused(&rsp, 401, "missing_token", Challenge::Bare);
     assert_eq!(app.seen("/healthz/deep"), 0);
 }
+
+/// Go, Spring, ASP.NET, Django and nginx decode escapes before routing, so
+/// a rule covers every escaped spelling of its characters.
+#[tokio::test]
+async fn escaped_spellings_of_a_rule_path_are_matched_by_the_rule() {
+    let routes = "
+  - match: { path_prefix: \"/v1/items:purge\" }
+    auth: deny
+  - match: { path_prefix: \"/café\" }
+    auth: deny
+  - match: { path_prefix: / }
+    auth: none
+";
+    let app = Upstream::spawn().await;
+    let gate = Gate::spawn(&Cfg::new(&app).routes(routes)).await;
+    for target in ["/v1/items:purge", "/v1/items%3Apurge", "/v1/items%3apurge/x", "/caf%C3%A9", "/CAF%C3%A9/menu"] {
+        assert_refused(&gate.raw(&raw_get(target, None)).await, 403, "forbidden", Challenge::Absent);
+    }
+    assert_refused(&gate.raw(&raw_get("/v1/items%+3A", None)).await, 400, "ambiguous_path", Challenge::Absent);
+    assert_eq!(gate.raw(&raw_get("/v1/items%3Aread", None)).await.status, 200, "control");
+    let seen: Vec<String> = app.requests().into_iter().map(|s| s.target).collect();
+    assert_eq!(seen, ["/v1/items%3Aread"], "only the control reached the app, its bytes as sent");
+}
