@@ -18,11 +18,10 @@
 
 pub mod admin;
 pub mod auth;
+pub mod cli;
 pub mod config;
-pub mod demo;
 pub mod error;
-pub mod inject;
-pub mod inspect;
+pub mod k8s;
 pub mod metrics;
 pub mod proxy;
 pub mod revocation;
@@ -31,4 +30,3 @@ pub mod runtime;
 pub mod server;
 pub mod tls;
 pub mod trust;
-pub mod webhook;

@@ -4,7 +4,7 @@
 //! e.g. `# jwtgate inject --all`. Goldens run through the library and the
 //! real binary (stdin and `-f`); refusals are asserted on their messages.
 
-use jwtgate::inject::{self, InjectError, Options, Problem};
+use jwtgate::k8s::inject::{self, InjectError, Options, Problem};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
-use jwtgate::inject::{self, Options};
+use jwtgate::k8s::inject::{self, Options};
 use rustls::pki_types::{pem::PemObject, CertificateDer, ServerName};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};

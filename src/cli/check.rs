@@ -1,10 +1,6 @@
 //! `jwtgate check` and `jwtgate explain`: what a config does, told in
 //! plain text before it is deployed. Secrets and credentials never appear.
 
-mod explain;
-
-pub use explain::{explain, Request};
-
 use crate::runtime::{Runtime, StoreSettings};
 use std::fmt::Write;
 use std::path::Path;

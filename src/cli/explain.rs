@@ -1,7 +1,7 @@
 //! `jwtgate explain`: one request walked through the phases of
 //! `proxy::Gate`, printing each decision. The token itself is never printed.
 
-use super::describe_store;
+use super::check::describe_store;
 use crate::proxy::Special;
 use crate::runtime::Runtime;
 use std::fmt::Write;

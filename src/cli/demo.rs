@@ -15,7 +15,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use tokio::net::TcpListener;
 
-pub const DEMO_YAML: &str = include_str!("../config/demo.yaml");
+pub const DEMO_YAML: &str = include_str!("../../config/demo.yaml");
 pub const DEMO_ISSUER: &str = "jwtgate-demo";
 pub const DEMO_AUDIENCE: &str = "demo-api";
 

@@ -21,7 +21,7 @@
 //! when they change (cert-manager renews the mounted Secret in place); a
 //! bad pair is logged and the previous one kept.
 
-use crate::inject::{self, InjectError, Options};
+use super::inject::{self, InjectError, Options};
 use arc_swap::ArcSwap;
 use base64::Engine;
 use bytes::Bytes;

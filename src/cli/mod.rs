@@ -1,0 +1,292 @@
+//! The `jwtgate` subcommands, one module each where they are more than a
+//! call: `run` (the proxy), `check` and `explain` (what a config does),
+//! `demo`, `revoke` (an admin API client), `upstream`, `inject` and
+//! `webhook` (Kubernetes, in [`crate::k8s`]). `main.rs` only parses.
+
+pub mod check;
+pub mod demo;
+pub mod explain;
+pub mod revoke;
+
+use crate::{config, server};
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(name = "jwtgate", version, about = "JWT-verifying, revocation-enforcing reverse proxy sidecar")]
+pub struct Cli {
+    /// Log filter (tracing EnvFilter syntax); RUST_LOG overrides it.
+    #[arg(long, global = true, default_value = "info")]
+    pub log: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the proxy with a config file.
+    Run {
+        #[arg(short, long)]
+        config: PathBuf,
+        /// Listen address, instead of the file's `listen` (kept on reload).
+        #[arg(long)]
+        listen: Option<String>,
+        /// Default upstream URL, instead of the file's `upstream.url` (kept on
+        /// reload); the sidecar injector sets it per workload.
+        #[arg(long)]
+        upstream: Option<String>,
+    },
+    /// Validate a config file and print a summary; non-zero exit on error.
+    Check {
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+    /// Show how a config treats one request: the matching rule and each
+    /// decision step (auth, token, requirements, revocation, headers).
+    Explain {
+        #[arg(short, long)]
+        config: PathBuf,
+        /// HTTP method, e.g. GET.
+        method: String,
+        /// URL or path, e.g. http://api.example.com/orders/1 or /orders/1.
+        url: String,
+        /// A token to evaluate (or set JWTGATE_EXPLAIN_TOKEN).
+        #[arg(long, env = "JWTGATE_EXPLAIN_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// A request header, `Name: value`, for rules that match headers;
+        /// repeat for more. An `Authorization: Bearer` header is the token
+        /// when --token is not given.
+        #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
+        headers: Vec<String>,
+    },
+    /// Run on the embedded demo config: memory store, built-in upstream,
+    /// fresh HS256 secret; prints a token and curl lines to try.
+    Demo {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+    },
+    /// Revoke a token, a jti, a subject or a session through a running
+    /// jwtgate's admin API.
+    Revoke(revoke::RevokeArgs),
+    /// Serve the tiny built-in upstream (for demos and benchmarks).
+    Upstream {
+        #[arg(long, default_value = "127.0.0.1:3000")]
+        listen: SocketAddr,
+    },
+    /// Add the jwtgate sidecar to the opted-in workloads of Kubernetes YAML
+    /// (jwtgate.io/inject: "true"); writes every document to stdout.
+    Inject {
+        /// YAML file, or - for stdin.
+        #[arg(short = 'f', long = "filename", default_value = "-")]
+        file: PathBuf,
+        /// Inject every workload that does not opt out.
+        #[arg(long)]
+        all: bool,
+        /// Point Services that select injected pods at the sidecar.
+        #[arg(long)]
+        services: bool,
+        #[command(flatten)]
+        sidecar: SidecarArgs,
+    },
+    /// Serve the mutating admission webhook (HTTPS, POST /mutate).
+    Webhook {
+        #[arg(long, default_value = "0.0.0.0:8443")]
+        listen: SocketAddr,
+        #[arg(long)]
+        tls_cert: PathBuf,
+        #[arg(long)]
+        tls_key: PathBuf,
+        #[command(flatten)]
+        sidecar: SidecarArgs,
+    },
+}
+
+/// What the injected sidecar uses (defaults: docs/sidecar-contract.md).
+#[derive(clap::Args)]
+pub struct SidecarArgs {
+    #[arg(long, default_value = crate::k8s::inject::DEFAULT_IMAGE)]
+    image: String,
+    /// ConfigMap with jwtgate.yaml.
+    #[arg(long, default_value = "jwtgate-config")]
+    config_map: String,
+    /// Secret with jwt-secret and admin-token.
+    #[arg(long, default_value = "jwtgate-secrets")]
+    secret: String,
+}
+
+impl SidecarArgs {
+    fn options(self, all: bool, services: bool) -> crate::k8s::inject::Options {
+        crate::k8s::inject::Options {
+            all,
+            services,
+            image: self.image,
+            config_map: self.config_map,
+            secret: self.secret,
+        }
+    }
+}
+
+/// The whole program after argument parsing: logging, then the command.
+pub fn main(cli: Cli) -> ExitCode {
+    // rustls (rediss:// to Redis) uses ring; installed once, before any TLS.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&cli.log))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
+    if let Command::Check { config } = &cli.command {
+        return check(config);
+    }
+    if let Command::Inject { file, all, services, sidecar } = cli.command {
+        return inject(&file, sidecar.options(all, services));
+    }
+    // Tokio's default: one worker per CPU this process may use. A
+    // current-thread runtime on one pinned CPU was measured (bench/run.sh,
+    // alternating A/B) and was not faster, so it is not special-cased.
+    let built = tokio::runtime::Builder::new_multi_thread().enable_all().build();
+    let runtime = match built {
+        Ok(rt) => rt,
+        Err(e) => return fail(format!("cannot start the async runtime: {e}")),
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => fail(msg),
+    }
+}
+
+pub fn fail(msg: String) -> ExitCode {
+    eprintln!("jwtgate: {msg}");
+    ExitCode::FAILURE
+}
+
+pub fn check(path: &std::path::Path) -> ExitCode {
+    match config::load_file(path) {
+        Ok(rt) => {
+            print!("{}", check::summary(path, &rt));
+            let problems = check::problems(&rt);
+            for problem in &problems {
+                eprintln!("jwtgate: {}: {problem}", path.display());
+            }
+            if problems.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(err) => fail(err.to_string()),
+    }
+}
+
+pub fn inject(file: &std::path::Path, options: crate::k8s::inject::Options) -> ExitCode {
+    let input = if file == std::path::Path::new("-") {
+        std::io::read_to_string(std::io::stdin())
+    } else {
+        std::fs::read_to_string(file)
+    };
+    let input = match input {
+        Ok(text) => text,
+        Err(e) => return fail(format!("cannot read {}: {e}", file.display())),
+    };
+    match crate::k8s::inject::inject(&input, &options) {
+        Ok(out) => {
+            print!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e.to_string()),
+    }
+}
+
+pub async fn run(command: Command) -> Result<(), String> {
+    match command {
+        Command::Run { config, listen, upstream } => {
+            let overrides = config::Overrides { listen, upstream };
+            let loaded = server::Watched::before_load(&config).await;
+            let runtime = config::load_file_with(&config, &overrides).map_err(|e| e.to_string())?;
+            let loaded = loaded.add_tls(runtime.tls.as_ref());
+            let admin = runtime.admin.clone();
+            // The recorder first: the subscriber sets gauges as soon as it starts.
+            let metrics = admin.as_ref().map(|_| crate::metrics::install()).transpose()?;
+            // SIGHUP handled from here on (its default action would end us).
+            let hangup = server::hangup_signal();
+            // Keys first: "listening" means ready to verify.
+            server::start_jwks(&runtime).await;
+            let listener = server::bind(runtime.listen, runtime.tls.is_some())
+                .await
+                .map_err(|e| format!("cannot listen on {}: {e}", runtime.listen))?;
+            let gate = server::build_gate(runtime)?;
+            if let Some(settings) = admin {
+                start_admin(&settings, gate.clone(), metrics).await?;
+            }
+            tokio::spawn(server::reload_loop(gate.clone(), config, overrides, hangup, loaded));
+            server::serve(listener, gate, server::shutdown_signal()).await;
+            Ok(())
+        }
+        Command::Revoke(args) => revoke::run(args).await,
+        Command::Demo { listen } => run_demo(listen).await,
+        Command::Upstream { listen } => {
+            let listener =
+                tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+            let local = listener.local_addr().map_err(|e| e.to_string())?;
+            println!("jwtgate upstream listening on http://{local}");
+            tokio::select! { () = demo::serve_upstream(listener) => {}, () = server::shutdown_signal() => {} }
+            Ok(())
+        }
+        Command::Check { .. } | Command::Inject { .. } => Ok(()),
+        Command::Webhook { listen, tls_cert, tls_key, sidecar } => {
+            let settings =
+                crate::k8s::webhook::Settings { listen, tls_cert, tls_key, options: sidecar.options(false, false) };
+            crate::k8s::webhook::run(settings, server::shutdown_signal()).await.map_err(|e| e.to_string())
+        }
+        Command::Explain { config, method, url, token, headers } => {
+            let runtime = config::load_file(&config).map_err(|e| e.to_string())?;
+            server::start_jwks(&runtime).await;
+            let request = explain::Request { method: &method, url: &url, token: token.as_deref(), headers: &headers };
+            print!("{}", explain::explain(&runtime, &request).await);
+            Ok(())
+        }
+    }
+}
+
+/// Binds the admin listener (announced on stdout like the public one) and
+/// serves it in the background; `metrics` renders `/metrics`.
+async fn start_admin(
+    settings: &crate::runtime::AdminSettings,
+    gate: Arc<crate::proxy::Gate>,
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+) -> Result<(), String> {
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {} (admin): {e}", settings.listen))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    println!("jwtgate admin listening on http://{local}");
+    let admin = Arc::new(crate::admin::Admin::new(gate, &settings.token, metrics));
+    tokio::spawn(crate::admin::serve(listener, admin));
+    Ok(())
+}
+
+async fn run_demo(listen: SocketAddr) -> Result<(), String> {
+    let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
+    let upstream_addr = upstream.local_addr().map_err(|e| e.to_string())?;
+    tokio::spawn(demo::serve_upstream(upstream));
+    let secret = demo::random_hex(32).into_bytes();
+    let file = demo::demo_config(listen, upstream_addr, &secret).map_err(|e| e.to_string())?;
+    let origin = config::load::Origin {
+        name: "config/demo.yaml (embedded)",
+        dir: std::path::Path::new("."),
+        text: Some(demo::DEMO_YAML),
+    };
+    let runtime = config::compile(file, &origin).map_err(|e| e.to_string())?;
+    let listener = server::bind(runtime.listen, runtime.tls.is_some()).await.map_err(|e| {
+        format!("cannot listen on {listen}: {e} (pick another address with `jwtgate demo --listen 127.0.0.1:18080`)")
+    })?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let token = demo::mint_demo_token(&secret, 3600).map_err(|e| format!("cannot mint the demo token: {e}"))?;
+    println!("{}", demo::instructions(local, &token));
+    let gate = server::build_gate(runtime)?;
+    server::serve(listener, gate, server::shutdown_signal()).await;
+    Ok(())
+}
