@@ -40,7 +40,10 @@ impl ConfigError {
         let field = field.into();
         Self {
             origin: origin.name.to_string(),
-            line_col: origin.text.and_then(|t| locate_nearest(t, &field).map(|l| (l, key_column(t, l, &field)))),
+            line_col: origin.text.and_then(|t| {
+                let found = locate_nearest(t, &field).map(|l| (l, key_column(t, l, &field)));
+                found.or_else(|| super::position::of(t, &field))
+            }),
             field,
             message: message.into(),
         }

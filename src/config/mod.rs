@@ -4,6 +4,7 @@
 
 mod duration;
 pub mod load;
+mod position;
 mod route_spec;
 pub mod secret;
 

@@ -201,3 +201,11 @@ fn strictness(auth: AuthMode) -> u8 {
         AuthMode::Deny => 3,
     }
 }
+
+/// The rule jwtgate picks for a plain path (positive controls).
+pub fn jwtgate_pick(method: &Method, path: &str) -> AuthMode {
+    let headers = http::HeaderMap::new();
+    let rt = &RUNTIMES[0];
+    let decide = normalize_path(path, PathPolicy::default()).expect("a plain path").decide;
+    rt.routes.pick(&RequestHead { method, host: None, path: &decide, headers: &headers }).auth
+}

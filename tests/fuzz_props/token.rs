@@ -160,3 +160,8 @@ fn hmac<D: Digest + sha2::digest::core_api::BlockSizeUser>(message: &[u8]) -> Ve
     let inner = D::new().chain_update(pad(0x36)).chain_update(message).finalize();
     D::new().chain_update(pad(0x5c)).chain_update(inner).finalize().to_vec()
 }
+
+/// Whether the fuzz verifier accepts `raw` at [`NOW`] (positive controls).
+pub fn verifies(raw: &str) -> bool {
+    VERIFIER.verify(raw, NOW).is_ok()
+}
