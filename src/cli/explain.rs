@@ -1,28 +1,75 @@
-//! `jwtgate explain`: one request walked through the phases of
-//! `proxy::Gate`, printing each decision. The token itself is never printed.
+//! `jwtgate explain`: a dry run of the proxy's phases (`proxy::admit`,
+//! `pick`, `authenticate`, `require`, `act::plan`, `prepare`) on a
+//! synthetic request, printing each decision. Everything runs as the
+//! proxy runs it, revocation look-up included, but the side effects (a
+//! logout writes nothing: the plan is printed) and the upstream call. The
+//! token itself is never printed.
 
 use super::check::describe_store;
-use crate::proxy::Special;
+use crate::error::ProxyError;
+use crate::proxy::act::{plan, Effect};
+use crate::proxy::authenticate::{authenticate, Caller};
+use crate::proxy::pick::{pick, Action, Picked};
+use crate::proxy::{admit::admit, prepare::prepare, require, Live};
+use crate::revocation::{MemoryStore, RedisStore, RevocationStore, Revocations};
 use crate::runtime::Runtime;
+use http::request::Parts;
 use std::fmt::Write;
+use std::sync::Arc;
 
-/// `jwtgate explain`: how this config would treat one request, step by
-/// step, including a revocation look-up against the configured store.
-/// The token itself is never printed.
 /// The request to explain, as given on the command line.
 pub struct Request<'a> {
     pub method: &'a str,
     pub url: &'a str,
+    /// The bearer token (sent as `Authorization: Bearer`, replacing one in
+    /// `headers`).
     pub token: Option<&'a str>,
     /// `Name: value` lines.
     pub headers: &'a [String],
 }
 
-pub async fn explain(rt: &Runtime, request: &Request<'_>) -> String {
+/// How `rt` treats `request`, step by step, ending in a `=> verdict` line:
+/// `<status> <code>: <message>` for a refusal (the proxy's own status and
+/// code), `200 ...` for an answer jwtgate gives itself, `forwarded to ...`.
+pub async fn explain(rt: Runtime, request: &Request<'_>) -> String {
     let mut out = String::new();
-    let verdict = explain_steps(rt, request, &mut out).await;
+    let verdict = match synthetic(request) {
+        Ok(mut head) => {
+            let live = Live::new(rt);
+            steps(&live, &mut head, &mut out).await.unwrap_or_else(|err| refusal(&err))
+        }
+        Err(why) => why,
+    };
     let _ = writeln!(out, "=> {verdict}");
     out
+}
+
+fn refusal(err: &ProxyError) -> String {
+    let (code, message) = err.code_and_message();
+    format!("{} {code}: {message}", err.status().as_u16())
+}
+
+/// The request as a client would send it: the URL's host as Host, the
+/// `-H` headers, `--token` as the Authorization header.
+fn synthetic(request: &Request<'_>) -> Result<Parts, String> {
+    let method = request.method;
+    let method = http::Method::from_bytes(method.to_ascii_uppercase().as_bytes())
+        .map_err(|_| format!("`{method}` is not an HTTP method"))?;
+    let url = request.url;
+    let uri: http::Uri = url.parse().map_err(|_| format!("`{url}` is not a URL or path"))?;
+    let mut headers = parse_headers(request.headers)?;
+    if let (Some(host), false) = (uri.authority(), headers.contains_key(http::header::HOST)) {
+        let host = http::HeaderValue::from_str(host.as_str()).map_err(|_| format!("`{url}` has no usable host"))?;
+        headers.insert(http::header::HOST, host);
+    }
+    if let Some(token) = request.token {
+        let value = http::HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|_| "the --token value is not a header value (not shown)".to_string())?;
+        headers.insert(http::header::AUTHORIZATION, value);
+    }
+    let (mut head, ()) = http::Request::new(()).into_parts();
+    (head.method, head.uri, head.headers) = (method, uri, headers);
+    Ok(head)
 }
 
 /// `Name: value` lines as a header map; the first line that is not one is
@@ -42,143 +89,99 @@ fn parse_headers(lines: &[String]) -> Result<http::HeaderMap, String> {
     Ok(headers)
 }
 
-async fn explain_steps(rt: &Runtime, request: &Request<'_>, out: &mut String) -> String {
-    use crate::config::AuthMode;
-    use crate::routes::{normalize_path, PathRefusal, RequestHead};
-    let (method, url) = (request.method, request.url);
-    let Ok(method) = http::Method::from_bytes(method.to_ascii_uppercase().as_bytes()) else {
-        return format!("`{method}` is not an HTTP method");
-    };
-    let Ok(uri) = url.parse::<http::Uri>() else { return format!("`{url}` is not a URL or path") };
-    let headers = match parse_headers(request.headers) {
-        Ok(headers) => headers,
-        Err(why) => return why,
-    };
-    // The token as the gate would take it: --token (or its env var), else
-    // the request's Authorization header (or cookie), refused as the gate
-    // refuses it (two headers, a non-Bearer scheme...).
-    let from_headers = match (request.token, crate::auth::extract(&headers, rt.cookie.as_deref())) {
-        (Some(_), _) | (None, Err(crate::error::Rejection::NoToken)) => None,
-        (None, Ok(raw)) => Some(raw.to_owned()),
-        (None, Err(rejection)) => {
-            let (code, message) = rejection.code_and_message();
-            return format!("{} {code}: {message}", crate::error::ProxyError::from(rejection).status().as_u16());
+/// The phases, as `proxy::Gate::phases` runs them.
+async fn steps(live: &Live, head: &mut Parts, out: &mut String) -> Result<String, ProxyError> {
+    let rt = &live.rt;
+    let host = head.headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("-");
+    let _ = writeln!(out, "request    {} {} (host {host})", head.method, head.uri.path());
+    let (picked, rewritten) = {
+        let admitted = admit(rt, head)?;
+        if let Some(forwarded) = &admitted.path.rewritten {
+            let _ = writeln!(out, "path       decided and forwarded as {forwarded} (repeated slashes merged)");
         }
+        (pick(rt, &live.own_paths, head, &admitted)?, admitted.path.rewritten)
     };
-    let token = request.token.or(from_headers.as_deref());
-    let host = uri.host();
-    let _ = writeln!(out, "request    {method} {} (host {})", uri.path(), host.unwrap_or("-"));
-    if method == http::Method::CONNECT {
-        return "405 method_not_allowed".into();
+    let _ = writeln!(out, "route      {}", route_line(rt, &picked));
+    let revocations = revocations(rt).await.ok_or(ProxyError::StoreUnavailable)?;
+    let caller = authenticate(rt, &revocations, picked.route, head).await?;
+    describe_caller(rt, &caller, out);
+    let caller = require(&picked, caller)?;
+    if !picked.route.require.is_empty() {
+        let _ = writeln!(out, "require    met");
     }
-    let (path, rewritten) = match normalize_path(uri.path(), rt.paths) {
-        Ok(path) => (path.decide, path.rewritten),
-        Err(PathRefusal::Ambiguous) => {
-            return "400 ambiguous_path (dot segments or encoded separators are refused, never normalised)".into()
+    if let Some(effect) = plan(rt, &picked, &caller) {
+        let (line, answers) = describe_effect(&effect);
+        let _ = writeln!(out, "logout     {line} (dry run: nothing written)");
+        if answers {
+            return Ok(format!("200 {}: answered by jwtgate, not forwarded", picked.route.label));
         }
-        Err(PathRefusal::RepeatedSlashes) => return "400 repeated_slashes (repeated_slashes: reject)".into(),
-    };
-    if let Some(forwarded) = &rewritten {
-        let _ = writeln!(out, "path       decided and forwarded as {forwarded} (repeated slashes merged)");
     }
-    let kind = Special::of(rt, &method, &path);
-    let special = match kind {
-        Special::Backchannel => {
-            return "back-channel logout endpoint: verifies a form-posted logout_token (not a bearer token)".into()
+    prepare(rt, &picked, head, &caller, std::net::SocketAddr::from(([127, 0, 0, 1], 0)), rewritten)?;
+    for claim in &picked.route.forward_claims {
+        let value = head.headers.get(&claim.header).map(|v| v.to_str().unwrap_or("<binary>"));
+        let _ = writeln!(out, "header     {}: {}", claim.header, value.unwrap_or("(claim absent, header not set)"));
+    }
+    Ok(match picked.action {
+        Action::ReceiveBackchannel => "back-channel logout receiver: expects a POST with logout_token=<JWT> in the \
+            form body (verified like the issuer's tokens, then its sid/sub revoked); nothing is forwarded"
+            .into(),
+        _ => {
+            let upstream = rt.upstreams.get(picked.route.upstream).map(|u| u.authority.to_string());
+            format!("forwarded to http://{}", upstream.unwrap_or_else(|| "?".into()))
         }
-        Special::Logout => Some("logout"),
-        Special::LogoutAll => Some("logout_all"),
-        Special::None => None,
-    };
-    let route = match special {
-        Some(name) => {
-            let _ = writeln!(out, "route      {name} path (token required)");
-            rt.routes.default_route()
-        }
-        None => {
-            let route = rt.routes.pick(&RequestHead { method: &method, host, path: &path, headers: &headers });
+    })
+}
+
+fn route_line(rt: &Runtime, picked: &Picked<'_>) -> String {
+    let route = picked.route;
+    match picked.action {
+        Action::Logout | Action::LogoutAll => format!("{} path (token required)", route.label),
+        Action::ReceiveBackchannel => "back-channel logout path".into(),
+        Action::Forward => {
             let index = rt.routes.routes().iter().position(|r| std::ptr::eq(r, route));
             let name = index.map_or_else(|| "no rule matched: default".to_string(), |i| format!("routes[{i}]"));
-            let _ = writeln!(out, "route      {name} {} -> auth {:?}", route.label, route.auth);
-            route
+            format!("{name} {} -> auth {:?}", route.label, route.auth)
         }
-    };
-    let overridden = crate::proxy::headers::method_override(&method, &headers, uri.query());
-    let decided_otherwise = match &overridden {
-        Ok(Some(other)) => {
-            crate::proxy::refuse_if_decided_otherwise(rt, other, host, &path, &headers, kind, route).is_err()
-        }
-        Ok(None) => false,
-        Err(_) => true,
-    };
-    if decided_otherwise {
-        return "400 ambiguous_method (a method override the rules would decide otherwise)".into();
     }
-    let upstream = rt.upstreams.get(route.upstream).map_or("?".to_string(), |u| format!("http://{}", u.authority));
-    match (route.auth, token) {
-        (AuthMode::Deny, _) => return "403 forbidden (auth: deny)".into(),
-        (AuthMode::None, _) => return format!("forwarded to {upstream} without a token check"),
-        (AuthMode::Optional, None) => return format!("forwarded to {upstream} (auth optional, no token)"),
-        (AuthMode::Required, None) => return "401 missing_token (pass --token to go on)".into(),
-        (_, Some(_)) => {}
-    }
-    let raw = token.unwrap_or_default();
-    let claims = match rt.verifier.verify(raw, crate::auth::now_unix()) {
-        Ok(claims) => claims,
-        Err(rejection) => {
-            let (code, message) = rejection.code_and_message();
-            return format!("401 {code}: {message}");
-        }
+}
+
+fn describe_caller(rt: &Runtime, caller: &Caller, out: &mut String) {
+    let Some(claims) = caller.claims() else {
+        let _ = writeln!(out, "token      none asked for or sent");
+        return;
     };
     let _ = writeln!(
         out,
         "token      valid: iss {}, sub {:?}, jti {:?}, exp {:?}",
         claims.iss, claims.sub, claims.jti, claims.exp_unix
     );
-    if let Err(err) = route.require.check(&claims) {
-        let (code, message) = err.code_and_message();
-        return format!("403 {code}: {message}");
-    }
-    if !route.require.is_empty() {
-        let _ = writeln!(out, "require    met");
-    }
-    let _ = writeln!(out, "revocation {}", revocation_line(rt, &claims, raw).await);
-    for claim in &route.forward_claims {
-        match claim.value(&claims.payload) {
-            Ok(Some(v)) => {
-                let _ = writeln!(out, "header     {}: {}", claim.header, v.to_str().unwrap_or("<binary>"));
-            }
-            Ok(None) => {
-                let _ = writeln!(out, "header     {}: (claim absent, header not set)", claim.header);
-            }
-            Err(r) => return format!("401 {}", r.code_and_message().0),
+    let state = if matches!(caller, Caller::Revoked(_)) { "revoked" } else { "not revoked" };
+    let _ = writeln!(out, "revocation {state} ({})", describe_store(&rt.store));
+}
+
+/// What the plan would write, and whether jwtgate then answers itself.
+fn describe_effect(effect: &Effect<'_>) -> (String, bool) {
+    match effect {
+        Effect::RevokeToken { claims, again, answer } => {
+            let what = if *again { "would store its revocation again" } else { "would revoke" };
+            (format!("{what}: iss {}, jti {:?}", claims.iss, claims.jti), *answer)
         }
-    }
-    match special {
-        Some("logout") if !rt.logout.forward => "200: jwtgate revokes the token and answers".into(),
-        Some("logout_all") => "200: jwtgate revokes every token of the subject and answers".into(),
-        _ => format!("forwarded to {upstream}"),
+        Effect::RevokeSubject { claims } => {
+            (format!("would revoke every token of iss {}, sub {:?} issued until now", claims.iss, claims.sub), true)
+        }
     }
 }
 
-async fn revocation_line(rt: &Runtime, claims: &crate::auth::Claims, raw: &str) -> String {
-    use crate::revocation::{RedisStore, RevocationStore, Revocations};
-    use std::sync::Arc;
+/// The configured store, read-only: explain looks up, never writes (the
+/// memory store starts empty). `None`: a Redis store that cannot be built.
+async fn revocations(rt: &Runtime) -> Option<Revocations> {
     let channel = crate::revocation::keys::channel(&rt.policy.key_prefix);
-    let store: Arc<dyn RevocationStore> = match RedisStore::from_settings(&rt.store, channel) {
-        Ok(None) => return "memory store: starts empty, nothing to look up".into(),
-        Ok(Some(store)) => {
+    let store: Arc<dyn RevocationStore> = match RedisStore::from_settings(&rt.store, channel).ok()? {
+        Some(store) => {
             store.warm_up().await;
             Arc::new(store)
         }
-        Err(_) => return "redis store cannot be built".into(),
+        None => Arc::new(MemoryStore::new()),
     };
-    let revocations = Revocations::new(store, rt.policy.clone(), false);
-    match revocations.ensure_live(claims, raw).await {
-        Ok(()) => format!("not revoked ({})", describe_store(&rt.store)),
-        Err(err) => {
-            let (code, message) = err.code_and_message();
-            format!("{code}: {message} ({})", describe_store(&rt.store))
-        }
-    }
+    Some(Revocations::new(store, rt.policy.clone(), false))
 }

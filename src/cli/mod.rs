@@ -245,7 +245,7 @@ pub async fn run(command: Command) -> Result<(), String> {
             let runtime = config::load_file(&config).map_err(|e| e.to_string())?;
             server::start_jwks(&runtime).await;
             let request = explain::Request { method: &method, url: &url, token: token.as_deref(), headers: &headers };
-            print!("{}", explain::explain(&runtime, &request).await);
+            print!("{}", explain::explain(runtime, &request).await);
             Ok(())
         }
     }

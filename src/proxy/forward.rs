@@ -4,8 +4,11 @@
 //! request body the client broke aborts the upstream request (400).
 //! WebSocket handshakes use the same client (see [`super::upgrade`]).
 
-use super::{headers, protocol, upgrade};
+use super::authenticate::Caller;
+use super::pick::{Action, Picked};
+use super::{backchannel, headers, protocol, upgrade, Live};
 use crate::error::{Body, ProxyError};
+use crate::revocation::Revocations;
 use crate::runtime::UpstreamSettings;
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, StatusCode, Uri, Version};
@@ -15,6 +18,31 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::time::Duration;
+
+/// Phase 7, deliver: to the back-channel receiver, or to the route's
+/// upstream; a WebSocket handshake with its upgrade pair, spliced on a 101
+/// for as long as the handshake's token lives (a token without `exp`,
+/// under `require_exp: false`, gets `max_token_lifetime`, as its
+/// revocation does; no token, no bound).
+pub async fn deliver(
+    live: &Live,
+    revocations: &Revocations,
+    picked: &Picked<'_>,
+    req: Request<Incoming>,
+    websocket: bool,
+    caller: &Caller,
+) -> Result<Response<Body>, ProxyError> {
+    if picked.action == Action::ReceiveBackchannel {
+        return backchannel::receive(&live.rt, revocations, req).await;
+    }
+    let upstream = live.upstreams.get(picked.route.upstream).ok_or(ProxyError::UpstreamUnavailable)?;
+    if !websocket {
+        return upstream.send(req).await;
+    }
+    let longest = revocations.policy().max_token_lifetime.as_secs() as i64;
+    let exp = caller.claims().map(|c| c.exp_unix.unwrap_or(crate::auth::now_unix().saturating_add(longest)));
+    upstream.upgrade(req, exp).await
+}
 
 pub struct Upstream {
     client: Client<HttpConnector, protocol::Inbound>,

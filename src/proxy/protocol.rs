@@ -18,6 +18,7 @@ use crate::error::ProxyError;
 use crate::server::{MAX_HEADER_FIELDS, MAX_HEADER_LIST_BYTES};
 use bytes::Bytes;
 use http::header::{COOKIE, TRANSFER_ENCODING};
+use http::request::Parts;
 use http::{HeaderMap, Request};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use std::pin::Pin;
@@ -30,11 +31,11 @@ const FIELD_OVERHEAD: usize = 32;
 
 /// The first phase: refuses transfer codings jwtgate cannot forward
 /// faithfully, then header blocks over the limits.
-pub fn check_head<B>(req: &Request<B>) -> Result<(), ProxyError> {
-    if !transfer_codings_are_chunked_only(req.headers()) {
+pub fn check_head(req: &Parts) -> Result<(), ProxyError> {
+    if !transfer_codings_are_chunked_only(&req.headers) {
         return Err(ProxyError::UnsupportedTransferCoding);
     }
-    if header_fields(req.headers()) > MAX_HEADER_FIELDS || header_list_size(req) >= MAX_HEADER_LIST_BYTES {
+    if header_fields(&req.headers) > MAX_HEADER_FIELDS || header_list_size(req) >= MAX_HEADER_LIST_BYTES {
         return Err(ProxyError::HeadersTooLarge);
     }
     Ok(())
@@ -72,17 +73,17 @@ fn header_fields(headers: &HeaderMap) -> usize {
 /// The header list size as h2 measures it against
 /// `SETTINGS_MAX_HEADER_LIST_SIZE` (RFC 9113 §6.5.2): name + value + 32 per
 /// field, the request line counted as the pseudo-headers HTTP/2 sends.
-fn header_list_size<B>(req: &Request<B>) -> usize {
-    let uri = req.uri();
+fn header_list_size(req: &Parts) -> usize {
+    let uri = &req.uri;
     let pseudo = [
-        (":method".len(), req.method().as_str().len()),
+        (":method".len(), req.method.as_str().len()),
         (":path".len(), uri.path_and_query().map_or(0, |p| p.as_str().len())),
     ];
     let optional = [
         uri.scheme_str().map(|s| (":scheme".len(), s.len())),
         uri.authority().map(|a| (":authority".len(), a.as_str().len())),
     ];
-    let fields = req.headers().iter().map(|(name, value)| (name.as_str().len(), value.len()));
+    let fields = req.headers.iter().map(|(name, value)| (name.as_str().len(), value.len()));
     pseudo.into_iter().chain(optional.into_iter().flatten()).chain(fields).map(|(n, v)| n + v + FIELD_OVERHEAD).sum()
 }
 
@@ -190,6 +191,6 @@ mod tests {
         let req = Request::builder().uri("http://a.example/p?q").header("x-a", "12345").body(()).unwrap();
         // :method GET, :path /p?q, :scheme http, :authority a.example, x-a.
         let want = (7 + 3) + (5 + 4) + (7 + 4) + (10 + 9) + (3 + 5) + 5 * 32;
-        assert_eq!(header_list_size(&req), want);
+        assert_eq!(header_list_size(&req.into_parts().0), want);
     }
 }

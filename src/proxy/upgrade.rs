@@ -21,7 +21,7 @@
 
 use base64::Engine;
 use http::header::{CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION, UPGRADE};
-use http::{HeaderMap, HeaderValue, Method, Request, Version};
+use http::{HeaderMap, HeaderValue, Method, Version};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use sha1::Digest;
@@ -40,13 +40,13 @@ use tokio::time::Instant;
 /// bytes. Anything else (other upgrades such as `h2c`, a half-formed
 /// handshake) is not one: its upgrade headers are stripped like any
 /// hop-by-hop header, so the app is never asked to switch.
-pub fn is_websocket<B>(req: &Request<B>) -> bool {
-    req.version() == Version::HTTP_11
-        && req.method() == Method::GET
-        && has_token(req.headers(), &CONNECTION, "upgrade")
-        && has_token(req.headers(), &UPGRADE, "websocket")
-        && req.headers().get(SEC_WEBSOCKET_VERSION).is_some_and(|v| v.as_bytes() == b"13")
-        && key(req.headers()).is_some()
+pub fn is_websocket(version: Version, method: &Method, headers: &HeaderMap) -> bool {
+    version == Version::HTTP_11
+        && method == Method::GET
+        && has_token(headers, &CONNECTION, "upgrade")
+        && has_token(headers, &UPGRADE, "websocket")
+        && headers.get(SEC_WEBSOCKET_VERSION).is_some_and(|v| v.as_bytes() == b"13")
+        && key(headers).is_some()
 }
 
 /// The `Sec-WebSocket-Key`, when it is exactly one value of 16 base64 bytes.
@@ -257,6 +257,11 @@ fn deadline_of(exp: i64) -> Option<Instant> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::Request;
+
+    fn handshake<B>(req: &Request<B>) -> bool {
+        is_websocket(req.version(), req.method(), req.headers())
+    }
 
     fn req(version: Version, headers: &[(&str, &str)]) -> Request<()> {
         let mut b = Request::builder().version(version);
@@ -283,32 +288,32 @@ mod tests {
     #[test]
     fn a_half_formed_handshake_is_not_a_websocket() {
         let (h11, pair) = (Version::HTTP_11, [("connection", "upgrade"), ("upgrade", "websocket")]);
-        assert!(is_websocket(&ws(h11, &pair)), "positive control");
-        assert!(!is_websocket(&req(h11, &pair)), "no key, no version");
+        assert!(handshake(&ws(h11, &pair)), "positive control");
+        assert!(!handshake(&req(h11, &pair)), "no key, no version");
         let short_key = [pair[0], pair[1], ("sec-websocket-key", "c2hvcnQ="), ("sec-websocket-version", "13")];
-        assert!(!is_websocket(&req(h11, &short_key)), "key of 5 bytes");
+        assert!(!handshake(&req(h11, &short_key)), "key of 5 bytes");
         let old_version = [pair[0], pair[1], ("sec-websocket-key", KEY), ("sec-websocket-version", "8")];
-        assert!(!is_websocket(&req(h11, &old_version)), "version 8");
+        assert!(!handshake(&req(h11, &old_version)), "version 8");
         let mut post = ws(h11, &pair);
         *post.method_mut() = Method::POST;
-        assert!(!is_websocket(&post), "POST");
+        assert!(!handshake(&post), "POST");
     }
 
     #[test]
     fn websocket_upgrade_is_recognised_case_insensitively_in_lists() {
         let h11 = Version::HTTP_11;
         let req = ws;
-        assert!(is_websocket(&req(h11, &[("connection", "Upgrade"), ("upgrade", "websocket")])));
-        assert!(is_websocket(&req(h11, &[("connection", "keep-alive, UPGRADE"), ("upgrade", "WebSocket")])));
-        assert!(is_websocket(&req(
+        assert!(handshake(&req(h11, &[("connection", "Upgrade"), ("upgrade", "websocket")])));
+        assert!(handshake(&req(h11, &[("connection", "keep-alive, UPGRADE"), ("upgrade", "WebSocket")])));
+        assert!(handshake(&req(
             h11,
             &[("connection", "keep-alive"), ("connection", "upgrade"), ("upgrade", "websocket")]
         )));
-        assert!(!is_websocket(&req(h11, &[("connection", "Upgrade"), ("upgrade", "h2c")])));
-        assert!(!is_websocket(&req(h11, &[("upgrade", "websocket")])));
-        assert!(!is_websocket(&req(h11, &[("connection", "upgraded"), ("upgrade", "websocket")])));
-        assert!(!is_websocket(&req(Version::HTTP_10, &[("connection", "upgrade"), ("upgrade", "websocket")])));
-        assert!(!is_websocket(&req(Version::HTTP_2, &[("connection", "upgrade"), ("upgrade", "websocket")])));
+        assert!(!handshake(&req(h11, &[("connection", "Upgrade"), ("upgrade", "h2c")])));
+        assert!(!handshake(&req(h11, &[("upgrade", "websocket")])));
+        assert!(!handshake(&req(h11, &[("connection", "upgraded"), ("upgrade", "websocket")])));
+        assert!(!handshake(&req(Version::HTTP_10, &[("connection", "upgrade"), ("upgrade", "websocket")])));
+        assert!(!handshake(&req(Version::HTTP_2, &[("connection", "upgrade"), ("upgrade", "websocket")])));
     }
 
     #[test]

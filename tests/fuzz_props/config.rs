@@ -38,7 +38,7 @@ pub fn check(data: &[u8]) {
     match compile(file, &origin) {
         Ok(rt) => {
             let _ = rt.routes.unreachable();
-            let _ = jwtgate::proxy::Special::of(&rt, &http::Method::POST, "/logout");
+            let _ = jwtgate::proxy::pick::OwnPaths::of(&rt);
         }
         Err(err) => has_line(&err, &text, "compile"),
     }

@@ -1,5 +1,5 @@
 //! `path_routes`: a request path → `routes::normalize_path` → the special
-//! paths (`proxy::Special::of`) and `RouteTable::pick`, compared with the
+//! paths and rules (`proxy::pick`, jwtgate's own paths first), compared with the
 //! reference reading of the same bytes ([`reference::path::canonical`]).
 //!
 //! Input: one flag byte (bits 0–1: GET, POST, PUT, DELETE; bit 2:
@@ -19,8 +19,10 @@
 use super::reference;
 use http::Method;
 use jwtgate::config::AuthMode;
-use jwtgate::proxy::Special;
-use jwtgate::routes::{normalize_path, PathPolicy, RepeatedSlashes, RequestHead};
+use jwtgate::proxy::admit::Admitted;
+use jwtgate::proxy::pick::{pick as pick_route, Action};
+use jwtgate::proxy::Live;
+use jwtgate::routes::{normalize_path, PathPolicy, RepeatedSlashes};
 use jwtgate::runtime::Runtime;
 use regex::bytes::Regex;
 use std::sync::LazyLock;
@@ -51,10 +53,10 @@ pub const TABLE: &[(Match, &[&str], AuthMode)] = &[
 
 /// The special paths: (path, methods, what jwtgate calls it); checked in
 /// this order, as jwtgate checks them.
-pub const SPECIAL: &[(&str, &[&str], Special)] = &[
-    ("/logout", &["POST"], Special::Logout),
-    ("/logout/all", &["POST"], Special::LogoutAll),
-    ("/bcl", &[], Special::Backchannel),
+pub const SPECIAL: &[(&str, &[&str], Action)] = &[
+    ("/logout", &["POST"], Action::Logout),
+    ("/logout/all", &["POST"], Action::LogoutAll),
+    ("/bcl", &[], Action::ReceiveBackchannel),
 ];
 
 pub fn yaml(case_sensitive: bool) -> String {
@@ -94,7 +96,8 @@ fn compile(case_sensitive: bool) -> Runtime {
     jwtgate::config::compile(file, &origin).expect("the table compiles")
 }
 
-static RUNTIMES: LazyLock<[Runtime; 2]> = LazyLock::new(|| [compile(false), compile(true)]);
+/// The compiled table (and jwtgate's own paths), without and with `case_sensitive_paths`.
+static LIVES: LazyLock<[Live; 2]> = LazyLock::new(|| [Live::new(compile(false)), Live::new(compile(true))]);
 
 /// The reference rules' regexes, anchored, bytes and ASCII only.
 static REGEXES: LazyLock<Vec<Option<Regex>>> = LazyLock::new(|| {
@@ -115,17 +118,24 @@ pub fn check(data: &[u8]) {
     let Ok(target) = http::uri::PathAndQuery::try_from(target) else { return };
     let raw = target.path();
     let policy = PathPolicy { case_sensitive, repeated_slashes };
-    let rt = &RUNTIMES[usize::from(case_sensitive)];
+    let live = &LIVES[usize::from(case_sensitive)];
     let app = reference::path::canonical(raw.as_bytes(), !case_sensitive);
     let Ok(path) = normalize_path(raw, policy) else { return };
 
+    let (head, ()) = http::Request::builder().method(method.clone()).uri(raw).body(()).expect("a request").into_parts();
+    let admitted = Admitted { path, host: None };
+    let picked = pick_route(&live.rt, &live.own_paths, &head, &admitted).expect("no method override");
+    let path = admitted.path;
     let want = special(&method, &app);
-    let got = Special::of(rt, &method, &path.decide);
-    assert_eq!(got, want, "{method} {raw:?}: the app reads {:?}, jwtgate decides on {:?}", lossy(&app), path.decide);
-    if got == Special::None {
-        let headers = http::HeaderMap::new();
-        let head = RequestHead { method: &method, host: None, path: &path.decide, headers: &headers };
-        let picked = rt.routes.pick(&head).auth;
+    assert_eq!(
+        picked.action,
+        want,
+        "{method} {raw:?}: the app reads {:?}, jwtgate decides on {:?}",
+        lossy(&app),
+        path.decide
+    );
+    if picked.action == Action::Forward {
+        let picked = picked.route.auth;
         let table = pick(&method, &app);
         assert!(
             strictness(picked) >= strictness(table),
@@ -152,11 +162,11 @@ fn allows(methods: &[&str], method: &Method) -> bool {
     methods.is_empty() || methods.contains(&method.as_str())
 }
 
-fn special(method: &Method, app: &[u8]) -> Special {
+fn special(method: &Method, app: &[u8]) -> Action {
     SPECIAL
         .iter()
         .find(|(path, methods, _)| app == path.as_bytes() && allows(methods, method))
-        .map_or(Special::None, |(_, _, s)| *s)
+        .map_or(Action::Forward, |(_, _, s)| *s)
 }
 
 /// The table's rule for the app's reading.
@@ -205,7 +215,8 @@ fn strictness(auth: AuthMode) -> u8 {
 /// The rule jwtgate picks for a plain path (positive controls).
 pub fn jwtgate_pick(method: &Method, path: &str) -> AuthMode {
     let headers = http::HeaderMap::new();
-    let rt = &RUNTIMES[0];
+    let rt = &LIVES[0].rt;
     let decide = normalize_path(path, PathPolicy::default()).expect("a plain path").decide;
-    rt.routes.pick(&RequestHead { method, host: None, path: &decide, headers: &headers }).auth
+    let request = jwtgate::routes::RequestHead { method, host: None, path: &decide, headers: &headers };
+    rt.routes.pick(&request).auth
 }

@@ -209,7 +209,7 @@ async fn explain_decides_on_the_merged_path() {
         }
     };
     let denied = run("GET", "//internal/x", true).await;
-    assert!(denied.trim_end().ends_with("=> 403 forbidden (auth: deny)"), "{denied}");
+    assert!(denied.trim_end().ends_with("=> 403 forbidden: this route is closed"), "{denied}");
     let forwarded = run("GET", "//api//x", true).await;
     assert!(forwarded.contains("decided and forwarded as /api/x"), "{forwarded}");
     assert!(forwarded.trim_end().lines().last().is_some_and(|l| l.starts_with("=> forwarded to")), "{forwarded}");
