@@ -30,6 +30,8 @@ mod config_errors;
 #[cfg(test)]
 mod cookies;
 #[cfg(test)]
+mod explain_vs_proxy;
+#[cfg(test)]
 mod faults;
 #[cfg(test)]
 mod fleet;
