@@ -11,7 +11,7 @@
 
 use crate::auth::now_unix;
 use crate::config::{OnStoreError, SecretSource};
-use crate::error::{json_response, Body};
+use crate::error::{error_response, json_response, Body, ErrorFields};
 use crate::proxy::Gate;
 use crate::revocation::{keys, Change};
 use bytes::Bytes;
@@ -88,7 +88,7 @@ struct AdminError {
 
 impl AdminError {
     fn into_response(self) -> Response<Body> {
-        json_response(self.status, &json!({ "error": self.code, "message": self.message }))
+        error_response(self.status, ErrorFields::Jwtgate, self.code, &self.message)
     }
 }
 

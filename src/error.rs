@@ -139,6 +139,17 @@ impl ProxyError {
         }
     }
 
+    /// True when the store or the upstream failed, not the client: logged
+    /// at warn (client faults at debug). No `_` arm, as in the status table.
+    pub fn is_server_fault(&self) -> bool {
+        use ProxyError::*;
+        match self {
+            StoreUnavailable | UpstreamUnavailable | UpstreamTimeout => true,
+            Refused(_) | InsufficientScope { .. } | AmbiguousPath | RepeatedSlashes | AmbiguousMethod | AmbiguousHost
+            | Forbidden | MethodNotAllowed | UnsupportedTransferCoding | MalformedBody | HeadersTooLarge => false,
+        }
+    }
+
     pub fn code_and_message(&self) -> (&'static str, &'static str) {
         match self {
             ProxyError::Refused(r) => r.code_and_message(),
@@ -171,7 +182,7 @@ impl ProxyError {
     pub fn into_response(&self, realm: &str) -> Response<Body> {
         let (status, challenge) = self.status_and_challenge();
         let (code, message) = self.code_and_message();
-        let mut rsp = json_response(status, &serde_json::json!({ "error": code, "message": message }));
+        let mut rsp = error_response(status, ErrorFields::Jwtgate, code, message);
         let header = match challenge {
             Challenge::None => None,
             Challenge::Bare => Some(format!("Bearer realm=\"{realm}\"")),
@@ -194,6 +205,28 @@ impl ProxyError {
         }
         rsp
     }
+}
+
+/// The field names of an error body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorFields {
+    /// jwtgate's own (proxy and admin): `{"error": code, "message": text}`.
+    Jwtgate,
+    /// OAuth 2.0's (RFC 6749 §5.2), which OIDC Back-Channel Logout 1.0 §2.8
+    /// prescribes for the receiver: `{"error": code, "error_description": text}`.
+    OAuth,
+}
+
+/// Every JSON error body jwtgate sends, in one place.
+pub fn error_response(status: StatusCode, fields: ErrorFields, code: &str, message: &str) -> Response<Body> {
+    let text = match fields {
+        ErrorFields::Jwtgate => "message",
+        ErrorFields::OAuth => "error_description",
+    };
+    let mut body = serde_json::Map::new();
+    body.insert("error".into(), code.into());
+    body.insert(text.into(), message.into());
+    json_response(status, &serde_json::Value::Object(body))
 }
 
 /// A small JSON response of our own (never cached by intermediaries).
@@ -257,6 +290,7 @@ mod tests {
                 None => assert_eq!(got, None, "{err:?}"),
             }
             assert_eq!(err.code_and_message().0, *code);
+            assert_eq!(err.is_server_fault(), matches!(status, 502..=504), "{err:?}: whose fault");
         }
     }
 }

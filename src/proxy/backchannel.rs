@@ -8,7 +8,7 @@
 //! otherwise (§2.8), 503 when the store could not record it.
 
 use crate::auth::now_unix;
-use crate::error::{json_response, Body, ProxyError};
+use crate::error::{error_response, json_response, Body, ErrorFields, ProxyError};
 use crate::revocation::{keys, Revocations};
 use crate::runtime::Runtime;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -93,9 +93,7 @@ fn spec_checks(token: &str, has_iat: bool, has_sub_or_sid: bool) -> Result<(), &
     Ok(())
 }
 
+/// §2.8: a 400 with an OAuth-shaped error body.
 fn bad(description: &str) -> Response<Body> {
-    json_response(
-        StatusCode::BAD_REQUEST,
-        &serde_json::json!({ "error": "invalid_request", "error_description": description }),
-    )
+    error_response(StatusCode::BAD_REQUEST, ErrorFields::OAuth, "invalid_request", description)
 }

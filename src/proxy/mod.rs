@@ -88,11 +88,10 @@ impl Gate {
             Ok(rsp) => (rsp, "forwarded"),
             Err(err) => {
                 let (code, _) = err.code_and_message();
-                match err {
-                    ProxyError::StoreUnavailable | ProxyError::UpstreamUnavailable | ProxyError::UpstreamTimeout => {
-                        tracing::warn!(%method, %client, code, "request failed")
-                    }
-                    _ => tracing::debug!(%method, %client, code, "request refused"),
+                if err.is_server_fault() {
+                    tracing::warn!(%method, %client, code, "request failed")
+                } else {
+                    tracing::debug!(%method, %client, code, "request refused")
                 }
                 (err.into_response(&live.rt.realm), code)
             }
