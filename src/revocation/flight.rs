@@ -1,5 +1,13 @@
 //! Single-flight: concurrent look-ups of the same uncached key share one
 //! store round trip (100 requests with one fresh token → 1 Redis command).
+//!
+//! Why not a crate: `async_singleflight` (0.6) hands followers an error
+//! when the leader is dropped (a client that went away), and takes an async
+//! mutex on every call; `singleflight-async` (0.2) is a one-maintainer
+//! crate of the same size as this. Here a follower takes over from a
+//! dropped leader (tokio's `OnceCell` lets the next waiter initialise), the
+//! map is behind a std mutex held for a lookup only, and the tests below
+//! pin both.
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -77,6 +77,13 @@ impl PathMatch {
 
     /// `path_glob`: `**` any number of segments, `*` any run of characters
     /// within one segment, everything else literal.
+    ///
+    /// Not `globset`: it reads `?`, `[..]` and `{a,b}` as syntax where these
+    /// globs take them literally (a rule for `/docs/{id}` would change
+    /// meaning), and its `case_insensitive` folds Unicode, which the fuzz
+    /// target showed lets `/ſtatic/x` through a public `/static/**` rule.
+    /// The glob compiles to the same anchored regex the `path_regex` rules
+    /// use, with ASCII-only case folding.
     pub fn glob(source: &str) -> Result<Self, String> {
         let mut pattern = String::from("^");
         let mut rest = source;
