@@ -145,8 +145,17 @@ impl ProxyError {
         use ProxyError::*;
         match self {
             StoreUnavailable | UpstreamUnavailable | UpstreamTimeout => true,
-            Refused(_) | InsufficientScope { .. } | AmbiguousPath | RepeatedSlashes | AmbiguousMethod | AmbiguousHost
-            | Forbidden | MethodNotAllowed | UnsupportedTransferCoding | MalformedBody | HeadersTooLarge => false,
+            Refused(_)
+            | InsufficientScope { .. }
+            | AmbiguousPath
+            | RepeatedSlashes
+            | AmbiguousMethod
+            | AmbiguousHost
+            | Forbidden
+            | MethodNotAllowed
+            | UnsupportedTransferCoding
+            | MalformedBody
+            | HeadersTooLarge => false,
         }
     }
 

@@ -169,7 +169,11 @@ fn could_be_read_as(pair: &[u8], wanted: &[u8]) -> bool {
         let head = &head[..head.iter().rposition(|b| !is_space(*b)).map_or(0, |i| i + 1)];
         (1..=head.len().min(longest)).any(|len| {
             let start = head.len() - len;
-            (start == 0 || !head[start - 1].is_ascii_alphanumeric()) && reads_as(&head[start..], wanted)
+            // After a non-alphanumeric byte, or right after the `GMT` of an
+            // expires-shaped value, which WebOb ends its value at (found by
+            // the cookie fuzz target: `x=Mon, 01-Jan-2030 00:00:00 GMTat=f`).
+            let boundary = start == 0 || !head[start - 1].is_ascii_alphanumeric() || head[..start].ends_with(b"GMT");
+            boundary && reads_as(&head[start..], wanted)
         })
     })
 }
@@ -310,6 +314,8 @@ mod tests {
         assert_eq!(forwarded(&[b"at=tok; x=1 at = forged"], Credential::KeepVerified), [b"at=tok".to_vec()]);
         assert_eq!(forwarded(&[b"x=\"q\"at=f; y=[at=f; z=1"], Credential::Remove), [b"z=1".to_vec()]);
         assert_eq!(forwarded(&[b"xat=1; y=a%74=2"], Credential::Remove), [b"xat=1".to_vec()]);
+        let expires = b"$Ve=Mon, 01-Jan-2030 00:00:00 GMTat=tok; z=1";
+        assert_eq!(forwarded(&[expires], Credential::Remove), [b"z=1".to_vec()], "a name right after WebOb's date");
     }
 
     #[test]
