@@ -91,7 +91,7 @@ fn compile(case_sensitive: bool) -> Runtime {
     let file = jwtgate::config::parse_str(&text, "path_routes.yaml").expect("the table parses");
     let origin =
         jwtgate::config::load::Origin { name: "path_routes.yaml", dir: std::path::Path::new("."), text: Some(&text) };
-    jwtgate::config::compile(file, &origin).expect("the table compiles")
+    jwtgate::runtime::compile(file, &origin).expect("the table compiles").runtime
 }
 
 static RUNTIMES: LazyLock<[Runtime; 2]> = LazyLock::new(|| [compile(false), compile(true)]);
