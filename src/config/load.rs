@@ -185,6 +185,10 @@ fn walk(text: &str, field: &str) -> Option<(usize, bool)> {
     Some((from + 1, true))
 }
 
+/// What may stand right before a key on its line: a flow mapping's `{` or
+/// `,`, a sequence item's `-`.
+const KEY_OPENERS: [char; 3] = ['{', ',', '-'];
+
 /// 1-based column of `field`'s last key on 1-based `line` (inside a flow
 /// mapping too), else of the line's first non-blank character.
 fn key_column(text: &str, line: usize, field: &str) -> usize {
@@ -194,7 +198,7 @@ fn key_column(text: &str, line: usize, field: &str) -> usize {
     let key = format!("{name}:");
     let at_key = l.match_indices(&key).find(|(i, _)| {
         let before = l[..*i].trim_end();
-        before.is_empty() || before.ends_with(['{', ',', '-'])
+        before.is_empty() || before.ends_with(KEY_OPENERS)
     });
     match at_key {
         Some((i, _)) if !name.is_empty() => i + 1,
