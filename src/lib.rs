@@ -11,8 +11,14 @@
 //! 6. `proxy::forward` streams it to the upstream and the answer back.
 //!
 //! Every early end is an `error::ProxyError`, mapped to HTTP in one table.
-//! `config` reads the YAML, `runtime` is its compiled form, `demo` is the
-//! self-contained showcase behind `jwtgate demo`.
+//! `config` reads the YAML (the bottom layer); `auth`, `routes`,
+//! `revocation`, `upstream`, `tls` and `trust` each compile their own
+//! section; `runtime` assembles them into the request path's snapshot and
+//! the settings fixed at start; `server` runs an instance ([`start`]: the
+//! library entry point `cli` and tests call; `accept`, `reload`, `wiring`);
+//! `cli` holds the subcommands (`demo` is the self-contained showcase).
+//! Modules point one way: `scripts/module-deps.sh` prints the graph and
+//! fails on a cycle.
 
 #![forbid(unsafe_code)]
 
@@ -30,3 +36,6 @@ pub mod runtime;
 pub mod server;
 pub mod tls;
 pub mod trust;
+pub mod upstream;
+
+pub use server::{start, Config, Running, StartError};

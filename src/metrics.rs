@@ -18,6 +18,7 @@
 //! | `jwtgate_websocket_tunnels_total` / `jwtgate_websocket_tunnels_open` | counter / gauge |
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use std::sync::Mutex;
 
 const LATENCY_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
 
@@ -27,22 +28,21 @@ const LATENCY_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.0
 /// (found by `bench/soak.sh`: 16 MiB over a million uncached tokens).
 const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Installs the global recorder and its upkeep task (needs a Tokio
-/// runtime); returns the handle `/metrics` renders.
+/// Installs the global recorder, once per process (a second instance
+/// started in the same process shares it); returns the handle `/metrics`
+/// renders. Run [`upkeep`] beside it.
 pub fn install() -> Result<PrometheusHandle, String> {
+    // A std Mutex: taken once per instance start, never across an await.
+    static INSTALLED: Mutex<Option<PrometheusHandle>> = Mutex::new(None);
+    let mut installed = INSTALLED.lock().map_err(|_| "metrics recorder: poisoned".to_string())?;
+    if let Some(handle) = installed.as_ref() {
+        return Ok(handle.clone());
+    }
     let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
         .map_err(|e| e.to_string())?
         .install_recorder()
         .map_err(|e| format!("metrics recorder: {e}"))?;
-    let upkeep = handle.clone();
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval(UPKEEP_EVERY);
-        loop {
-            every.tick().await;
-            upkeep.run_upkeep();
-        }
-    });
     describe();
     // Zero-valued series exist from the start, so dashboards and alerts see them.
     metrics::gauge!("jwtgate_store_circuit_open").set(0.0);
@@ -51,7 +51,18 @@ pub fn install() -> Result<PrometheusHandle, String> {
     metrics::counter!("jwtgate_store_circuit_opened_total").increment(0);
     metrics::counter!("jwtgate_websocket_tunnels_total").increment(0);
     metrics::gauge!("jwtgate_websocket_tunnels_open").set(0.0);
+    *installed = Some(handle.clone());
     Ok(handle)
+}
+
+/// Folds histogram samples into their buckets every `UPKEEP_EVERY`,
+/// forever; spawn it.
+pub async fn upkeep(handle: PrometheusHandle) {
+    let mut every = tokio::time::interval(UPKEEP_EVERY);
+    loop {
+        every.tick().await;
+        handle.run_upkeep();
+    }
 }
 
 fn describe() {

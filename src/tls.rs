@@ -2,11 +2,14 @@
 //! and `jwtgate webhook`: a certificate chain and key read from PEM files
 //! into a `ServerConfig`, checked to belong together, so a bad pair is an
 //! error at load or reload instead of a handshake failure on every client.
+//! [`compile`] reads the public listener's `tls:` section.
 
+use crate::config::{ConfigError, Origin, TlsSpec};
 use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
 use rustls::ServerConfig;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Which file was wrong, and why; callers add the config field.
 #[derive(Debug, thiserror::Error)]
@@ -68,4 +71,36 @@ pub type Fingerprint = (Option<Vec<u8>>, Option<Vec<u8>>);
 /// renewal (Secret mounts swap symlinks, so compare bytes, not mtimes).
 pub fn fingerprint(cert: &Path, key: &Path) -> Fingerprint {
     (std::fs::read(cert).ok(), std::fs::read(key).ok())
+}
+
+/// The public listener's TLS: the compiled rustls config and the files it
+/// came from (watched for renewal by the reload loop).
+#[derive(Clone)]
+pub struct ListenerTls {
+    pub config: Arc<ServerConfig>,
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    pub handshake_timeout: Duration,
+    /// The certificate and key bytes `config` was built from.
+    pub loaded: [Vec<u8>; 2],
+}
+
+/// Reads and checks the listener's certificate and key (a key that is not
+/// the certificate's is refused here, naming `tls.key_file`).
+pub fn compile(spec: &TlsSpec, origin: &Origin<'_>) -> Result<ListenerTls, ConfigError> {
+    let (cert_file, key_file) = (origin.dir.join(&spec.cert_file), origin.dir.join(&spec.key_file));
+    if spec.handshake_timeout.is_zero() {
+        return Err(ConfigError::at(origin, "tls.handshake_timeout", "must be more than zero"));
+    }
+    let loaded = load(&cert_file, &key_file, ALPN_H2_AND_HTTP1).map_err(|e| {
+        let field = if e.key { "tls.key_file" } else { "tls.cert_file" };
+        ConfigError::at(origin, field, e.to_string())
+    })?;
+    Ok(ListenerTls {
+        config: loaded.config,
+        cert_file,
+        key_file,
+        handshake_timeout: spec.handshake_timeout,
+        loaded: [loaded.cert_pem, loaded.key_pem],
+    })
 }

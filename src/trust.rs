@@ -2,7 +2,18 @@
 //! jwtgate believes (an ingress or load balancer in front of it). Empty by
 //! default: every peer is the client itself.
 
+use crate::config::{ConfigError, Origin};
 use std::net::IpAddr;
+
+/// The `trusted_proxies` list, each entry checked.
+pub fn compile(blocks: &[String], origin: &Origin<'_>) -> Result<TrustedProxies, ConfigError> {
+    blocks
+        .iter()
+        .enumerate()
+        .map(|(i, block)| Cidr::parse(block).map_err(|m| ConfigError::at(origin, format!("trusted_proxies[{i}]"), m)))
+        .collect::<Result<Vec<_>, _>>()
+        .map(TrustedProxies::new)
+}
 
 /// An address block, `10.0.0.0/8` or `2001:db8::/32` (a bare address is
 /// a block of one).

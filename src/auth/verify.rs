@@ -90,6 +90,13 @@ impl Verifier {
         self.issuers.values().flat_map(|r| r.jwks.iter())
     }
 
+    /// Loads every `jwks_url` source once (concurrently, each bounded by
+    /// its fetch timeout) and starts its refresh task. Sources already
+    /// running (adopted from the previous config) are left alone.
+    pub async fn start_jwks(&self) {
+        futures_util::future::join_all(self.jwks_sources().map(|s| s.start())).await;
+    }
+
     /// Verifies `token` at time `now` and returns its claims.
     pub fn verify(&self, token: &str, now: i64) -> Result<Arc<Claims>, Rejection> {
         if token.len() > self.max_token_bytes {

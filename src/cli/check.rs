@@ -1,15 +1,16 @@
 //! `jwtgate check` and `jwtgate explain`: what a config does, told in
 //! plain text before it is deployed. Secrets and credentials never appear.
 
-use crate::runtime::{Runtime, StoreSettings};
+use crate::runtime::{Compiled, Runtime, StoreSettings};
 use std::fmt::Write;
 use std::path::Path;
 
 /// The summary `check` prints for a valid config.
-pub fn summary(path: &Path, rt: &Runtime) -> String {
+pub fn summary(path: &Path, compiled: &Compiled) -> String {
+    let (start, rt) = (&compiled.start, &compiled.runtime);
     let mut out = String::new();
     let _ = writeln!(out, "{}: ok", path.display());
-    let _ = writeln!(out, "  listen     {}", rt.listen);
+    let _ = writeln!(out, "  listen     {}", start.listen);
     if let Some(tls) = &rt.tls {
         let _ = writeln!(out, "  tls        {} (key {})", tls.cert_file.display(), tls.key_file.display());
     }
@@ -37,11 +38,11 @@ pub fn summary(path: &Path, rt: &Runtime) -> String {
     let _ = writeln!(
         out,
         "  store      {}, on_store_error {:?}, missing_jti {:?}",
-        describe_store(&rt.store),
-        rt.policy.on_store_error,
-        rt.policy.missing_jti
+        describe_store(&start.store),
+        start.policy.on_store_error,
+        start.policy.missing_jti
     );
-    if let Some(admin) = &rt.admin {
+    if let Some(admin) = &start.admin {
         let _ = writeln!(out, "  admin      {}", admin.listen);
     }
     out

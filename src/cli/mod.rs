@@ -8,12 +8,11 @@ pub mod demo;
 pub mod explain;
 pub mod revoke;
 
-use crate::{config, server};
+use crate::{config, runtime, server};
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 #[derive(Parser)]
 #[command(name = "jwtgate", version, about = "JWT-verifying, revocation-enforcing reverse proxy sidecar")]
@@ -164,10 +163,10 @@ pub fn fail(msg: String) -> ExitCode {
 }
 
 pub fn check(path: &std::path::Path) -> ExitCode {
-    match config::load_file(path) {
-        Ok(rt) => {
-            print!("{}", check::summary(path, &rt));
-            let problems = check::problems(&rt);
+    match runtime::load_file(path, &config::Overrides::default()) {
+        Ok(compiled) => {
+            print!("{}", check::summary(path, &compiled));
+            let problems = check::problems(&compiled.runtime);
             for problem in &problems {
                 eprintln!("jwtgate: {}: {problem}", path.display());
             }
@@ -204,25 +203,10 @@ pub async fn run(command: Command) -> Result<(), String> {
     match command {
         Command::Run { config, listen, upstream } => {
             let overrides = config::Overrides { listen, upstream };
-            let loaded = server::Watched::before_load(&config).await;
-            let runtime = config::load_file_with(&config, &overrides).map_err(|e| e.to_string())?;
-            let loaded = loaded.add_tls(runtime.tls.as_ref());
-            let admin = runtime.admin.clone();
-            // The recorder first: the subscriber sets gauges as soon as it starts.
-            let metrics = admin.as_ref().map(|_| crate::metrics::install()).transpose()?;
-            // SIGHUP handled from here on (its default action would end us).
-            let hangup = server::hangup_signal();
-            // Keys first: "listening" means ready to verify.
-            server::start_jwks(&runtime).await;
-            let listener = server::bind(runtime.listen, runtime.tls.is_some())
-                .await
-                .map_err(|e| format!("cannot listen on {}: {e}", runtime.listen))?;
-            let gate = server::build_gate(runtime)?;
-            if let Some(settings) = admin {
-                start_admin(&settings, gate.clone(), metrics).await?;
-            }
-            tokio::spawn(server::reload_loop(gate.clone(), config, overrides, hangup, loaded));
-            server::serve(listener, gate, server::shutdown_signal()).await;
+            let config = server::Config::from_file(&config, overrides).await.map_err(|e| e.to_string())?;
+            let running = crate::start(config, server::shutdown_signal()).await.map_err(|e| e.to_string())?;
+            announce(&running);
+            running.stopped().await;
             Ok(())
         }
         Command::Revoke(args) => revoke::run(args).await,
@@ -242,8 +226,9 @@ pub async fn run(command: Command) -> Result<(), String> {
             crate::k8s::webhook::run(settings, server::shutdown_signal()).await.map_err(|e| e.to_string())
         }
         Command::Explain { config, method, url, token, headers } => {
-            let runtime = config::load_file(&config).map_err(|e| e.to_string())?;
-            server::start_jwks(&runtime).await;
+            let runtime =
+                runtime::load_file(&config, &config::Overrides::default()).map_err(|e| e.to_string())?.runtime;
+            runtime.verifier.start_jwks().await;
             let request = explain::Request { method: &method, url: &url, token: token.as_deref(), headers: &headers };
             print!("{}", explain::explain(runtime, &request).await);
             Ok(())
@@ -251,42 +236,41 @@ pub async fn run(command: Command) -> Result<(), String> {
     }
 }
 
-/// Binds the admin listener (announced on stdout like the public one) and
-/// serves it in the background; `metrics` renders `/metrics`.
-async fn start_admin(
-    settings: &crate::runtime::AdminSettings,
-    gate: Arc<crate::proxy::Gate>,
-    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
-) -> Result<(), String> {
-    let listener = tokio::net::TcpListener::bind(settings.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {} (admin): {e}", settings.listen))?;
-    let local = listener.local_addr().map_err(|e| e.to_string())?;
-    println!("jwtgate admin listening on http://{local}");
-    let admin = Arc::new(crate::admin::Admin::new(gate, &settings.token, metrics));
-    tokio::spawn(crate::admin::serve(listener, admin));
-    Ok(())
+/// The stdout lines scripts and tests wait for, once everything is bound:
+/// `jwtgate listening on http://ADDR` (or `https://`), then, with an admin
+/// listener, `jwtgate admin listening on http://ADDR`.
+fn announce(running: &crate::Running) {
+    let scheme = if running.tls() { "https" } else { "http" };
+    println!("jwtgate listening on {scheme}://{}", running.public_addr());
+    if let Some(admin) = running.admin_addr() {
+        println!("jwtgate admin listening on http://{admin}");
+    }
 }
 
+/// `jwtgate demo`: the embedded config on a built-in upstream, started
+/// like `run` (never reloaded).
 async fn run_demo(listen: SocketAddr) -> Result<(), String> {
     let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
     let upstream_addr = upstream.local_addr().map_err(|e| e.to_string())?;
     tokio::spawn(demo::serve_upstream(upstream));
     let secret = demo::random_hex(32).into_bytes();
     let file = demo::demo_config(listen, upstream_addr, &secret).map_err(|e| e.to_string())?;
-    let origin = config::load::Origin {
+    let origin = config::Origin {
         name: "config/demo.yaml (embedded)",
         dir: std::path::Path::new("."),
         text: Some(demo::DEMO_YAML),
     };
-    let runtime = config::compile(file, &origin).map_err(|e| e.to_string())?;
-    let listener = server::bind(runtime.listen, runtime.tls.is_some()).await.map_err(|e| {
-        format!("cannot listen on {listen}: {e} (pick another address with `jwtgate demo --listen 127.0.0.1:18080`)")
-    })?;
-    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let compiled = runtime::compile(file, &origin).map_err(|e| e.to_string())?;
+    let running =
+        crate::start(server::Config::fixed(compiled), server::shutdown_signal()).await.map_err(|e| match e {
+            crate::StartError::Listen { .. } => {
+                format!("{e} (pick another address with `jwtgate demo --listen 127.0.0.1:18080`)")
+            }
+            e => e.to_string(),
+        })?;
+    announce(&running);
     let token = demo::mint_demo_token(&secret, 3600).map_err(|e| format!("cannot mint the demo token: {e}"))?;
-    println!("{}", demo::instructions(local, &token));
-    let gate = server::build_gate(runtime)?;
-    server::serve(listener, gate, server::shutdown_signal()).await;
+    println!("{}", demo::instructions(running.public_addr(), &token));
+    running.stopped().await;
     Ok(())
 }

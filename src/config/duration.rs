@@ -1,24 +1,19 @@
-//! Human durations in the config: `250ms`, `30s`, `5m`, `1h`, `2d`.
+//! Human durations in the config, read by the `humantime` crate: a number
+//! and a unit (`250ms`, `30s`, `5m`, `1h`, `1d`), fractions (`1.5s`) and
+//! sums (`1m30s`, `1h 15m`) too.
 
 use std::time::Duration;
 
-/// Parses `<integer><unit>` with unit one of ms, s, m, h, d.
+/// Parses a duration as `humantime` reads it; the error names the text and
+/// what was wrong with it, with examples.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
-    let (digits, unit) = text.split_at(split);
-    let hint =
-        || format!("invalid duration `{text}`: expected a number and a unit (ms, s, m, h, d), e.g. `250ms` or `30s`");
-    let value: u64 = digits.parse().map_err(|_| hint())?;
-    let millis_per_unit = match unit {
-        "ms" => 1,
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => return Err(hint()),
-    };
-    value.checked_mul(millis_per_unit).map(Duration::from_millis).ok_or_else(hint)
+    humantime::parse_duration(text.trim()).map_err(|why| {
+        format!(
+            "invalid duration `{}` ({why}): expected a number and a unit (ms, s, m, h, d), \
+             e.g. `250ms`, `30s`, `1.5s` or `1m30s`",
+            text.trim()
+        )
+    })
 }
 
 /// `#[serde(with = "duration::serde_fmt")]` for `Duration` fields.
@@ -46,10 +41,19 @@ mod tests {
     }
 
     #[test]
+    fn sums_and_fractions_parse() {
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1h 15m"), Ok(Duration::from_secs(4500)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration(" 30s "), Ok(Duration::from_secs(30)));
+    }
+
+    #[test]
     fn nonsense_is_refused_with_a_hint() {
-        for bad in ["", "5", "s", "5 parsecs", "-1s", "1.5s", "99999999999999999999d"] {
+        for bad in ["", "5", "s", "5 parsecs", "-1s", "1.5.5s", "99999999999999999999d"] {
             let err = parse_duration(bad).unwrap_err();
             assert!(err.contains("expected a number and a unit"), "{bad}: {err}");
+            assert!(err.starts_with(&format!("invalid duration `{}`", bad.trim())), "{bad}: {err}");
         }
     }
 }

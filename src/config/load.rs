@@ -1,11 +1,11 @@
-//! Reading and compiling the config: YAML → [`FileConfig`] (serde, with the
-//! field path and line of any error) → [`Runtime`] (keys loaded, routes
-//! compiled). `compile` is pure apart from reading key files and env vars.
+//! Reading the config: YAML → [`FileConfig`] (serde, with the field path
+//! and line of any error), and [`ConfigError`], which every section's
+//! compiler (in `auth`, `routes`, `revocation`, `upstream`, assembled by
+//! `runtime::compile`) raises at a field of the [`Origin`] text.
 
 use super::FileConfig;
-use crate::runtime::Runtime;
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// A config error that says where: file, line and column when known, the
 /// field path, and what is wrong. Never echoes values (they may be secrets).
@@ -67,13 +67,23 @@ pub struct Overrides {
     pub upstream: Option<String>,
 }
 
-/// Reads, parses and compiles a config file.
-pub fn load_file(path: &Path) -> Result<Runtime, ConfigError> {
-    load_file_with(path, &Overrides::default())
+/// A config file as read: the name, directory and text its errors point
+/// into (see [`Source::origin`]).
+pub struct Source {
+    pub name: String,
+    pub dir: PathBuf,
+    pub text: String,
 }
 
-/// Like [`load_file`], with command-line overrides applied before compiling.
-pub fn load_file_with(path: &Path, overrides: &Overrides) -> Result<Runtime, ConfigError> {
+impl Source {
+    pub fn origin(&self) -> Origin<'_> {
+        Origin { name: &self.name, dir: &self.dir, text: Some(&self.text) }
+    }
+}
+
+/// Reads and parses a config file, command-line overrides applied; the
+/// [`Source`] is what `runtime::compile` then needs to place its errors.
+pub fn read_file(path: &Path, overrides: &Overrides) -> Result<(FileConfig, Source), ConfigError> {
     let name = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
         origin: name.clone(),
@@ -88,8 +98,8 @@ pub fn load_file_with(path: &Path, overrides: &Overrides) -> Result<Runtime, Con
     if let Some(upstream) = &overrides.upstream {
         file.upstream.url = upstream.clone();
     }
-    let dir = path.parent().unwrap_or(Path::new("."));
-    compile(file, &Origin { name: &name, dir, text: Some(&text) })
+    let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    Ok((file, Source { name, dir, text }))
 }
 
 /// Parses YAML text into the as-written config, refusing unknown fields.
@@ -113,8 +123,6 @@ pub fn parse_str(text: &str, origin: &str) -> Result<FileConfig, ConfigError> {
         ConfigError { origin: origin.to_string(), line_col, field, message }
     })
 }
-
-pub use crate::runtime::compile;
 
 /// serde_yaml appends " at line X column Y"; we print the position up front.
 fn strip_location(message: &str) -> String {
@@ -177,6 +185,10 @@ fn walk(text: &str, field: &str) -> Option<(usize, bool)> {
     Some((from + 1, true))
 }
 
+/// What may stand right before a key on its line: a flow mapping's `{` or
+/// `,`, a sequence item's `-`.
+const KEY_OPENERS: [char; 3] = ['{', ',', '-'];
+
 /// 1-based column of `field`'s last key on 1-based `line` (inside a flow
 /// mapping too), else of the line's first non-blank character.
 fn key_column(text: &str, line: usize, field: &str) -> usize {
@@ -186,7 +198,7 @@ fn key_column(text: &str, line: usize, field: &str) -> usize {
     let key = format!("{name}:");
     let at_key = l.match_indices(&key).find(|(i, _)| {
         let before = l[..*i].trim_end();
-        before.is_empty() || before.ends_with(['{', ',', '-'])
+        before.is_empty() || before.ends_with(KEY_OPENERS)
     });
     match at_key {
         Some((i, _)) if !name.is_empty() => i + 1,
@@ -216,8 +228,15 @@ fn find_key(lines: &[&str], from: usize, min_indent: usize, name: &str) -> Optio
     })
 }
 
+/// The `n`th item of the block sequence starting at line `from`; `None`
+/// when the value is not one (a flow sequence on the key's line: the next
+/// line is another key, whose list must not be taken for this one).
 fn find_item(lines: &[&str], from: usize, n: usize) -> Option<(usize, usize)> {
-    let first = lines.iter().enumerate().skip(from).find(|(_, l)| l.trim_start().starts_with("- "))?;
+    let significant = |l: &&str| !l.trim_start().is_empty() && !l.trim_start().starts_with('#');
+    let first = lines.iter().enumerate().skip(from).find(|(_, l)| significant(l))?;
+    if !first.1.trim_start().starts_with("- ") {
+        return None;
+    }
     let indent = indent_of(first.1);
     let mut count = 0;
     for (i, line) in lines.iter().enumerate().skip(first.0) {
@@ -298,6 +317,8 @@ mod tests {
         assert_eq!(locate(flow, "upstream.timeout"), Some(2));
         assert_eq!(locate(flow, "jwt.jwks.ca_file"), Some(4));
         assert_eq!(locate(MINIMAL, "jwt.issuers[1].algorithms"), Some(11));
+        // A flow sequence's item is on its key's line, not in the next key's list.
+        assert_eq!(locate_nearest(MINIMAL, "jwt.issuers[1].algorithms[0]"), Some(11));
         assert_eq!(locate(MINIMAL, "upstream.url"), Some(3));
     }
 }

@@ -1,6 +1,9 @@
-//! The YAML configuration as written (serde types). `load` validates and
-//! compiles it into a [`crate::runtime::Runtime`]; nothing here is used on the
-//! request path.
+//! The YAML configuration as written (serde types), read and parsed by
+//! `load`; the bottom layer: it uses no other module of the crate. Each
+//! section is compiled beside the types it becomes (`auth::compile`,
+//! `routes::compile`, `revocation::compile`, `upstream::compile`), and
+//! `runtime::compile` assembles them; nothing here is used on the request
+//! path. Defaults live here, in `defaults` (the JWKS ones too).
 
 mod duration;
 pub mod load;
@@ -9,12 +12,30 @@ mod route_spec;
 pub mod secret;
 
 pub use duration::parse_duration;
-pub use load::{compile, load_file, load_file_with, parse_str, ConfigError, Overrides};
+pub use load::{parse_str, read_file, ConfigError, Origin, Overrides, Source};
 pub use route_spec::{AuthMode, ClaimConditionSpec, HeaderMatchSpec, MatchSpec, RequireSpec, RouteSpec};
 pub use secret::SecretSource;
 
 use serde::Deserialize;
 use std::time::Duration;
+
+/// Section tests: one section of the YAML (`jwt:`, `routes:`, ...) parsed
+/// from a string, and the origin its errors are placed in.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::load::Origin;
+    use serde::de::DeserializeOwned;
+
+    /// The `key:` section of `text`, as its type.
+    pub fn section<T: DeserializeOwned>(text: &str, key: &str) -> T {
+        let doc: serde_yaml::Value = serde_yaml::from_str(text).unwrap();
+        serde_yaml::from_value(doc.get(key).cloned().unwrap_or_default()).unwrap()
+    }
+
+    pub fn origin(text: &str) -> Origin<'_> {
+        Origin { name: "test.yaml", dir: std::path::Path::new("."), text: Some(text) }
+    }
+}
 
 /// The whole file. Every struct refuses unknown fields so a typo is an error,
 /// not a silently ignored setting.

@@ -2,16 +2,20 @@
 //! store is skipped for `cooldown` (requests get the store-down answer at
 //! once instead of each waiting out the deadline), then one probe request
 //! is let through (half-open); its success closes the circuit.
+//!
+//! Time is `tokio::time::Instant` (tokio's paused test time moves it).
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 pub struct Breaker {
     threshold: u32,
     cooldown: Duration,
     consecutive_failures: AtomicU32,
-    /// Milliseconds since `origin()` until which the circuit is open; 0 = closed.
+    /// When the breaker was made: `open_until_ms` counts from here.
+    origin: Instant,
+    /// Milliseconds since `origin` until which the circuit is open; 0 = closed.
     open_until_ms: AtomicU64,
     probing: AtomicBool,
 }
@@ -47,24 +51,21 @@ impl Drop for ProbeGuard<'_> {
     }
 }
 
-fn origin() -> Instant {
-    static ORIGIN: OnceLock<Instant> = OnceLock::new();
-    *ORIGIN.get_or_init(Instant::now)
-}
-
-fn now_ms() -> u64 {
-    origin().elapsed().as_millis() as u64 + 1
-}
-
 impl Breaker {
     pub fn new(threshold: u32, cooldown: Duration) -> Self {
         Self {
             threshold: threshold.max(1),
             cooldown,
             consecutive_failures: AtomicU32::new(0),
+            origin: Instant::now(),
             open_until_ms: AtomicU64::new(0),
             probing: AtomicBool::new(false),
         }
+    }
+
+    /// Milliseconds since `origin`, plus one (0 means closed).
+    fn now_ms(&self) -> u64 {
+        self.origin.elapsed().as_millis() as u64 + 1
     }
 
     pub fn permit(&self) -> Permit {
@@ -72,7 +73,7 @@ impl Breaker {
         if until == 0 {
             return Permit::Call;
         }
-        if now_ms() < until {
+        if self.now_ms() < until {
             return Permit::Refuse;
         }
         match self.probing.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire) {
@@ -91,7 +92,7 @@ impl Breaker {
         } else {
             let failures = self.consecutive_failures.fetch_add(1, Ordering::AcqRel) + 1;
             if permit == Permit::Probe || failures >= self.threshold {
-                let was = self.open_until_ms.swap(now_ms() + self.cooldown.as_millis() as u64, Ordering::AcqRel);
+                let was = self.open_until_ms.swap(self.now_ms() + self.cooldown.as_millis() as u64, Ordering::AcqRel);
                 if was == 0 {
                     tracing::warn!(failures, cooldown = ?self.cooldown, "revocation store failing; circuit opened");
                     metrics::counter!("jwtgate_store_circuit_opened_total").increment(1);
@@ -113,8 +114,8 @@ impl Breaker {
 mod tests {
     use super::*;
 
-    #[test]
-    fn opens_after_threshold_probes_after_cooldown_and_closes_on_success() {
+    #[tokio::test(start_paused = true)]
+    async fn opens_after_threshold_probes_after_cooldown_and_closes_on_success() {
         let b = Breaker::new(3, Duration::from_millis(20));
         for _ in 0..2 {
             assert_eq!(b.permit(), Permit::Call);
@@ -124,12 +125,14 @@ mod tests {
         b.record(Permit::Call, false);
         assert!(b.is_open());
         assert_eq!(b.permit(), Permit::Refuse);
-        std::thread::sleep(Duration::from_millis(25)); // wall-clock cooldown under test
+        tokio::time::advance(Duration::from_millis(19)).await;
+        assert_eq!(b.permit(), Permit::Refuse, "still cooling down");
+        tokio::time::advance(Duration::from_millis(6)).await;
         assert_eq!(b.permit(), Permit::Probe);
         assert_eq!(b.permit(), Permit::Refuse, "only one probe at a time");
         b.record(Permit::Probe, false);
         assert_eq!(b.permit(), Permit::Refuse, "failed probe reopens");
-        std::thread::sleep(Duration::from_millis(25));
+        tokio::time::advance(Duration::from_millis(25)).await;
         let p = b.permit();
         assert_eq!(p, Permit::Probe);
         b.record(p, true);
@@ -137,11 +140,11 @@ mod tests {
         assert_eq!(b.permit(), Permit::Call);
     }
 
-    #[test]
-    fn an_abandoned_probe_frees_the_slot() {
+    #[tokio::test(start_paused = true)]
+    async fn an_abandoned_probe_frees_the_slot() {
         let b = Breaker::new(1, Duration::from_millis(10));
         b.record(Permit::Call, false);
-        std::thread::sleep(Duration::from_millis(15)); // wall-clock cooldown under test
+        tokio::time::advance(Duration::from_millis(15)).await;
         let p = b.permit();
         assert_eq!(p, Permit::Probe);
         drop(ProbeGuard::new(&b, p)); // the caller went away before recording

@@ -14,10 +14,14 @@
 //! arrives, then it caches its (now stale) answer. `epoch` counts
 //! invalidations; an answer is cached only if no invalidation happened
 //! since its look-up began.
+//!
+//! Time is `tokio::time::Instant`: the same clock as `std`'s in the binary,
+//! and one that tokio's paused test time moves.
 
 use quick_cache::sync::Cache;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 /// What the store holds under one key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -133,15 +137,17 @@ impl LocalCache {
 mod tests {
     use super::*;
 
-    #[test]
-    fn fetched_absent_answers_expire_and_present_ones_stay() {
+    #[tokio::test(start_paused = true)]
+    async fn fetched_absent_answers_expire_and_present_ones_stay() {
         let cache = LocalCache::new(10, Duration::from_millis(30), true);
         let e = cache.epoch();
         cache.remember_fetched("a".into(), Slot::Absent, e, None);
         cache.remember_fetched("b".into(), Slot::Present(1), e, Some(Instant::now() + Duration::from_secs(60)));
         assert_eq!(cache.lookup("a"), Some(Slot::Absent));
         assert_eq!(cache.lookup("b"), Some(Slot::Present(1)));
-        std::thread::sleep(Duration::from_millis(40)); // wall-clock TTL under test
+        tokio::time::advance(Duration::from_millis(29)).await;
+        assert_eq!(cache.lookup("a"), Some(Slot::Absent), "still within the TTL");
+        tokio::time::advance(Duration::from_millis(2)).await;
         assert_eq!(cache.lookup("a"), None);
         assert_eq!(cache.lookup("b"), Some(Slot::Present(1)));
     }

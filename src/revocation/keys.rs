@@ -41,8 +41,6 @@ pub fn grouping_keys(prefix: &str, claims: &Claims) -> (Option<String>, Option<S
     )
 }
 
-/// The SHA-256 tag of an issuer used in keys.
-pub fn issuer_tag(iss: &str) -> String {
-    use sha2::{Digest, Sha256};
-    hex::encode(Sha256::digest(iss.as_bytes()))[..16].to_string()
-}
+/// The SHA-256 tag of an issuer used in keys (computed by `auth`, which
+/// puts it in every `Claims`).
+pub use crate::auth::issuer_tag;

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 /// Key templates with `{token}`, `{sha256}` (hex of the token text),
 /// `{jti}` and `{sub}`; a template whose placeholder the token lacks is skipped.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct LegacyRules {
     pub templates: Vec<String>,
     /// Values that mean "revoked"; empty means any value does.

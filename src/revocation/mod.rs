@@ -2,7 +2,7 @@
 //! sessions. A bounded local cache ([`LocalCache`], kept current by pub/sub)
 //! sits in front of a [`RevocationStore`] (`memory` for one instance, `redis`
 //! for a fleet); look-ups are single-flight and pass a circuit breaker.
-//! Key layout: [`keys`].
+//! Key layout: [`keys`]. `compile` reads the `revocation:` section.
 
 mod breaker;
 mod cache;
@@ -12,6 +12,7 @@ pub mod legacy;
 mod memory;
 mod redis;
 mod sentinel;
+mod settings;
 mod single;
 pub mod subscriber;
 
@@ -19,18 +20,19 @@ pub use breaker::Breaker;
 pub use cache::{LocalCache, Slot};
 pub use memory::MemoryStore;
 pub use redis::RedisStore;
+pub use settings::{compile, Policy, SentinelSettings, StoreSettings};
 
 use crate::auth::Claims;
 use crate::config::{MissingJti, OnStoreError};
 use crate::error::{ProxyError, Rejection};
 use breaker::Permit;
 use flight::SingleFlight;
-use legacy::LegacyRules;
 use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -64,21 +66,6 @@ pub trait RevocationStore: Send + Sync {
     /// with a failure a client library kept from the outage. Default:
     /// nothing is kept.
     fn reconnect(&self) {}
-}
-
-/// How revocation behaves, from the config.
-#[derive(Debug, Clone)]
-pub struct Policy {
-    pub key_prefix: String,
-    pub on_store_error: OnStoreError,
-    pub missing_jti: MissingJti,
-    pub leeway_secs: i64,
-    pub max_token_lifetime: Duration,
-    pub not_revoked_ttl: Duration,
-    pub cache_entries: usize,
-    pub circuit_failures: u32,
-    pub circuit_cooldown: Duration,
-    pub legacy: LegacyRules,
 }
 
 /// A recorded revocation, as logout and the admin API report it.

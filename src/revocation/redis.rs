@@ -26,7 +26,7 @@
 
 use super::sentinel::SentinelMaster;
 use super::single::Single;
-use super::{BoxFuture, Change, RevocationStore, StoreError};
+use super::{BoxFuture, Change, RevocationStore, SentinelSettings, StoreError, StoreSettings};
 use redis::aio::ConnectionManagerConfig;
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
@@ -78,8 +78,7 @@ impl RedisStore {
     }
 
     /// The store a config asks for; `None` for the memory store.
-    pub fn from_settings(store: &crate::runtime::StoreSettings, channel: String) -> Result<Option<Self>, String> {
-        use crate::runtime::StoreSettings;
+    pub fn from_settings(store: &StoreSettings, channel: String) -> Result<Option<Self>, String> {
         let StoreSettings::Redis { nodes, cluster, sentinel, timeout, tls_ca, .. } = store else { return Ok(None) };
         let built = match (sentinel, cluster, nodes.first()) {
             (Some(master), _, _) => Self::sentinel(nodes, master, *timeout, channel),
@@ -113,7 +112,7 @@ impl RedisStore {
     /// A master watched by Redis Sentinel, found through `sentinels`.
     pub fn sentinel(
         sentinels: &[String],
-        master: &crate::runtime::SentinelSettings,
+        master: &SentinelSettings,
         deadline: Duration,
         channel: String,
     ) -> Result<Self, String> {
@@ -219,6 +218,42 @@ impl RedisStore {
     }
 }
 
+impl RedisStore {
+    /// A write on a Sentinel master, confirmed by `min_replicas_acked`
+    /// replicas (`WAIT`) when set.
+    async fn sentinel_write(
+        &self,
+        sentinel: &SentinelMaster,
+        write: redis::Cmd,
+        publish: redis::Cmd,
+    ) -> Result<(), StoreError> {
+        let master = self.sentinel_master(sentinel).await?;
+        let mut pipe = redis::pipe();
+        pipe.add_command(write).ignore().add_command(publish).ignore();
+        let wanted = sentinel.min_replicas_acked;
+        if wanted > 0 {
+            // Half the deadline for the replicas, so the answer fits in it.
+            let wait_ms = (self.deadline.as_millis() / 2).max(1) as u64;
+            pipe.cmd("WAIT").arg(wanted).arg(wait_ms);
+        }
+        let answer = self.within(pipe.query_async::<Vec<i64>>(&mut master.write.clone())).await;
+        if answer.is_err() {
+            // The connection failed: ask the sentinels next time.
+            sentinel.forget(master.generation);
+        }
+        match answer?.first() {
+            Some(&n) if n < i64::from(wanted) => {
+                // A replica lags (keep this master), or the
+                // sentinels replaced it (then `named` drops it,
+                // and the client's retry reaches the new one).
+                let _ = tokio::time::timeout(self.deadline, sentinel.named()).await;
+                Err(StoreError(format!("redis: written but confirmed by {n} of {wanted} replica(s) (failover?)")))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 impl RevocationStore for RedisStore {
     fn reconnect(&self) {
         if let Backend::Single(single) = &self.backend {
@@ -261,34 +296,7 @@ impl RevocationStore for RedisStore {
                     managed.record(&answer);
                     answer
                 }
-                Backend::Sentinel(sentinel) => {
-                    let master = self.sentinel_master(sentinel).await?;
-                    let mut pipe = redis::pipe();
-                    pipe.add_command(write).ignore().add_command(publish).ignore();
-                    let wanted = sentinel.min_replicas_acked;
-                    if wanted > 0 {
-                        // Half the deadline for the replicas, so the answer fits in it.
-                        let wait_ms = (self.deadline.as_millis() / 2).max(1) as u64;
-                        pipe.cmd("WAIT").arg(wanted).arg(wait_ms);
-                    }
-                    let answer = self.within(pipe.query_async::<Vec<i64>>(&mut master.write.clone())).await;
-                    if answer.is_err() {
-                        // The connection failed: ask the sentinels next time.
-                        sentinel.forget(master.generation);
-                    }
-                    match answer?.first() {
-                        Some(&n) if n < i64::from(wanted) => {
-                            // A replica lags (keep this master), or the
-                            // sentinels replaced it (then `named` drops it,
-                            // and the client's retry reaches the new one).
-                            let _ = tokio::time::timeout(self.deadline, sentinel.named()).await;
-                            Err(StoreError(format!(
-                                "redis: written but confirmed by {n} of {wanted} replica(s) (failover?)"
-                            )))
-                        }
-                        _ => Ok(()),
-                    }
-                }
+                Backend::Sentinel(sentinel) => self.sentinel_write(sentinel, write, publish).await,
                 // The key's shard, then any node (pub/sub is cluster-wide).
                 Backend::Cluster { .. } => {
                     self.query::<redis::Value>(&write).await?;

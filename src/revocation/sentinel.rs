@@ -51,11 +51,7 @@ pub struct SentinelMaster {
 }
 
 impl SentinelMaster {
-    pub fn new(
-        sentinels: &[String],
-        settings: &crate::runtime::SentinelSettings,
-        deadline: Duration,
-    ) -> Result<Self, String> {
+    pub fn new(sentinels: &[String], settings: &super::SentinelSettings, deadline: Duration) -> Result<Self, String> {
         let mut login = redis::RedisConnectionInfo::default().set_db(settings.db);
         if let Some(user) = &settings.username {
             login = login.set_username(user);

@@ -28,8 +28,8 @@ use super::{now_ms, Change, LocalCache, RedisStore};
 use futures_util::future::BoxFuture;
 use futures_util::StreamExt;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-use tokio::time::MissedTickBehavior;
+use std::time::Duration;
+use tokio::time::{Instant, MissedTickBehavior};
 
 /// How often a subscription on a Sentinel master asks whether the
 /// sentinels still name it (each check opens one connection to a sentinel

@@ -1,19 +1,24 @@
 //! The compiled route table: (host, method, path, headers) → the rule that
 //! decides the request. Ordered rules, first match wins; a request matching
 //! no rule needs a token (`default`). Matching borrows from the request and
-//! allocates nothing.
+//! allocates nothing. `compile` builds the table from `routes:`, `special`
+//! the logout paths that come before it.
 
 mod claim_headers;
+mod compile;
 mod matcher;
 mod path;
 mod require;
+mod special;
 
 pub use claim_headers::{ClaimHeader, ClaimPath};
+pub use compile::compile;
 pub use matcher::{HeaderMatch, HostMatch, PathMatch};
 pub use path::{
     configured as configured_path, normalize as normalize_path, PathPolicy, PathRefusal, RepeatedSlashes, RequestPath,
 };
 pub use require::{ClaimCondition, Requirements};
+pub use special::{compile_special, BackchannelRule, LogoutRule, SpecialPaths};
 
 use crate::config::AuthMode;
 #[cfg(test)]

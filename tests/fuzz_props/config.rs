@@ -1,4 +1,4 @@
-//! `config`: YAML bytes → `config::parse_str` → `config::compile`.
+//! `config`: YAML bytes → `config::parse_str` → `runtime::compile`.
 //!
 //! Input: the config text (bytes that are not UTF-8 are read lossily; the
 //! loader itself refuses them before parsing, with no line to give).
@@ -19,7 +19,8 @@
 //! do no I/O; fetching starts with `JwksSource::start`, outside compile).
 
 use jwtgate::config::load::Origin;
-use jwtgate::config::{compile, parse_str, ConfigError, FileConfig};
+use jwtgate::config::{parse_str, ConfigError, FileConfig};
+use jwtgate::runtime::compile;
 use std::path::{Component, Path};
 use std::sync::LazyLock;
 
@@ -36,7 +37,8 @@ pub fn check(data: &[u8]) {
     sandbox(&mut file);
     let origin = Origin { name, dir: SANDBOX.path(), text: Some(&text) };
     match compile(file, &origin) {
-        Ok(rt) => {
+        Ok(compiled) => {
+            let rt = compiled.runtime;
             let _ = rt.routes.unreachable();
             let _ = jwtgate::proxy::pick::OwnPaths::of(&rt);
         }

@@ -93,7 +93,7 @@ fn compile(case_sensitive: bool) -> Runtime {
     let file = jwtgate::config::parse_str(&text, "path_routes.yaml").expect("the table parses");
     let origin =
         jwtgate::config::load::Origin { name: "path_routes.yaml", dir: std::path::Path::new("."), text: Some(&text) };
-    jwtgate::config::compile(file, &origin).expect("the table compiles")
+    jwtgate::runtime::compile(file, &origin).expect("the table compiles").runtime
 }
 
 /// The compiled table (and jwtgate's own paths), without and with `case_sensitive_paths`.

@@ -157,6 +157,12 @@ async fn heartbeats_on_a_healthy_redis_keep_the_subscription_and_the_cache() {
     let cfg = Cfg { heartbeat: Some("100ms".into()), ..replica(&app, &redis).admin() };
     let gate = Gate::spawn(&cfg).await;
     redis.await_subscribers(CHANNEL, 1).await;
+    // Redis counts the subscriber a moment before the gate turns its cache
+    // on (the gauge's moment): a request in between would not be cached.
+    eventually(Duration::from_secs(5), "the gate reports the subscription", || async {
+        (metric(&gate.metrics().await, "jwtgate_pubsub_connected", &[]) == Some(1.0)).then_some(())
+    })
+    .await;
     let raw = claims().hs256().sign();
     assert_eq!(gate.get("/api/first", &raw).await.status, 200);
     redis.reset_stats().await;

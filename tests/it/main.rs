@@ -40,6 +40,8 @@ mod flight;
 #[cfg(test)]
 mod hardening;
 #[cfg(test)]
+mod in_process;
+#[cfg(test)]
 mod inject;
 #[cfg(test)]
 mod inspect;

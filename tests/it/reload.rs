@@ -236,3 +236,50 @@ async fn sighup_right_after_the_listening_line_reloads_instead_of_killing_the_ga
     assert!(served, "SIGHUP sent after `jwtgate listening` killed the gate (JWKS still loading)");
     assert_eq!(idp.hits(), 1, "the JWK Set was fetched once");
 }
+
+/// The `fixed at start` warnings naming `setting` in the gate's log so far.
+fn fixed_at_start_warnings(gate: &Gate, setting: &str) -> usize {
+    let named = format!("setting=\"{setting}\"");
+    gate.logs().lines().filter(|l| l.contains("fixed at start") && l.contains(&named)).count()
+}
+
+/// Waits until the gate has logged `n` successful reloads in all.
+async fn wait_for_reloads(gate: &Gate, n: usize, what: &str) {
+    eventually(Duration::from_secs(5), what, || async {
+        (gate.logs().lines().filter(|l| l.contains("config reloaded")).count() >= n).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_listen_change_warns_once_and_restoring_it_ends_the_warning_while_other_changes_apply() {
+    let app = Upstream::spawn().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("jwtgate.yaml");
+    let started = yaml(&app, "none", true);
+    let with_listen = |addr: &str| {
+        let moved: Vec<String> = started
+            .lines()
+            .map(|l| if l.starts_with("listen: ") { format!("listen: {addr}") } else { l.to_owned() })
+            .collect();
+        moved.join("\n") + "\n"
+    };
+    assert_eq!(with_listen("127.0.0.1:0"), started, "the file starts with `listen: 127.0.0.1:0`");
+    std::fs::write(&file, &started).expect("write config");
+    let gate = Gate::spawn_file(&file).await;
+    assert_eq!(flip_status(&gate).await, 200, "control");
+
+    replace_file(&file, &with_listen("127.0.0.1:1"));
+    wait_for_reloads(&gate, 1, "the changed listen reloaded").await;
+    assert_eq!(fixed_at_start_warnings(&gate, "listen"), 1, "a changed listen is warned about:\n{}", gate.logs());
+
+    replace_file(&file, &started);
+    wait_for_reloads(&gate, 2, "the restored listen reloaded").await;
+    assert_eq!(fixed_at_start_warnings(&gate, "listen"), 1, "the restored listen warned again:\n{}", gate.logs());
+
+    replace_file(&file, &yaml(&app, "deny", true));
+    wait_for_flip(&gate, "deny", 3).await;
+    wait_for_reloads(&gate, 3, "the rule change reloaded").await;
+    let warnings = gate.logs().lines().filter(|l| l.contains("fixed at start")).count();
+    assert_eq!(warnings, 1, "only the changed listen is warned about, once:\n{}", gate.logs());
+}

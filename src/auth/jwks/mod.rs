@@ -10,6 +10,7 @@ mod fetch;
 mod tests;
 
 use super::keys::KeySet;
+use crate::config::JwksSpec;
 use arc_swap::ArcSwap;
 use fetch::{Fetcher, Freshness};
 use http::Uri;
@@ -74,20 +75,30 @@ impl std::fmt::Debug for ExtraRoots {
     }
 }
 
+/// A failed fetch is retried after `min_refresh`, but at most this late.
+const RETRY_AT_MOST: Duration = Duration::from_secs(10);
+
+/// The defaults of `jwt.jwks` (`config::JwksSpec::default()`, the one place
+/// they are written).
 impl Default for JwksSettings {
     fn default() -> Self {
-        Self {
-            min_refresh: Duration::from_secs(60),
-            max_refresh: Duration::from_secs(3600),
-            unknown_kid_cooldown: Duration::from_secs(30),
-            fetch_timeout: Duration::from_secs(5),
-            retry: Duration::from_secs(10),
-            extra_roots: None,
-        }
+        Self::from_spec(&JwksSpec::default(), None)
     }
 }
 
 impl JwksSettings {
+    /// `jwt.jwks` as written, with the retry delay derived from it.
+    pub fn from_spec(spec: &JwksSpec, extra_roots: Option<ExtraRoots>) -> Self {
+        Self {
+            min_refresh: spec.min_refresh,
+            max_refresh: spec.max_refresh,
+            unknown_kid_cooldown: spec.unknown_kid_cooldown,
+            fetch_timeout: spec.fetch_timeout,
+            retry: spec.min_refresh.min(RETRY_AT_MOST),
+            extra_roots,
+        }
+    }
+
     /// Zero intervals would turn the background task into a busy loop.
     fn check(&self) -> Result<(), String> {
         let nonzero = [("min_refresh", self.min_refresh), ("fetch_timeout", self.fetch_timeout), ("retry", self.retry)];

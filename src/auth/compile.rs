@@ -1,0 +1,226 @@
+//! Compiling `jwt:` into the [`Verifier`]: algorithm names parsed, key
+//! files and secrets read and decoded, `jwks_url` sources prepared (not
+//! fetched: that is [`Verifier::start_jwks`]). Errors name the field.
+
+use super::jwks::{ExtraRoots, JwksSettings, JwksSource};
+use super::keys::{self, KeySet};
+use super::{IssuerRule, Verifier};
+use crate::config::{secret, ConfigError, IssuerSpec, JwksSpec, JwtSpec, KeySpec, Origin};
+use jsonwebtoken::Algorithm;
+use std::path::Path;
+use std::sync::Arc;
+
+/// The verifier of a `jwt:` section: every issuer, its algorithms and keys.
+pub fn compile(spec: &JwtSpec, origin: &Origin<'_>) -> Result<Verifier, ConfigError> {
+    if spec.issuers.is_empty() {
+        return Err(ConfigError::at(origin, "jwt.issuers", "at least one issuer is required"));
+    }
+    let jwks = jwks_settings(&spec.jwks, origin)?;
+    let mut rules = Vec::with_capacity(spec.issuers.len());
+    for (i, issuer) in spec.issuers.iter().enumerate() {
+        let at = format!("jwt.issuers[{i}]");
+        if spec.issuers[..i].iter().any(|o| o.issuer == issuer.issuer) {
+            let message = format!("duplicate issuer `{}`", issuer.issuer);
+            return Err(ConfigError::at(origin, format!("{at}.issuer"), message));
+        }
+        rules.push(compile_issuer(issuer, &at, &jwks, origin)?);
+    }
+    let leeway_secs = spec.leeway.as_secs() as i64;
+    Ok(Verifier::new(rules, leeway_secs, spec.max_token_bytes, spec.require_exp, spec.verified_cache_entries))
+}
+
+/// `jwt.jwks` checked, its CA file read.
+fn jwks_settings(spec: &JwksSpec, origin: &Origin<'_>) -> Result<JwksSettings, ConfigError> {
+    if spec.min_refresh > spec.max_refresh || spec.min_refresh.is_zero() || spec.fetch_timeout.is_zero() {
+        let message = "need 0 < min_refresh <= max_refresh and a non-zero fetch_timeout";
+        return Err(ConfigError::at(origin, "jwt.jwks", message));
+    }
+    let extra_roots = match &spec.ca_file {
+        None => None,
+        Some(p) => Some(
+            ExtraRoots::from_pem_file(&origin.dir.join(p))
+                .map_err(|m| ConfigError::at(origin, "jwt.jwks.ca_file", m))?,
+        ),
+    };
+    Ok(JwksSettings::from_spec(spec, extra_roots))
+}
+
+fn compile_issuer(
+    spec: &IssuerSpec,
+    at: &str,
+    jwks_settings: &JwksSettings,
+    origin: &Origin<'_>,
+) -> Result<IssuerRule, ConfigError> {
+    let algorithms = compile_algorithms(&spec.algorithms, at, origin)?;
+    let (keys, jwks) = compile_keys(&spec.keys, at, jwks_settings, origin)?;
+    if keys.is_empty() && jwks.is_empty() {
+        return Err(ConfigError::at(origin, format!("{at}.keys"), "at least one key is required"));
+    }
+    // Families of fetched keys are known only once fetched.
+    if jwks.is_empty() {
+        if let Some(alg) = algorithms.iter().find(|alg| !keys.families().any(|f| f == alg.family())) {
+            let message = format!("{alg:?} is allowed but no key of its family is configured (an HMAC secret never verifies RS/ES/EdDSA, a public key never HS)");
+            return Err(ConfigError::at(origin, format!("{at}.algorithms"), message));
+        }
+    }
+    Ok(IssuerRule {
+        issuer: spec.issuer.clone(),
+        issuer_tag: Arc::from(super::issuer_tag(&spec.issuer)),
+        audiences: spec.audiences.clone(),
+        algorithms,
+        keys,
+        jwks,
+    })
+}
+
+fn compile_algorithms(names: &[String], at: &str, origin: &Origin<'_>) -> Result<Vec<Algorithm>, ConfigError> {
+    let mut algorithms = Vec::with_capacity(names.len());
+    for (i, name) in names.iter().enumerate() {
+        let alg: Algorithm = name.parse().map_err(|_| {
+            ConfigError::at(origin, format!("{at}.algorithms[{i}]"), format!("unknown algorithm `{name}`; expected one of HS256, HS384, HS512, RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA (`none` is never accepted)"))
+        })?;
+        algorithms.push(alg);
+    }
+    if algorithms.is_empty() {
+        return Err(ConfigError::at(origin, format!("{at}.algorithms"), "at least one algorithm is required"));
+    }
+    Ok(algorithms)
+}
+
+/// The issuer's fixed keys, and its `jwks_url` sources.
+fn compile_keys(
+    specs: &[KeySpec],
+    at: &str,
+    jwks_settings: &JwksSettings,
+    origin: &Origin<'_>,
+) -> Result<(KeySet, Vec<Arc<JwksSource>>), ConfigError> {
+    let mut keys = KeySet::default();
+    let mut jwks = Vec::new();
+    for (i, key) in specs.iter().enumerate() {
+        let field = format!("{at}.keys[{i}]");
+        if let Some(url) = &key.jwks_url {
+            let others = [&key.kid, &key.pem_file, &key.jwks_file, &key.secret_env, &key.secret_file];
+            if others.iter().any(|f| f.is_some()) || key.insecure_secret.is_some() {
+                let message = "a jwks_url entry has no other field (the set brings its kids)";
+                return Err(ConfigError::at(origin, field, message));
+            }
+            let source = JwksSource::new(url, jwks_settings.clone())
+                .map_err(|e| ConfigError::at(origin, format!("{field}.jwks_url"), e))?;
+            jwks.push(source);
+            continue;
+        }
+        for k in load_key(key, origin.dir).map_err(|(f, msg)| ConfigError::at(origin, format!("{field}{f}"), msg))? {
+            keys.add(k).map_err(|msg| ConfigError::at(origin, field.clone(), msg))?;
+        }
+    }
+    Ok((keys, jwks))
+}
+
+/// Loads one key source; the error carries the sub-field that failed.
+fn load_key(spec: &KeySpec, dir: &Path) -> Result<Vec<keys::Key>, (String, String)> {
+    let kid = spec.kid.clone();
+    let read = |field: &str, p: &str| {
+        std::fs::read(dir.join(p))
+            .map_err(|e| (format!(".{field}"), format!("cannot read {}: {e}", dir.join(p).display())))
+    };
+    let sources = [
+        spec.pem_file.is_some(),
+        spec.jwks_file.is_some(),
+        spec.jwks_url.is_some(),
+        spec.secret_env.is_some(),
+        spec.secret_file.is_some(),
+        spec.insecure_secret.is_some(),
+    ];
+    if sources.iter().filter(|s| **s).count() != 1 {
+        return Err((
+            String::new(),
+            "exactly one of pem_file, jwks_file, jwks_url, secret_env, secret_file, insecure_secret is required".into(),
+        ));
+    }
+    if let Some(p) = &spec.pem_file {
+        let pem = read("pem_file", p)?;
+        return keys::from_pem(kid, &pem)
+            .map(|k| vec![k])
+            .map_err(|m| (".pem_file".into(), format!("{}: {m}", dir.join(p).display())));
+    }
+    if let Some(p) = &spec.jwks_file {
+        if kid.is_some() {
+            return Err((".kid".into(), "a jwks_file brings its own kids; remove kid".into()));
+        }
+        let json = read("jwks_file", p)?;
+        return keys::from_jwks(&json).map_err(|m| (".jwks_file".into(), format!("{}: {m}", dir.join(p).display())));
+    }
+    let secret = match (&spec.secret_env, &spec.secret_file, &spec.insecure_secret) {
+        (Some(var), _, _) => secret::from_env(var).map_err(|m| (".secret_env".into(), m))?,
+        (_, Some(p), _) => secret::from_file(&dir.join(p)).map_err(|m| (".secret_file".into(), m))?,
+        (_, _, Some(s)) => s.clone(),
+        _ => return Err((String::new(), "no key source".into())),
+    };
+    Ok(vec![keys::from_secret(kid, secret.expose())])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::testing::{origin, section};
+
+    const JWT: &str = "\
+jwt:
+  leeway: 1m30s
+  issuers:
+    - issuer: https://idp.example/
+      algorithms: [HS256]
+      keys:
+        - { kid: k1, insecure_secret: an-hmac-secret }
+";
+
+    fn compiled(text: &str) -> Result<Verifier, ConfigError> {
+        compile(&section::<JwtSpec>(text, "jwt"), &origin(text))
+    }
+
+    #[test]
+    fn a_jwt_section_compiles_from_yaml() {
+        let verifier = compiled(JWT).unwrap();
+        let issuers: Vec<&IssuerRule> = verifier.issuers().collect();
+        assert_eq!(issuers.len(), 1);
+        assert_eq!(issuers[0].algorithms, [Algorithm::HS256]);
+        assert_eq!(&*issuers[0].issuer_tag, super::super::issuer_tag("https://idp.example/"));
+        assert_eq!(verifier.leeway_secs(), 90);
+    }
+
+    #[test]
+    fn an_unknown_algorithm_is_refused_at_its_line() {
+        let err = compiled(&JWT.replace("[HS256]", "[HS257]")).err().unwrap();
+        assert_eq!(err.field, "jwt.issuers[0].algorithms[0]");
+        assert_eq!(err.line_col.map(|(line, _)| line), Some(5), "{err}");
+    }
+
+    #[test]
+    fn an_algorithm_without_a_key_of_its_family_is_refused() {
+        let err = compiled(&JWT.replace("[HS256]", "[HS256, ES256]")).err().unwrap();
+        assert_eq!(err.field, "jwt.issuers[0].algorithms");
+        assert!(err.message.starts_with("ES256 is allowed but no key of its family"), "{err}");
+    }
+
+    #[test]
+    fn a_duplicate_issuer_and_a_jwks_url_with_company_are_refused() {
+        let twice = format!("{JWT}{}", &JWT[JWT.find("    - issuer").unwrap()..]);
+        assert_eq!(compiled(&twice).err().unwrap().field, "jwt.issuers[1].issuer");
+        let crowded = JWT.replace("{ kid: k1, insecure_secret: an-hmac-secret }", "{ kid: k1, jwks_url: http://idp/ }");
+        assert_eq!(compiled(&crowded).err().unwrap().field, "jwt.issuers[0].keys[0]");
+    }
+
+    #[test]
+    fn jwks_defaults_are_the_config_defaults() {
+        let spec = JwksSpec::default();
+        let settings = JwksSettings::default();
+        assert_eq!((settings.min_refresh, settings.max_refresh), (spec.min_refresh, spec.max_refresh));
+        assert_eq!(
+            (settings.unknown_kid_cooldown, settings.fetch_timeout),
+            (spec.unknown_kid_cooldown, spec.fetch_timeout)
+        );
+        assert_eq!(settings.retry, spec.min_refresh.min(std::time::Duration::from_secs(10)));
+        let bad = JWT.replace("  leeway: 1m30s\n", "  leeway: 1m30s\n  jwks: { min_refresh: 2h }\n");
+        assert_eq!(compiled(&bad).err().unwrap().field, "jwt.jwks");
+    }
+}

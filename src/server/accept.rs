@@ -1,0 +1,176 @@
+//! The public listener: accepting connections, HTTP/1.1 and HTTP/2 on one
+//! port (with prior knowledge, h2c, or over TLS chosen by ALPN when the
+//! config has `tls`; HTTP/1.1 connections may switch to WebSocket), and the
+//! drain: when `shutdown` resolves the listener closes and in-flight
+//! requests get `DRAIN` to finish.
+
+use crate::proxy::Gate;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+
+const DRAIN: Duration = Duration::from_secs(30);
+/// Slow-loris bound: a client must send its request head within this.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Most header fields a request may carry, on both protocols (hyper's h1
+/// default, Envoy's too); one more is answered 431. hyper counts every
+/// HTTP/1.1 header line; h2 has no such limit, so the gate counts HTTP/2
+/// fields itself, all `cookie` fields as one (`proxy::protocol`).
+pub const MAX_HEADER_FIELDS: usize = 100;
+/// A request's header list must stay below this many bytes, measured as
+/// RFC 9113 §6.5.2 does (name + value + 32 per field, the request line as
+/// pseudo-headers), on both protocols: 431 otherwise. It is h2's
+/// `SETTINGS_MAX_HEADER_LIST_SIZE` (h2 measures the same way and answers
+/// 431 itself, from the first frame) and the HTTP/1.1 read buffer, so a
+/// raw head that does not fit in it is refused by hyper (431) before it is
+/// parsed; the gate measures the HTTP/1.1 heads hyper parsed (hyper's
+/// buffer bound is approximate: a read may overshoot it). hyper's defaults
+/// were 16 KiB (h2) and ~400 KiB (h1); 64 KiB holds a 100-field head of
+/// large cookies and an 8 KiB token.
+pub const MAX_HEADER_LIST_BYTES: usize = 64 * 1024;
+
+/// Binds the public listener (logged; `cli` announces it on stdout).
+pub(super) async fn bind(addr: SocketAddr, tls: bool) -> std::io::Result<TcpListener> {
+    let listener = TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    tracing::info!(%local, tls, "listening");
+    Ok(listener)
+}
+
+/// Serves until `shutdown` resolves, then drains. With TLS (decided by the
+/// config at start), each connection's handshake runs in its own task under
+/// `tls.handshake_timeout`, with the certificate of the config snapshot
+/// current at accept time, so a renewed certificate serves new connections.
+pub(super) async fn serve(listener: TcpListener, gate: Arc<Gate>, tls: bool, shutdown: impl Future<Output = ()>) {
+    let builder = Arc::new(connection_builder());
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, client) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(err) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(connection(gate.clone(), builder.clone(), graceful.watcher(), stream, client, tls));
+    }
+    drop(listener);
+    drain(graceful).await;
+}
+
+/// HTTP/1.1 and HTTP/2 with jwtgate's limits.
+fn connection_builder() -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        // `max_headers` is left at hyper's default, MAX_HEADER_FIELDS (100):
+        // setting it moves the parser's header array to the heap, an
+        // allocation per request.
+        .max_buf_size(MAX_HEADER_LIST_BYTES);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Duration::from_secs(30))
+        .max_header_list_size(MAX_HEADER_LIST_BYTES as u32);
+    builder
+}
+
+/// One client connection, from the TLS handshake (with `tls`) to its end.
+async fn connection(
+    gate: Arc<Gate>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    watcher: Watcher,
+    stream: TcpStream,
+    client: SocketAddr,
+    tls: bool,
+) {
+    let service = {
+        let gate = gate.clone();
+        service_fn(move |req| gate.clone().handle(req, client))
+    };
+    let served = if tls {
+        let Some(stream) = tls_handshake(&gate, stream, client).await else { return };
+        watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned()).await
+    } else {
+        watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned()).await
+    };
+    if let Err(err) = served {
+        tracing::debug!(error = %err, %client, "connection ended with an error");
+    }
+}
+
+/// Lets open connections finish within `DRAIN`, WebSocket tunnels with
+/// what is left of it.
+async fn drain(graceful: GracefulShutdown) {
+    tracing::info!("shutting down; draining connections");
+    let started = tokio::time::Instant::now();
+    if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
+        tracing::warn!("drain timed out; closing remaining connections");
+    }
+    // WebSocket tunnels left their HTTP connection behind: they get what
+    // is left of the drain time to end by themselves.
+    let left = crate::proxy::drain_websockets(DRAIN.saturating_sub(started.elapsed())).await;
+    if left > 0 {
+        tracing::warn!(tunnels = left, "drain timed out; closing open websocket tunnels");
+    }
+}
+
+/// The server side of a TLS handshake, bounded in time; `None` when it
+/// failed (logged at debug: scanners and plain-HTTP clients are routine).
+async fn tls_handshake(
+    gate: &Gate,
+    stream: TcpStream,
+    client: SocketAddr,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    let (config, timeout) = {
+        let live = gate.live.load();
+        let tls = live.rt.tls.as_ref()?;
+        (tls.config.clone(), tls.handshake_timeout)
+    };
+    match tokio::time::timeout(timeout, tokio_rustls::TlsAcceptor::from(config).accept(stream)).await {
+        Ok(Ok(stream)) => Some(stream),
+        Ok(Err(err)) => {
+            metrics::counter!("jwtgate_tls_handshake_failures_total", "reason" => "error").increment(1);
+            tracing::debug!(%client, error = %err, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            metrics::counter!("jwtgate_tls_handshake_failures_total", "reason" => "timeout").increment(1);
+            tracing::debug!(%client, "TLS handshake timed out");
+            None
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

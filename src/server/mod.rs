@@ -1,0 +1,120 @@
+//! Running jwtgate: [`start`] binds the listeners, builds the gate and its
+//! revocation store, and hands back a [`Running`] instance whose addresses
+//! are known. By concern: `accept` (connections, TLS, drain), `reload`
+//! (swapping configs), `wiring` (what an instance is built from).
+
+mod accept;
+mod reload;
+mod wiring;
+
+pub use accept::{shutdown_signal, MAX_HEADER_FIELDS, MAX_HEADER_LIST_BYTES};
+
+use crate::config::{ConfigError, Overrides};
+use crate::runtime::Compiled;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use tokio::task::{JoinHandle, JoinSet};
+
+/// What [`start`] runs: a compiled config and, when it was read from a
+/// file, where reloads read it again.
+pub struct Config {
+    compiled: Compiled,
+    reload: Option<reload::Source>,
+}
+
+impl Config {
+    /// Reads and compiles `path`; the instance reloads it on SIGHUP and
+    /// (with `reload.watch`) when it changes, `overrides` winning each time.
+    pub async fn from_file(path: &Path, overrides: Overrides) -> Result<Self, ConfigError> {
+        let loaded = reload::Watched::before_load(path).await;
+        let compiled = crate::runtime::load_file(path, &overrides)?;
+        let loaded = loaded.add_tls(compiled.runtime.tls.as_ref());
+        Ok(Self { compiled, reload: Some(reload::Source { path: path.to_path_buf(), overrides, loaded }) })
+    }
+
+    /// A config compiled by the caller (the demo, tests): never reloaded.
+    pub fn fixed(compiled: Compiled) -> Self {
+        Self { compiled, reload: None }
+    }
+}
+
+/// Why an instance did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot listen on {addr} (admin): {source}")]
+    AdminListen { addr: SocketAddr, source: std::io::Error },
+    /// The Redis client could not be built from the settings.
+    #[error("{0}")]
+    Store(String),
+    #[error("{0}")]
+    Metrics(String),
+}
+
+/// A started instance: serving on its addresses until its `shutdown`
+/// future resolves, then draining.
+pub struct Running {
+    public: SocketAddr,
+    admin: Option<SocketAddr>,
+    tls: bool,
+    served: JoinHandle<()>,
+}
+
+impl Running {
+    /// The public listener's bound address (port 0 resolved).
+    pub fn public_addr(&self) -> SocketAddr {
+        self.public
+    }
+
+    /// The admin listener's bound address, when the config has `admin`.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin
+    }
+
+    /// The public listener speaks TLS.
+    pub fn tls(&self) -> bool {
+        self.tls
+    }
+
+    /// Resolves once the instance has stopped: `shutdown` resolved, the
+    /// connections drained, its background tasks (admin, reload,
+    /// subscriber) ended.
+    pub async fn stopped(self) {
+        if let Err(err) = self.served.await {
+            tracing::error!(error = %err, "the server task failed");
+        }
+    }
+}
+
+/// Starts jwtgate on `config`: JWKS keys loaded first (listening means
+/// ready to verify), then the public listener, the gate, the admin
+/// listener and the reload loop. Serves until `shutdown` resolves. Needs a
+/// Tokio runtime.
+pub async fn start(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<Running, StartError> {
+    let Config { compiled: Compiled { start, runtime }, reload } = config;
+    let mut tasks = JoinSet::new();
+    // The recorder first: the subscriber sets gauges as soon as it starts.
+    let metrics = start.admin.as_ref().map(|_| wiring::metrics(&mut tasks)).transpose()?;
+    // SIGHUP handled from here on (its default action would end us).
+    let hangup = reload.as_ref().and_then(|_| reload::hangup_signal());
+    runtime.verifier.start_jwks().await;
+    let listen = |source| StartError::Listen { addr: start.listen, source };
+    let listener = accept::bind(start.listen, start.tls).await.map_err(listen)?;
+    let public = listener.local_addr().map_err(listen)?;
+    let gate = wiring::gate(runtime, &start, &mut tasks)?;
+    let admin = match &start.admin {
+        Some(settings) => Some(wiring::admin(settings, gate.clone(), metrics, &mut tasks).await?),
+        None => None,
+    };
+    let tls = start.tls;
+    if let Some(source) = reload {
+        tasks.spawn(reload::run(gate.clone(), source, start, hangup));
+    }
+    let served = tokio::spawn(async move {
+        accept::serve(listener, gate, tls, shutdown).await;
+        tasks.shutdown().await;
+    });
+    Ok(Running { public, admin, tls, served })
+}
