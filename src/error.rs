@@ -64,15 +64,6 @@ pub enum ProxyError {
     UpstreamTimeout,
 }
 
-impl From<crate::routes::PathRefusal> for ProxyError {
-    fn from(refusal: crate::routes::PathRefusal) -> Self {
-        match refusal {
-            crate::routes::PathRefusal::Ambiguous => ProxyError::AmbiguousPath,
-            crate::routes::PathRefusal::RepeatedSlashes => ProxyError::RepeatedSlashes,
-        }
-    }
-}
-
 impl From<Rejection> for ProxyError {
     fn from(r: Rejection) -> Self {
         ProxyError::Refused(r)

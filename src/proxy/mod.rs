@@ -32,6 +32,7 @@ mod upgrade;
 pub use upgrade::drain as drain_websockets;
 
 pub use forward::Upstream;
+pub use protocol::{MAX_HEADER_FIELDS, MAX_HEADER_LIST_BYTES};
 
 use crate::error::{Body, ProxyError, Rejection};
 use crate::revocation::Revocations;

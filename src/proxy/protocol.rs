@@ -7,7 +7,7 @@
 //! - a `Transfer-Encoding` whose codings are not exactly `chunked` (hyper
 //!   only requires `chunked` last and drops the rest) is answered 501
 //!   (RFC 9112 §6.1), before anything reaches the upstream;
-//! - the header count and size limits of [`crate::server`] for both
+//! - the header count and size limits below, for both
 //!   protocols: h2 has no count limit, and hyper's HTTP/1.1 size bound is
 //!   its read buffer, which a read may overshoot (h2's size limit is exact
 //!   and the same measure, so on HTTP/2 this check is only a backstop);
@@ -15,7 +15,6 @@
 //!   stream) aborts the upstream request and is answered 400, not 502.
 
 use crate::error::ProxyError;
-use crate::server::{MAX_HEADER_FIELDS, MAX_HEADER_LIST_BYTES};
 use bytes::Bytes;
 use http::header::{COOKIE, TRANSFER_ENCODING};
 use http::request::Parts;
@@ -25,6 +24,23 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
+
+/// Most header fields a request may carry, on both protocols (hyper's h1
+/// default, Envoy's too); one more is answered 431. hyper counts every
+/// HTTP/1.1 header line; h2 has no such limit, so the gate counts HTTP/2
+/// fields itself, all `cookie` fields as one (below).
+pub const MAX_HEADER_FIELDS: usize = 100;
+/// A request's header list must stay below this many bytes, measured as
+/// RFC 9113 §6.5.2 does (name + value + 32 per field, the request line as
+/// pseudo-headers), on both protocols: 431 otherwise. It is h2's
+/// `SETTINGS_MAX_HEADER_LIST_SIZE` (h2 measures the same way and answers
+/// 431 itself, from the first frame) and the HTTP/1.1 read buffer, so a
+/// raw head that does not fit in it is refused by hyper (431) before it is
+/// parsed; the gate measures the HTTP/1.1 heads hyper parsed (hyper's
+/// buffer bound is approximate: a read may overshoot it). hyper's defaults
+/// were 16 KiB (h2) and ~400 KiB (h1); 64 KiB holds a 100-field head of
+/// large cookies and an 8 KiB token.
+pub const MAX_HEADER_LIST_BYTES: usize = 64 * 1024;
 
 /// RFC 9113 §6.5.2: each field costs its name and value octets plus 32.
 const FIELD_OVERHEAD: usize = 32;

@@ -24,6 +24,7 @@
 //! ASCII case folded (Express, IIS). Each reading makes a rule apply to
 //! more requests, never fewer.
 
+use crate::error::ProxyError;
 use std::borrow::Cow;
 
 pub use crate::config::RepeatedSlashes;
@@ -53,6 +54,15 @@ pub struct RequestPath<'a> {
     /// The path the upstream gets instead of the received one (repeated
     /// slashes merged); `None`: the received bytes, unchanged.
     pub rewritten: Option<String>,
+}
+
+impl From<PathRefusal> for ProxyError {
+    fn from(refusal: PathRefusal) -> Self {
+        match refusal {
+            PathRefusal::Ambiguous => ProxyError::AmbiguousPath,
+            PathRefusal::RepeatedSlashes => ProxyError::RepeatedSlashes,
+        }
+    }
 }
 
 /// Reads `raw` (the request's path, without query) once for every

@@ -4,7 +4,7 @@
 //! drain: when `shutdown` resolves the listener closes and in-flight
 //! requests get `DRAIN` to finish.
 
-use crate::proxy::Gate;
+use crate::proxy::{Gate, MAX_HEADER_LIST_BYTES};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -18,22 +18,6 @@ use tokio::net::{TcpListener, TcpStream};
 const DRAIN: Duration = Duration::from_secs(30);
 /// Slow-loris bound: a client must send its request head within this.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
-/// Most header fields a request may carry, on both protocols (hyper's h1
-/// default, Envoy's too); one more is answered 431. hyper counts every
-/// HTTP/1.1 header line; h2 has no such limit, so the gate counts HTTP/2
-/// fields itself, all `cookie` fields as one (`proxy::protocol`).
-pub const MAX_HEADER_FIELDS: usize = 100;
-/// A request's header list must stay below this many bytes, measured as
-/// RFC 9113 §6.5.2 does (name + value + 32 per field, the request line as
-/// pseudo-headers), on both protocols: 431 otherwise. It is h2's
-/// `SETTINGS_MAX_HEADER_LIST_SIZE` (h2 measures the same way and answers
-/// 431 itself, from the first frame) and the HTTP/1.1 read buffer, so a
-/// raw head that does not fit in it is refused by hyper (431) before it is
-/// parsed; the gate measures the HTTP/1.1 heads hyper parsed (hyper's
-/// buffer bound is approximate: a read may overshoot it). hyper's defaults
-/// were 16 KiB (h2) and ~400 KiB (h1); 64 KiB holds a 100-field head of
-/// large cookies and an 8 KiB token.
-pub const MAX_HEADER_LIST_BYTES: usize = 64 * 1024;
 
 /// Binds the public listener (logged; `cli` announces it on stdout).
 pub(super) async fn bind(addr: SocketAddr, tls: bool) -> std::io::Result<TcpListener> {

@@ -7,7 +7,7 @@ mod accept;
 mod reload;
 mod wiring;
 
-pub use accept::{shutdown_signal, MAX_HEADER_FIELDS, MAX_HEADER_LIST_BYTES};
+pub use accept::shutdown_signal;
 
 use crate::config::{ConfigError, Overrides};
 use crate::runtime::Compiled;
