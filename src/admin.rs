@@ -11,7 +11,7 @@
 
 use crate::auth::now_unix;
 use crate::config::{OnStoreError, SecretSource};
-use crate::error::{error_response, json_response, Body, ErrorFields};
+use crate::error::{error_response, json_response, Body, Causes, ErrorFields, ProxyError};
 use crate::proxy::Gate;
 use crate::revocation::{keys, Change};
 use bytes::Bytes;
@@ -171,7 +171,7 @@ impl Admin {
         let target: Target = serde_json::from_slice(&body)
             .map_err(|e| error(StatusCode::BAD_REQUEST, "invalid_request", &format!("bad JSON: {e}")))?;
         let revocations = &self.gate.revocations;
-        let store_down = |_| error(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", "revocation not stored");
+        let store_down = store_failed("revocation not stored");
         if let Some(token) = &target.token {
             let claims = self.gate.live.load().rt.verifier.verify(token, now_unix()).map_err(|r| {
                 let (code, message) = r.code_and_message();
@@ -207,14 +207,14 @@ impl Admin {
 
     async fn show(&self, target: &Target) -> AdminResult {
         let (key, _) = self.key(target)?;
-        let value = self.gate.revocations.read(&key).await.map_err(|_| store_unavailable())?;
+        let value = self.gate.revocations.read(&key).await.map_err(store_failed("revocation store unavailable"))?;
         Ok(json_response(StatusCode::OK, &json!({ "key": key, "revoked": value.is_some(), "value": value })))
     }
 
     async fn unrevoke(&self, target: &Target) -> AdminResult {
         let (key, kind) = self.key(target)?;
         let change = Change { key: key.clone(), value: None, expires_at: 0, sent_ms: 0 };
-        self.gate.revocations.write(change).await.map_err(|_| store_unavailable())?;
+        self.gate.revocations.write(change).await.map_err(store_failed("revocation store unavailable"))?;
         tracing::warn!(kind, key = %key, "revocation deleted by admin");
         Ok(json_response(StatusCode::OK, &json!({ "key": key, "revoked": false })))
     }
@@ -256,6 +256,16 @@ fn bad(message: &str) -> AdminError {
     error(StatusCode::BAD_REQUEST, "invalid_request", message)
 }
 
-fn store_unavailable() -> AdminError {
-    error(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", "revocation store unavailable")
+/// A revocation call that failed: the store's fault is a 503 (its cause
+/// logged, `message` answered); a token the revocation refuses (no `jti`
+/// to key it by) is the caller's 400.
+fn store_failed(message: &'static str) -> impl Fn(ProxyError) -> AdminError {
+    move |err| {
+        if err.is_server_fault() {
+            tracing::warn!(error = %Causes(&err), "admin: revocation store failed");
+            return error(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", message);
+        }
+        let (code, why) = err.code_and_message();
+        error(StatusCode::BAD_REQUEST, code, why)
+    }
 }

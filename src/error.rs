@@ -7,6 +7,7 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{HeaderValue, Response, StatusCode};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
+use std::sync::Arc;
 
 /// A response body: streamed from the upstream, or a small one of ours.
 pub type Body = Either<Incoming, Full<Bytes>>;
@@ -32,7 +33,7 @@ pub enum Rejection {
 }
 
 /// Why a request was not forwarded.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum ProxyError {
     Refused(Rejection),
     /// A valid token that does not meet the route's requirements (403);
@@ -59,9 +60,65 @@ pub enum ProxyError {
     MalformedBody,
     /// More header fields, or a larger header list, than the server limits.
     HeadersTooLarge,
-    StoreUnavailable,
-    UpstreamUnavailable,
-    UpstreamTimeout,
+    /// The revocation store failed (and `on_store_error` refuses), or a
+    /// logout's write did: the cause is the store's error.
+    StoreUnavailable(Cause),
+    /// The upstream could not be reached or answered in a way jwtgate
+    /// cannot relay; the cause says which.
+    UpstreamUnavailable(Cause),
+    /// No response head within the upstream's `timeout`.
+    UpstreamTimeout(std::time::Duration),
+}
+
+/// What made the store or the upstream fail, for the log line (the client
+/// gets the fixed message). Type-erased so this module, at the bottom of
+/// the crate, names no store or client type; shared because a failed store
+/// look-up can answer several waiting requests.
+#[derive(Clone)]
+pub struct Cause(Arc<dyn std::error::Error + Send + Sync>);
+
+impl Cause {
+    pub fn new(err: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Cause(Arc::new(err))
+    }
+}
+
+impl std::fmt::Debug for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl std::fmt::Display for ProxyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.code_and_message().1)
+    }
+}
+
+impl std::error::Error for ProxyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ProxyError::StoreUnavailable(cause) | ProxyError::UpstreamUnavailable(cause) => Some(&*cause.0),
+            _ => None,
+        }
+    }
+}
+
+/// An error and the chain of its causes, `what: why: root cause`, for log
+/// lines and the command line (an error's own `Display` leaves its source
+/// out, as the convention is, so printing only it would lose the why).
+pub struct Causes<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Causes<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut next = self.0.source();
+        while let Some(cause) = next {
+            write!(f, ": {cause}")?;
+            next = cause.source();
+        }
+        Ok(())
+    }
 }
 
 impl From<Rejection> for ProxyError {
@@ -124,9 +181,9 @@ impl ProxyError {
             ProxyError::UnsupportedTransferCoding => (StatusCode::NOT_IMPLEMENTED, Challenge::None),
             ProxyError::MalformedBody => (StatusCode::BAD_REQUEST, Challenge::None),
             ProxyError::HeadersTooLarge => (StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, Challenge::None),
-            ProxyError::StoreUnavailable => (StatusCode::SERVICE_UNAVAILABLE, Challenge::None),
-            ProxyError::UpstreamUnavailable => (StatusCode::BAD_GATEWAY, Challenge::None),
-            ProxyError::UpstreamTimeout => (StatusCode::GATEWAY_TIMEOUT, Challenge::None),
+            ProxyError::StoreUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, Challenge::None),
+            ProxyError::UpstreamUnavailable(_) => (StatusCode::BAD_GATEWAY, Challenge::None),
+            ProxyError::UpstreamTimeout(_) => (StatusCode::GATEWAY_TIMEOUT, Challenge::None),
         }
     }
 
@@ -135,7 +192,7 @@ impl ProxyError {
     pub fn is_server_fault(&self) -> bool {
         use ProxyError::*;
         match self {
-            StoreUnavailable | UpstreamUnavailable | UpstreamTimeout => true,
+            StoreUnavailable(_) | UpstreamUnavailable(_) | UpstreamTimeout(_) => true,
             Refused(_)
             | InsufficientScope { .. }
             | AmbiguousPath
@@ -167,9 +224,9 @@ impl ProxyError {
             }
             ProxyError::MalformedBody => ("malformed_body", "request body framing is malformed or incomplete"),
             ProxyError::HeadersTooLarge => ("headers_too_large", "too many header fields, or header fields too large"),
-            ProxyError::StoreUnavailable => ("store_unavailable", "revocation store unavailable"),
-            ProxyError::UpstreamUnavailable => ("upstream_unavailable", "upstream unavailable"),
-            ProxyError::UpstreamTimeout => ("upstream_timeout", "upstream did not answer in time"),
+            ProxyError::StoreUnavailable(_) => ("store_unavailable", "revocation store unavailable"),
+            ProxyError::UpstreamUnavailable(_) => ("upstream_unavailable", "upstream unavailable"),
+            ProxyError::UpstreamTimeout(_) => ("upstream_timeout", "upstream did not answer in time"),
         }
     }
 
@@ -243,6 +300,23 @@ pub fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<
 mod tests {
     use super::*;
 
+    fn cause() -> Cause {
+        Cause::new(std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused"))
+    }
+
+    #[test]
+    fn causes_print_the_chain_the_client_never_sees() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("redis command failed")]
+        struct Failed(#[source] std::io::Error);
+        let root = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
+        let err = ProxyError::StoreUnavailable(Cause::new(Failed(root)));
+        assert_eq!(Causes(&err).to_string(), "revocation store unavailable: redis command failed: connection refused");
+        let body = err.into_response("r");
+        assert_eq!(body.status(), 503);
+        assert_eq!(Causes(&ProxyError::Forbidden).to_string(), "this route is closed");
+    }
+
     #[test]
     fn every_row_of_the_table() {
         use Rejection::*;
@@ -271,9 +345,9 @@ mod tests {
             (ProxyError::UnsupportedTransferCoding, 501, None, "unsupported_transfer_coding"),
             (ProxyError::MalformedBody, 400, None, "malformed_body"),
             (ProxyError::HeadersTooLarge, 431, None, "headers_too_large"),
-            (ProxyError::StoreUnavailable, 503, None, "store_unavailable"),
-            (ProxyError::UpstreamUnavailable, 502, None, "upstream_unavailable"),
-            (ProxyError::UpstreamTimeout, 504, None, "upstream_timeout"),
+            (ProxyError::StoreUnavailable(cause()), 503, None, "store_unavailable"),
+            (ProxyError::UpstreamUnavailable(cause()), 502, None, "upstream_unavailable"),
+            (ProxyError::UpstreamTimeout(std::time::Duration::from_secs(1)), 504, None, "upstream_timeout"),
             (
                 ProxyError::InsufficientScope { why: "x", scope: "orders:read admin".into() },
                 403,

@@ -28,21 +28,30 @@ const LATENCY_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.0
 /// (found by `bench/soak.sh`: 16 MiB over a million uncached tokens).
 const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// Why the Prometheus recorder could not be installed.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    #[error("the installed recorder's lock is poisoned")]
+    Poisoned,
+    #[error("cannot build the recorder")]
+    Build(#[source] metrics_exporter_prometheus::BuildError),
+}
+
 /// Installs the global recorder, once per process (a second instance
 /// started in the same process shares it); returns the handle `/metrics`
 /// renders. Run [`upkeep`] beside it.
-pub fn install() -> Result<PrometheusHandle, String> {
+pub fn install() -> Result<PrometheusHandle, InstallError> {
     // A std Mutex: taken once per instance start, never across an await.
     static INSTALLED: Mutex<Option<PrometheusHandle>> = Mutex::new(None);
-    let mut installed = INSTALLED.lock().map_err(|_| "metrics recorder: poisoned".to_string())?;
+    let mut installed = INSTALLED.lock().map_err(|_| InstallError::Poisoned)?;
     if let Some(handle) = installed.as_ref() {
         return Ok(handle.clone());
     }
     let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
-        .map_err(|e| e.to_string())?
+        .map_err(InstallError::Build)?
         .install_recorder()
-        .map_err(|e| format!("metrics recorder: {e}"))?;
+        .map_err(InstallError::Build)?;
     describe();
     // Zero-valued series exist from the start, so dashboards and alerts see them.
     metrics::gauge!("jwtgate_store_circuit_open").set(0.0);

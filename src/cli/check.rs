@@ -1,6 +1,7 @@
 //! `jwtgate check` and `jwtgate explain`: what a config does, told in
 //! plain text before it is deployed. Secrets and credentials never appear.
 
+use crate::config::redact_url;
 use crate::runtime::{Compiled, Runtime, StoreSettings};
 use std::fmt::Write;
 use std::path::Path;
@@ -67,28 +68,5 @@ pub fn describe_store(store: &StoreSettings) -> String {
             };
             format!("{kind} {} (timeout {timeout:?})", nodes.join(", "))
         }
-    }
-}
-
-/// `redis://user:secret@host/0` → `redis://user:***@host/0`.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
-    match rest.split_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{scheme}://{user}:***@{host}")
-        }
-        None => url.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn credentials_are_redacted() {
-        assert_eq!(redact_url("redis://gate:s3cret@127.0.0.1:6379/3"), "redis://gate:***@127.0.0.1:6379/3");
-        assert_eq!(redact_url("redis://127.0.0.1:6379/0"), "redis://127.0.0.1:6379/0");
     }
 }

@@ -6,12 +6,12 @@
 //! token itself is never printed.
 
 use super::check::describe_store;
-use crate::error::ProxyError;
+use crate::error::{Causes, ProxyError};
 use crate::proxy::act::{plan, Effect};
 use crate::proxy::authenticate::{authenticate, Caller};
 use crate::proxy::pick::{pick, Action, Picked};
 use crate::proxy::{admit::admit, prepare::prepare, require, Live};
-use crate::revocation::{MemoryStore, RedisStore, RevocationStore, Revocations};
+use crate::revocation::{MemoryStore, RedisStore, RevocationStore, Revocations, StoreError};
 use crate::runtime::Runtime;
 use http::request::Parts;
 use std::fmt::Write;
@@ -46,7 +46,12 @@ pub async fn explain(rt: Runtime, request: &Request<'_>) -> String {
 
 fn refusal(err: &ProxyError) -> String {
     let (code, message) = err.code_and_message();
-    format!("{} {code}: {message}", err.status().as_u16())
+    let status = err.status().as_u16();
+    match std::error::Error::source(err) {
+        // An operator runs explain: the cause is theirs to read.
+        Some(_) => format!("{status} {code}: {}", Causes(err)),
+        None => format!("{status} {code}: {message}"),
+    }
 }
 
 /// The request as a client would send it: the URL's host as Host, the
@@ -102,7 +107,7 @@ async fn steps(live: &Live, head: &mut Parts, out: &mut String) -> Result<String
         (pick(rt, &live.own_paths, head, &admitted)?, admitted.path.rewritten)
     };
     let _ = writeln!(out, "route      {}", route_line(rt, &picked));
-    let revocations = revocations(rt).await.ok_or(ProxyError::StoreUnavailable)?;
+    let revocations = revocations(rt).await?;
     let caller = authenticate(rt, &revocations, picked.route, head).await?;
     describe_caller(rt, &caller, out);
     let caller = require(&picked, caller)?;
@@ -173,15 +178,15 @@ fn describe_effect(effect: &Effect<'_>) -> (String, bool) {
 }
 
 /// The configured store, read-only: explain looks up, never writes (the
-/// memory store starts empty). `None`: a Redis store that cannot be built.
-async fn revocations(rt: &Runtime) -> Option<Revocations> {
+/// memory store starts empty).
+async fn revocations(rt: &Runtime) -> Result<Revocations, StoreError> {
     let channel = crate::revocation::keys::channel(&rt.policy.key_prefix);
-    let store: Arc<dyn RevocationStore> = match RedisStore::from_settings(&rt.store, channel).ok()? {
+    let store: Arc<dyn RevocationStore> = match RedisStore::from_settings(&rt.store, channel)? {
         Some(store) => {
             store.warm_up().await;
             Arc::new(store)
         }
         None => Arc::new(MemoryStore::new()),
     };
-    Some(Revocations::new(store, rt.policy.clone(), false))
+    Ok(Revocations::new(store, rt.policy.clone(), false))
 }

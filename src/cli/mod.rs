@@ -8,6 +8,7 @@ pub mod demo;
 pub mod explain;
 pub mod revoke;
 
+use crate::error::Causes;
 use crate::{config, runtime, server};
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
@@ -204,7 +205,7 @@ pub async fn run(command: Command) -> Result<(), String> {
         Command::Run { config, listen, upstream } => {
             let overrides = config::Overrides { listen, upstream };
             let config = server::Config::from_file(&config, overrides).await.map_err(|e| e.to_string())?;
-            let running = crate::start(config, server::shutdown_signal()).await.map_err(|e| e.to_string())?;
+            let running = crate::start(config, server::shutdown_signal()).await.map_err(|e| Causes(&e).to_string())?;
             announce(&running);
             running.stopped().await;
             Ok(())
@@ -264,9 +265,9 @@ async fn run_demo(listen: SocketAddr) -> Result<(), String> {
     let running =
         crate::start(server::Config::fixed(compiled), server::shutdown_signal()).await.map_err(|e| match e {
             crate::StartError::Listen { .. } => {
-                format!("{e} (pick another address with `jwtgate demo --listen 127.0.0.1:18080`)")
+                format!("{} (pick another address with `jwtgate demo --listen 127.0.0.1:18080`)", Causes(&e))
             }
-            e => e.to_string(),
+            e => Causes(&e).to_string(),
         })?;
     announce(&running);
     let token = demo::mint_demo_token(&secret, 3600).map_err(|e| format!("cannot mint the demo token: {e}"))?;

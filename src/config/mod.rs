@@ -14,7 +14,7 @@ pub mod secret;
 pub use duration::parse_duration;
 pub use load::{parse_str, read_file, ConfigError, Origin, Overrides, Source};
 pub use route_spec::{AuthMode, ClaimConditionSpec, HeaderMatchSpec, MatchSpec, RequireSpec, RouteSpec};
-pub use secret::SecretSource;
+pub use secret::{redact_url, SecretSource};
 
 use serde::Deserialize;
 use std::time::Duration;

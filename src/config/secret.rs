@@ -55,6 +55,22 @@ pub fn from_file(path: &std::path::Path) -> Result<SecretSource, String> {
     Ok(SecretSource(bytes))
 }
 
+/// A URL fit for a log line: the password of its userinfo replaced,
+/// `redis://user:secret@host/0` → `redis://user:***@host/0`. The userinfo
+/// ends at the authority's last `@` (a password may contain `@`).
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:***@{host}{tail}")
+        }
+        None => url.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,5 +87,14 @@ mod tests {
         let p = dir.path().join("s");
         std::fs::write(&p, "abc\n").unwrap();
         assert_eq!(from_file(&p).unwrap().expose(), b"abc");
+    }
+
+    #[test]
+    fn urls_lose_their_password() {
+        assert_eq!(redact_url("redis://gate:s3cret@127.0.0.1:6379/3"), "redis://gate:***@127.0.0.1:6379/3");
+        assert_eq!(redact_url("redis://127.0.0.1:6379/0"), "redis://127.0.0.1:6379/0");
+        assert_eq!(redact_url("rediss://u:p@ss@host:6380/0"), "rediss://u:***@host:6380/0");
+        assert_eq!(redact_url("redis://:only-pass@host/1?x=a@b"), "redis://:***@host/1?x=a@b");
+        assert_eq!(redact_url("not a url"), "not a url");
     }
 }

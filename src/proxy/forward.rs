@@ -7,7 +7,7 @@
 use super::authenticate::Caller;
 use super::pick::{Action, Picked};
 use super::{backchannel, headers, protocol, upgrade, Live};
-use crate::error::{Body, ProxyError};
+use crate::error::{Body, Cause, ProxyError};
 use crate::revocation::Revocations;
 use crate::runtime::UpstreamSettings;
 use http::uri::{Authority, PathAndQuery, Scheme};
@@ -35,13 +35,40 @@ pub async fn deliver(
     if picked.action == Action::ReceiveBackchannel {
         return backchannel::receive(&live.rt, revocations, req).await;
     }
-    let upstream = live.upstreams.get(picked.route.upstream).ok_or(ProxyError::UpstreamUnavailable)?;
+    let upstream = live.upstreams.get(picked.route.upstream).ok_or(Fault::NotConfigured)?;
     if !websocket {
         return upstream.send(req).await;
     }
     let longest = revocations.policy().max_token_lifetime.as_secs() as i64;
     let exp = caller.claims().map(|c| c.exp_unix.unwrap_or(crate::auth::now_unix().saturating_add(longest)));
     upstream.upgrade(req, exp).await
+}
+
+/// Why a request got a 502: what the log line says (the client only sees
+/// `upstream_unavailable`).
+#[derive(Debug, thiserror::Error)]
+enum Fault {
+    /// A route names an upstream the compiled set lacks (a compiler bug).
+    #[error("the route's upstream is not configured")]
+    NotConfigured,
+    /// Upgrades other than WebSocket are stripped: a 101 here cannot be honoured.
+    #[error("upstream switched protocols on a request that did not ask to")]
+    UnaskedSwitch,
+    #[error("upstream answered 101 without switching to this websocket handshake")]
+    WrongSwitch,
+    /// Checked by `is_websocket`; gone only if a phase removed it since.
+    #[error("the websocket handshake lost its Sec-WebSocket-Key")]
+    NoWebSocketKey,
+    #[error("cannot build the upstream URI")]
+    Uri(#[source] http::Error),
+    #[error("upstream request failed")]
+    Request(#[source] hyper_util::client::legacy::Error),
+}
+
+impl From<Fault> for ProxyError {
+    fn from(fault: Fault) -> Self {
+        ProxyError::UpstreamUnavailable(Cause::new(fault))
+    }
 }
 
 pub struct Upstream {
@@ -76,10 +103,7 @@ impl Upstream {
     pub async fn send(&self, req: Request<Incoming>) -> Result<Response<Body>, ProxyError> {
         let mut rsp = self.exchange(req).await?;
         if rsp.status() == StatusCode::SWITCHING_PROTOCOLS {
-            // Nothing was asked for (upgrades other than WebSocket are
-            // stripped): a 101 here cannot be honoured, so do not relay it.
-            tracing::warn!("upstream switched protocols on a request that did not ask to");
-            return Err(ProxyError::UpstreamUnavailable);
+            return Err(Fault::UnaskedSwitch.into());
         }
         headers::strip_hop_by_hop(rsp.headers_mut());
         Ok(rsp.map(Either::Left))
@@ -94,16 +118,14 @@ impl Upstream {
         // Taken before `req` moves into the upstream call: it resolves to
         // the client connection once hyper has written our 101.
         let from_client = hyper::upgrade::on(&mut req);
-        // Checked by `is_websocket`; gone only if a phase removed it since.
-        let accept = upgrade::key(req.headers()).map(upgrade::accept_for).ok_or(ProxyError::UpstreamUnavailable)?;
+        let accept = upgrade::key(req.headers()).map(upgrade::accept_for).ok_or(Fault::NoWebSocketKey)?;
         let mut rsp = self.exchange(req).await?;
         if rsp.status() != StatusCode::SWITCHING_PROTOCOLS {
             headers::strip_hop_by_hop(rsp.headers_mut());
             return Ok(rsp.map(Either::Left));
         }
         if !upgrade::restore_response_headers(rsp.headers_mut(), &accept) {
-            tracing::warn!("upstream answered 101 without switching to this websocket handshake; not spliced");
-            return Err(ProxyError::UpstreamUnavailable);
+            return Err(Fault::WrongSwitch.into());
         }
         let from_upstream = hyper::upgrade::on(&mut rsp);
         upgrade::splice(from_client, from_upstream, exp, self.websocket_idle_timeout);
@@ -116,21 +138,15 @@ impl Upstream {
         let path_and_query = req.uri().path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
         let parts =
             Uri::builder().scheme(Scheme::HTTP).authority(self.authority.clone()).path_and_query(path_and_query);
-        *req.uri_mut() = parts.build().map_err(|_| ProxyError::UpstreamUnavailable)?;
+        *req.uri_mut() = parts.build().map_err(Fault::Uri)?;
         *req.version_mut() = Version::HTTP_11;
         // Hop-by-hop and forwarding headers were set by the gate's phases.
         let (req, body) = protocol::watch_body(req);
         match tokio::time::timeout(self.timeout, self.client.request(req)).await {
             Ok(Ok(rsp)) => Ok(rsp),
             Ok(Err(_)) if body.failed() => Err(ProxyError::MalformedBody),
-            Ok(Err(err)) => {
-                tracing::warn!(error = %err, source = ?std::error::Error::source(&err), "upstream request failed");
-                Err(ProxyError::UpstreamUnavailable)
-            }
-            Err(_) => {
-                tracing::warn!(timeout = ?self.timeout, "upstream did not answer in time");
-                Err(ProxyError::UpstreamTimeout)
-            }
+            Ok(Err(err)) => Err(Fault::Request(err).into()),
+            Err(_) => Err(ProxyError::UpstreamTimeout(self.timeout)),
         }
     }
 }

@@ -34,7 +34,7 @@ pub use upgrade::drain as drain_websockets;
 pub use forward::Upstream;
 pub use protocol::{MAX_HEADER_FIELDS, MAX_HEADER_LIST_BYTES};
 
-use crate::error::{Body, ProxyError, Rejection};
+use crate::error::{Body, Causes, ProxyError, Rejection};
 use crate::revocation::Revocations;
 use crate::runtime::Runtime;
 use act::act;
@@ -90,7 +90,7 @@ impl Gate {
             Err(err) => {
                 let (code, _) = err.code_and_message();
                 if err.is_server_fault() {
-                    tracing::warn!(%method, %client, code, "request failed")
+                    tracing::warn!(%method, %client, code, error = %Causes(&err), "request failed")
                 } else {
                     tracing::debug!(%method, %client, code, "request refused")
                 }

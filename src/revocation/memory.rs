@@ -25,7 +25,7 @@ impl RevocationStore for MemoryStore {
             Ok(map) => {
                 Ok(keys.iter().map(|k| map.get(k).filter(|(_, exp)| *exp > now).map(|(v, _)| v.clone())).collect())
             }
-            Err(_) => Err(StoreError("memory store lock poisoned".into())),
+            Err(_) => Err(StoreError::MemoryPoisoned),
         };
         Box::pin(async move { result })
     }
@@ -45,7 +45,7 @@ impl RevocationStore for MemoryStore {
                 };
                 Ok(())
             }
-            Err(_) => Err(StoreError("memory store lock poisoned".into())),
+            Err(_) => Err(StoreError::MemoryPoisoned),
         };
         Box::pin(async move { result })
     }

@@ -6,6 +6,7 @@
 
 mod breaker;
 mod cache;
+mod error;
 mod flight;
 pub mod keys;
 pub mod legacy;
@@ -18,13 +19,14 @@ pub mod subscriber;
 
 pub use breaker::Breaker;
 pub use cache::{LocalCache, Slot};
+pub use error::StoreError;
 pub use memory::MemoryStore;
 pub use redis::RedisStore;
 pub use settings::{compile, Policy, SentinelSettings, StoreSettings};
 
 use crate::auth::Claims;
 use crate::config::{MissingJti, OnStoreError};
-use crate::error::{ProxyError, Rejection};
+use crate::error::{Causes, ProxyError, Rejection};
 use breaker::Permit;
 use flight::SingleFlight;
 use serde::{Deserialize, Serialize};
@@ -35,12 +37,6 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// The store failed, missed its deadline, or the circuit is open; the text
-/// is for logs only.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("revocation store: {0}")]
-pub struct StoreError(pub String);
 
 /// One write to the store, as also announced to the other replicas.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -253,7 +249,7 @@ impl Revocations {
         let _probe = breaker::ProbeGuard::new(&self.breaker, permit);
         if permit == Permit::Refuse {
             metrics::counter!("jwtgate_store_errors_total", "op" => op, "kind" => "circuit_open").increment(1);
-            return Err(StoreError("circuit open: store skipped during cool-down".into()));
+            return Err(StoreError::CircuitOpen);
         }
         if permit == Permit::Probe {
             // `call` has not started yet (futures are lazy): it runs on
@@ -272,12 +268,10 @@ impl Revocations {
 
     fn on_store_error(&self, err: StoreError) -> Result<(), ProxyError> {
         match self.policy.on_store_error {
-            OnStoreError::FailClosed => {
-                tracing::warn!(error = %err, "revocation check failed; refusing (fail_closed)");
-                Err(ProxyError::StoreUnavailable)
-            }
+            // Logged by whoever answers the request, with this cause.
+            OnStoreError::FailClosed => Err(err.into()),
             OnStoreError::FailOpen => {
-                tracing::warn!(error = %err, "revocation check failed; forwarding unchecked (fail_open)");
+                tracing::warn!(error = %Causes(&err), "revocation check failed; forwarding unchecked (fail_open)");
                 Ok(())
             }
         }
@@ -297,10 +291,7 @@ impl Revocations {
     /// must never report a false success.
     pub async fn write(&self, mut change: Change) -> Result<(), ProxyError> {
         change.sent_ms = now_ms();
-        if let Err(err) = self.guarded("write", self.store.write(&change)).await {
-            tracing::warn!(error = %err, "revocation not stored");
-            return Err(ProxyError::StoreUnavailable);
-        }
+        self.guarded("write", self.store.write(&change)).await?;
         let slot = change.value.as_deref().map(|v| Slot::Present(v.parse().unwrap_or(1)));
         self.cache.apply(change.key, slot, Instant::now() + secs_until(change.expires_at));
         Ok(())
@@ -339,7 +330,7 @@ impl Revocations {
     /// Reads one key from the store, bypassing the cache (admin API).
     pub async fn read(&self, key: &str) -> Result<Option<String>, ProxyError> {
         let keys = [key.to_string()];
-        let values = self.guarded_fetch(&keys).await.map_err(|_| ProxyError::StoreUnavailable)?;
+        let values = self.guarded_fetch(&keys).await?;
         Ok(values.into_iter().next().flatten())
     }
 }

@@ -27,9 +27,11 @@
 use super::sentinel::SentinelMaster;
 use super::single::Single;
 use super::{BoxFuture, Change, RevocationStore, SentinelSettings, StoreError, StoreSettings};
+use crate::config::redact_url;
 use redis::aio::ConnectionManagerConfig;
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::OnceCell;
 
@@ -56,7 +58,12 @@ impl RedisStore {
     /// Prepares the connection without waiting for Redis: jwtgate starts
     /// (and answers per `on_store_error`) even while Redis is down.
     /// `tls_ca`: PEM roots for `rediss://` servers with a private CA.
-    pub fn connect_lazy(url: &str, tls_ca: Option<&[u8]>, deadline: Duration, channel: String) -> Result<Self, String> {
+    pub fn connect_lazy(
+        url: &str,
+        tls_ca: Option<&[u8]>,
+        deadline: Duration,
+        channel: String,
+    ) -> Result<Self, StoreError> {
         let client = match tls_ca {
             None => redis::Client::open(url),
             Some(ca) => redis::Client::build_with_tls(
@@ -64,7 +71,7 @@ impl RedisStore {
                 redis::TlsCertificates { client_tls: None, root_cert: Some(ca.to_vec()) },
             ),
         }
-        .map_err(|e| format!("invalid redis url: {e}"))?;
+        .map_err(|e| StoreError::InvalidUrl { url: redact_url(url), source: Arc::new(e) })?;
         let config = ConnectionManagerConfig::new()
             // A TLS handshake may need longer than one command's deadline;
             // requests still wait at most `deadline` (see `within`).
@@ -78,29 +85,32 @@ impl RedisStore {
     }
 
     /// The store a config asks for; `None` for the memory store.
-    pub fn from_settings(store: &StoreSettings, channel: String) -> Result<Option<Self>, String> {
+    pub fn from_settings(store: &StoreSettings, channel: String) -> Result<Option<Self>, StoreError> {
         let StoreSettings::Redis { nodes, cluster, sentinel, timeout, tls_ca, .. } = store else { return Ok(None) };
         let built = match (sentinel, cluster, nodes.first()) {
             (Some(master), _, _) => Self::sentinel(nodes, master, *timeout, channel),
             (None, true, _) => Self::cluster(nodes, *timeout, channel),
             (None, false, Some(url)) => Self::connect_lazy(url, tls_ca.as_deref(), *timeout, channel),
-            (None, false, None) => Err("redis store without a url".into()),
+            (None, false, None) => Err(StoreError::NoNode),
         };
         built.map(Some)
     }
 
     /// A Redis Cluster reached through any of `nodes`.
-    pub fn cluster(nodes: &[String], deadline: Duration, channel: String) -> Result<Self, String> {
+    pub fn cluster(nodes: &[String], deadline: Duration, channel: String) -> Result<Self, StoreError> {
         let subscribe_to = nodes
             .iter()
-            .map(|n| redis::Client::open(n.as_str()).map_err(|e| format!("invalid redis url {n}: {e}")))
+            .map(|n| {
+                redis::Client::open(n.as_str())
+                    .map_err(|e| StoreError::InvalidUrl { url: redact_url(n), source: Arc::new(e) })
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let client = ClusterClient::builder(nodes.to_vec())
             .connection_timeout(deadline)
             .response_timeout(deadline)
             .retries(1)
             .build()
-            .map_err(|e| format!("redis cluster: {e}"))?;
+            .map_err(StoreError::setup)?;
         Ok(Self {
             backend: Backend::Cluster { client: Box::new(client), conn: OnceCell::new() },
             subscribe_to,
@@ -115,7 +125,7 @@ impl RedisStore {
         master: &SentinelSettings,
         deadline: Duration,
         channel: String,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, StoreError> {
         let master = SentinelMaster::new(sentinels, master, deadline)?;
         Ok(Self { backend: Backend::Sentinel(Box::new(master)), subscribe_to: Vec::new(), deadline, channel })
     }
@@ -141,14 +151,10 @@ impl RedisStore {
 
     /// A client for the pub/sub subscription's `attempt`-th try: the nodes
     /// in turn, or the master the sentinels name now.
-    pub async fn subscribe_client(&self, attempt: usize) -> Result<redis::Client, String> {
+    pub async fn subscribe_client(&self, attempt: usize) -> Result<redis::Client, StoreError> {
         match &self.backend {
             Backend::Sentinel(master) => master.client().await,
-            _ => self
-                .subscribe_to
-                .get(attempt % self.subscribe_to.len().max(1))
-                .cloned()
-                .ok_or_else(|| "no redis node to subscribe to".to_string()),
+            _ => self.subscribe_to.get(attempt % self.subscribe_to.len().max(1)).cloned().ok_or(StoreError::NoNode),
         }
     }
 
@@ -159,8 +165,8 @@ impl RedisStore {
     ) -> Result<T, StoreError> {
         match tokio::time::timeout(self.deadline, query).await {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(StoreError(format!("redis: {e}"))),
-            Err(_) => Err(StoreError(format!("redis: no answer within {:?}", self.deadline))),
+            Ok(Err(e)) => Err(StoreError::command(e)),
+            Err(_) => Err(StoreError::Timeout(self.deadline)),
         }
     }
 
@@ -202,8 +208,8 @@ impl RedisStore {
     async fn sentinel_master(&self, sentinel: &SentinelMaster) -> Result<super::sentinel::Master, StoreError> {
         match tokio::time::timeout(self.deadline, sentinel.get()).await {
             Ok(Ok(master)) => Ok(master),
-            Ok(Err(e)) => Err(StoreError(e)),
-            Err(_) => Err(StoreError(format!("redis sentinel: no master within {:?}", self.deadline))),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(StoreError::NoMaster(self.deadline)),
         }
     }
 
@@ -247,7 +253,7 @@ impl RedisStore {
                 // sentinels replaced it (then `named` drops it,
                 // and the client's retry reaches the new one).
                 let _ = tokio::time::timeout(self.deadline, sentinel.named()).await;
-                Err(StoreError(format!("redis: written but confirmed by {n} of {wanted} replica(s) (failover?)")))
+                Err(StoreError::Unconfirmed { confirmed: n, wanted })
             }
             _ => Ok(()),
         }
@@ -271,7 +277,7 @@ impl RevocationStore for RedisStore {
 
     fn write<'a>(&'a self, change: &'a Change) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
-            let message = serde_json::to_string(change).map_err(|e| StoreError(e.to_string()))?;
+            let message = serde_json::to_string(change).map_err(|e| StoreError::Encode(Arc::new(e)))?;
             let write = match &change.value {
                 Some(value) => {
                     let mut cmd = redis::cmd("SET");

@@ -11,6 +11,7 @@
 //! - Two connections: reads, and writes (a write's `WAIT` for replicas
 //!   blocks its connection, and must not hold the look-ups behind it).
 
+use super::StoreError;
 use futures_util::future::{BoxFuture, FutureExt, Shared};
 use redis::aio::MultiplexedConnection;
 use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
@@ -32,7 +33,7 @@ pub struct Master {
     pub generation: u64,
 }
 
-type Lookup = Shared<BoxFuture<'static, Result<Master, String>>>;
+type Lookup = Shared<BoxFuture<'static, Result<Master, StoreError>>>;
 
 #[derive(Default)]
 struct State {
@@ -51,7 +52,11 @@ pub struct SentinelMaster {
 }
 
 impl SentinelMaster {
-    pub fn new(sentinels: &[String], settings: &super::SentinelSettings, deadline: Duration) -> Result<Self, String> {
+    pub fn new(
+        sentinels: &[String],
+        settings: &super::SentinelSettings,
+        deadline: Duration,
+    ) -> Result<Self, StoreError> {
         let mut login = redis::RedisConnectionInfo::default().set_db(settings.db);
         if let Some(user) = &settings.username {
             login = login.set_username(user);
@@ -70,7 +75,7 @@ impl SentinelMaster {
             Some(node),
             SentinelServerType::Master,
         )
-        .map_err(|e| format!("redis sentinel: {e}"))?;
+        .map_err(StoreError::setup)?;
         let config = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(deadline.max(Duration::from_secs(1))))
             .set_response_timeout(Some(deadline));
@@ -84,9 +89,9 @@ impl SentinelMaster {
 
     /// The master's connections: the ones last found, or those of the
     /// look-up in flight (started here when none is).
-    pub async fn get(&self) -> Result<Master, String> {
+    pub async fn get(&self) -> Result<Master, StoreError> {
         let lookup = {
-            let mut state = self.state.lock().map_err(|_| "sentinel state poisoned".to_string())?;
+            let mut state = self.state.lock().map_err(|_| StoreError::SentinelPoisoned)?;
             if let Some(master) = &state.current {
                 return Ok(master.clone());
             }
@@ -107,7 +112,7 @@ impl SentinelMaster {
         let task = tokio::spawn(async move {
             let found = match tokio::time::timeout(LOOKUP_PATIENCE, find(&sentinels, &config)).await {
                 Ok(found) => found,
-                Err(_) => Err(format!("no master found within {LOOKUP_PATIENCE:?}")),
+                Err(_) => Err(StoreError::NoMaster(LOOKUP_PATIENCE)),
             };
             let mut st = match state.lock() {
                 Ok(st) => st,
@@ -131,7 +136,7 @@ impl SentinelMaster {
                     if let Ok(mut st) = state.lock() {
                         st.finding = None;
                     }
-                    Err(format!("sentinel look-up: {e}"))
+                    Err(StoreError::LookupEnded(Arc::new(e)))
                 }
             }
         }
@@ -150,7 +155,7 @@ impl SentinelMaster {
     }
 
     /// The master's client as the sentinels name it now (the subscriber's).
-    pub async fn client(&self) -> Result<redis::Client, String> {
+    pub async fn client(&self) -> Result<redis::Client, StoreError> {
         master_client(&self.sentinels).await
     }
 
@@ -175,16 +180,17 @@ impl SentinelMaster {
 async fn find(
     sentinels: &tokio::sync::Mutex<SentinelClient>,
     config: &redis::AsyncConnectionConfig,
-) -> Result<(MultiplexedConnection, MultiplexedConnection, String), String> {
+) -> Result<(MultiplexedConnection, MultiplexedConnection, String), StoreError> {
     let client = master_client(sentinels).await?;
     let addr = client.get_connection_info().addr().to_string();
     let connect = || client.get_multiplexed_async_connection_with_config(config);
-    let (read, write) = tokio::try_join!(connect(), connect()).map_err(|e| format!("redis master {addr}: {e}"))?;
+    let (read, write) = tokio::try_join!(connect(), connect())
+        .map_err(|e| StoreError::Master { addr: addr.clone(), source: Arc::new(e) })?;
     Ok((read, write, addr))
 }
 
 /// Asks the sentinels (one question at a time) for the master's client.
-async fn master_client(sentinels: &tokio::sync::Mutex<SentinelClient>) -> Result<redis::Client, String> {
+async fn master_client(sentinels: &tokio::sync::Mutex<SentinelClient>) -> Result<redis::Client, StoreError> {
     let client = sentinels.lock().await.async_get_client().await;
-    client.map_err(|e| format!("redis sentinel: {e}"))
+    client.map_err(|e| StoreError::Sentinel(Arc::new(e)))
 }

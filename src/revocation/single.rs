@@ -16,6 +16,7 @@
 //! a manager of its own, whose first command makes a real connection
 //! attempt.
 
+use super::StoreError;
 use arc_swap::ArcSwap;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -42,14 +43,14 @@ impl Managed {
 
 impl Single {
     /// Prepares the manager without connecting (the first command does).
-    pub fn new(client: redis::Client, config: ConnectionManagerConfig) -> Result<Self, String> {
+    pub fn new(client: redis::Client, config: ConnectionManagerConfig) -> Result<Self, StoreError> {
         let first = Self::manager(&client, &config)?;
         Ok(Self { client, config, current: ArcSwap::from_pointee(first) })
     }
 
-    fn manager(client: &redis::Client, config: &ConnectionManagerConfig) -> Result<Managed, String> {
-        let conn = ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
-            .map_err(|e| format!("redis: {e}"))?;
+    fn manager(client: &redis::Client, config: &ConnectionManagerConfig) -> Result<Managed, StoreError> {
+        let conn =
+            ConnectionManager::new_lazy_with_config(client.clone(), config.clone()).map_err(StoreError::setup)?;
         Ok(Managed { conn, last_ok: AtomicBool::new(false) })
     }
 

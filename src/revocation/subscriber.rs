@@ -24,7 +24,7 @@
 //! cannot hold one back.
 
 use super::cache::Slot;
-use super::{now_ms, Change, LocalCache, RedisStore};
+use super::{now_ms, Change, LocalCache, RedisStore, StoreError};
 use futures_util::future::BoxFuture;
 use futures_util::StreamExt;
 use std::sync::Arc;
@@ -81,17 +81,18 @@ impl Subscriber {
     }
 
     /// One subscription, until it drops. `Ok` means it had been established.
-    async fn session(&self, client: &redis::Client) -> Result<(), String> {
+    async fn session(&self, client: &redis::Client) -> Result<(), StoreError> {
         let subscribed = client.get_connection_info().addr().to_string();
         let connect = async {
             let mut pubsub = client.get_async_pubsub().await?;
             pubsub.subscribe(&self.channel).await?;
             Ok::<_, redis::RedisError>(pubsub)
         };
-        let pubsub = match tokio::time::timeout(self.deadline.max(Duration::from_millis(500)), connect).await {
+        let patience = self.deadline.max(Duration::from_millis(500));
+        let pubsub = match tokio::time::timeout(patience, connect).await {
             Ok(Ok(p)) => p,
-            Ok(Err(e)) => return Err(format!("redis: {e}")),
-            Err(_) => return Err("redis: subscribe timed out".into()),
+            Ok(Err(e)) => return Err(StoreError::Subscribe(Arc::new(e))),
+            Err(_) => return Err(StoreError::SubscribeTimeout(patience)),
         };
         let (mut sink, mut stream) = pubsub.split();
         self.cache.push_restored();

@@ -99,9 +99,9 @@ fn requirements_check_scopes_claims_issuers_and_audiences() {
         scope_attr: Arc::from("orders:read"),
     };
     let good = json!({"aud": ["x", "orders"], "scope": "a orders:read", "realm_access": {"roles": ["admin"]}, "tier": "gold", "email_verified": true});
-    assert_eq!(req.check(&claims(good.clone())), Ok(()));
+    assert!(req.check(&claims(good.clone())).is_ok());
     let scp = json!({"aud": "orders", "scp": ["orders:read"], "realm_access": {"roles": ["admin"]}, "tier": "silver", "email_verified": true});
-    assert_eq!(req.check(&claims(scp)), Ok(()));
+    assert!(req.check(&claims(scp)).is_ok());
     for (field, bad) in [
         ("scope", json!("orders:write")),
         ("aud", json!("billing")),

@@ -42,15 +42,23 @@ impl Config {
 /// Why an instance did not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("cannot listen on {addr}: {source}")]
-    Listen { addr: SocketAddr, source: std::io::Error },
-    #[error("cannot listen on {addr} (admin): {source}")]
-    AdminListen { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot listen on {addr}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr} (admin)")]
+    AdminListen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
     /// The Redis client could not be built from the settings.
-    #[error("{0}")]
-    Store(String),
-    #[error("{0}")]
-    Metrics(String),
+    #[error("revocation store")]
+    Store(#[source] crate::revocation::StoreError),
+    #[error("metrics recorder")]
+    Metrics(#[source] crate::metrics::InstallError),
 }
 
 /// A started instance: serving on its addresses until its `shutdown`

@@ -61,6 +61,13 @@ async fn killed_redis_gets_quick_503s_and_service_resumes_when_it_restarts_on_th
 
     redis.stop().await; // SIGKILL
     every_answer_is_a_quick_503(&gate, &app).await;
+    // Each 503 is logged with the store's cause (the client never sees it).
+    let line = eventually(Duration::from_secs(5), "a failure logged", || async {
+        gate.logs().lines().find(|l| l.contains("request failed")).map(str::to_owned)
+    })
+    .await;
+    assert!(line.contains("revocation store unavailable: "), "{line}");
+    assert!(line.contains("redis") || line.contains("circuit open"), "the cause is named: {line}");
     redis.restart().await;
     service_resumes(&gate, pid).await;
 }

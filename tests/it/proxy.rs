@@ -162,8 +162,18 @@ async fn connect_is_method_not_allowed() {
 async fn refused_upstream_connection_is_bad_gateway() {
     let port = crate::support::redis::free_port();
     let gate = Gate::spawn(&Cfg::to_url(&format!("http://127.0.0.1:{port}"))).await;
-    let rsp = gate.get("/api/x", &token::mint()).await;
+    let tok = token::mint();
+    let rsp = gate.get("/api/x", &tok).await;
     assert_refused(&rsp, 502, "upstream_unavailable", Challenge::Absent);
+    // The client gets the fixed message; the log says why, never the token.
+    assert!(!rsp.text().contains("refused"), "{}", rsp.text());
+    let line = crate::support::eventually(Duration::from_secs(5), "the failure logged", || async {
+        gate.logs().lines().find(|l| l.contains("request failed")).map(str::to_owned)
+    })
+    .await;
+    assert!(line.contains("upstream unavailable: upstream request failed: "), "{line}");
+    assert!(line.to_lowercase().contains("connection refused"), "the root cause is logged: {line}");
+    assert!(!gate.logs().contains(&tok), "a token reached the log");
 }
 
 #[tokio::test]
