@@ -1,24 +1,34 @@
 //! jwtgate: a reverse-proxy sidecar that verifies Bearer JWTs, refuses
 //! revoked ones and forwards the rest to an unmodified upstream.
 //!
-//! Life of a request (`proxy::Gate::phases`):
-//! 1. `server` accepts it (HTTP/1.1 or h2c) and hands it to the gate;
-//! 2. `routes` reads the path once (ambiguous ones refused, repeated slashes
-//!    merged) and picks the rule (required/none/deny);
-//! 3. `auth::extract` finds the token, `auth::verify` turns it into `Claims`;
-//! 4. `revocation` checks the local cache, then the store (memory or Redis);
-//! 5. on the logout path, `revocation` records the token as revoked;
-//! 6. `proxy::forward` streams it to the upstream and the answer back.
-//!
+//! Life of a request (`proxy::Gate::phases`, one function of named phases):
+//! `server` accepts it and hands it to the gate; **admit** reads the path
+//! once (ambiguous spellings refused, repeated slashes merged) and the
+//! host; **pick** chooses the route (jwtgate's own logout paths first);
+//! **authenticate** finds the token, verifies it and asks `revocation`
+//! (local cache, then the store) whether it is live; **require** applies
+//! the route's claims; **act** revokes on a logout path; **prepare** sets
+//! the headers the upstream gets; **deliver** streams it there and back.
 //! Every early end is an `error::ProxyError`, mapped to HTTP in one table.
-//! `config` reads the YAML (the bottom layer); `auth`, `routes`,
-//! `revocation`, `upstream`, `tls` and `trust` each compile their own
-//! section; `runtime` assembles them into the request path's snapshot and
-//! the settings fixed at start; `server` runs an instance ([`start`]: the
-//! library entry point `cli` and tests call; `accept`, `reload`, `wiring`);
-//! `cli` holds the subcommands (`demo` is the self-contained showcase).
-//! Modules point one way: `scripts/module-deps.sh` prints the graph and
-//! fails on a cycle.
+//!
+//! Modules, bottom-up (each uses only those above it; `scripts/module-deps.sh`
+//! prints the graph and fails on a cycle):
+//!
+//! - [`config`]: the YAML as written, read with file/field/line errors; secrets, durations.
+//! - [`error`]: every early end of a request and its status, challenge and JSON body.
+//! - [`auth`]: token extraction, keys and JWKS, verification into `Claims`; compiles `jwt:`.
+//! - [`revocation`]: the stores (memory, Redis single/cluster/sentinel), cache, pub/sub, breaker.
+//! - [`routes`]: the normalized path, matchers and the route table; compiles `routes:`.
+//! - [`tls`]: certificate and key read from PEM, checked as a pair (listener and webhook).
+//! - [`trust`]: which peers' forwarding headers are believed (`trusted_proxies`).
+//! - [`upstream`]: the upstreams a route may forward to; compiles `upstream(s):`.
+//! - [`runtime`]: assembles the sections into the swappable snapshot and the start-time settings.
+//! - [`proxy`]: the gate: the request's phases, forwarding, WebSockets, back-channel logout.
+//! - [`admin`]: the admin listener: health, readiness, metrics, the revocation API.
+//! - [`metrics`]: the Prometheus recorder and the metric descriptions.
+//! - [`k8s`]: `inject` (sidecar patching of manifests) and the admission webhook.
+//! - [`server`]: a running instance, [`start`]: accept, TLS and drain, reload, wiring.
+//! - [`cli`]: the subcommands (`run`, `demo`, `check`, `explain`, `revoke`, ...).
 
 #![forbid(unsafe_code)]
 

@@ -4,6 +4,13 @@
 //! is let through (half-open); its success closes the circuit.
 //!
 //! Time is `tokio::time::Instant` (tokio's paused test time moves it).
+//!
+//! Why not a crate: `failsafe` (0.3), the well-kept one, lets every call
+//! through while half-open, so a Redis coming back would get the whole
+//! backlog at once instead of one probe; it has no notion of a probe
+//! abandoned by a request that was dropped (here [`ProbeGuard`] frees the
+//! slot), and the probe is where the store renews its connection
+//! (`RevocationStore::reconnect`), which needs to know which call is it.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;

@@ -66,7 +66,7 @@ pub trait RevocationStore: Send + Sync {
 
 /// A recorded revocation, as logout and the admin API report it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Revoked {
+pub struct Record {
     pub key: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jti: Option<String>,
@@ -298,33 +298,33 @@ impl Revocations {
     }
 
     /// Revokes one token (logout).
-    pub async fn revoke_token(&self, claims: &Claims) -> Result<Revoked, ProxyError> {
+    pub async fn revoke_token(&self, claims: &Claims) -> Result<Record, ProxyError> {
         let key = self.token_key(claims)?;
         let expires_at = self.expires_at(claims);
         self.write(Change { key: key.clone(), value: Some("1".into()), expires_at, sent_ms: 0 }).await?;
         metrics::counter!("jwtgate_logouts_total", "kind" => "token").increment(1);
-        Ok(Revoked { key, jti: claims.jti.clone(), expires_at })
+        Ok(Record { key, jti: claims.jti.clone(), expires_at })
     }
 
     /// A logout repeated with a token already refused as revoked: written
     /// again only when the store lacks the record (a write a failover lost,
     /// a 503 the client retries), so repeating a logout costs a read, not a
     /// write and a message to every replica.
-    pub async fn revoke_token_again(&self, claims: &Claims) -> Result<Revoked, ProxyError> {
+    pub async fn revoke_token_again(&self, claims: &Claims) -> Result<Record, ProxyError> {
         let key = self.token_key(claims)?;
         if self.read(&key).await?.is_none() {
             return self.revoke_token(claims).await;
         }
-        Ok(Revoked { key, jti: claims.jti.clone(), expires_at: self.expires_at(claims) })
+        Ok(Record { key, jti: claims.jti.clone(), expires_at: self.expires_at(claims) })
     }
 
     /// Revokes every token of `key`'s subject or session issued at or before
     /// `cut_off` (Unix seconds). The record lives for the longest token lifetime.
-    pub async fn revoke_cut_off(&self, key: String, cut_off: i64, kind: &'static str) -> Result<Revoked, ProxyError> {
+    pub async fn revoke_cut_off(&self, key: String, cut_off: i64, kind: &'static str) -> Result<Record, ProxyError> {
         let expires_at = crate::auth::now_unix().saturating_add(self.policy.max_token_lifetime.as_secs() as i64);
         self.write(Change { key: key.clone(), value: Some(cut_off.to_string()), expires_at, sent_ms: 0 }).await?;
         metrics::counter!("jwtgate_logouts_total", "kind" => kind).increment(1);
-        Ok(Revoked { key, jti: None, expires_at })
+        Ok(Record { key, jti: None, expires_at })
     }
 
     /// Reads one key from the store, bypassing the cache (admin API).
