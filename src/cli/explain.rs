@@ -38,7 +38,7 @@ pub async fn explain(rt: Runtime, request: &Request<'_>) -> String {
             let live = Live::new(rt);
             steps(&live, &mut head, &mut out).await.unwrap_or_else(|err| refusal(&err))
         }
-        Err(why) => why,
+        Err(why) => why.to_string(),
     };
     let _ = writeln!(out, "=> {verdict}");
     out
@@ -54,22 +54,37 @@ fn refusal(err: &ProxyError) -> String {
     }
 }
 
+/// A command-line request explain cannot build. Header lines and the
+/// token are never echoed: they may hold credentials.
+#[derive(Debug, thiserror::Error)]
+enum BadRequest {
+    #[error("`{0}` is not an HTTP method")]
+    Method(String),
+    #[error("`{0}` is not a URL or path")]
+    Url(String),
+    #[error("`{0}` has no usable host")]
+    Host(String),
+    #[error("the --token value is not a header value (not shown)")]
+    Token,
+    #[error("header #{0} is not `NAME: VALUE` (not shown: it may hold a token)")]
+    Header(usize),
+}
+
 /// The request as a client would send it: the URL's host as Host, the
 /// `-H` headers, `--token` as the Authorization header.
-fn synthetic(request: &Request<'_>) -> Result<Parts, String> {
+fn synthetic(request: &Request<'_>) -> Result<Parts, BadRequest> {
     let method = request.method;
     let method = http::Method::from_bytes(method.to_ascii_uppercase().as_bytes())
-        .map_err(|_| format!("`{method}` is not an HTTP method"))?;
+        .map_err(|_| BadRequest::Method(method.to_string()))?;
     let url = request.url;
-    let uri: http::Uri = url.parse().map_err(|_| format!("`{url}` is not a URL or path"))?;
+    let uri: http::Uri = url.parse().map_err(|_| BadRequest::Url(url.to_string()))?;
     let mut headers = parse_headers(request.headers)?;
     if let (Some(host), false) = (uri.authority(), headers.contains_key(http::header::HOST)) {
-        let host = http::HeaderValue::from_str(host.as_str()).map_err(|_| format!("`{url}` has no usable host"))?;
+        let host = http::HeaderValue::from_str(host.as_str()).map_err(|_| BadRequest::Host(url.to_string()))?;
         headers.insert(http::header::HOST, host);
     }
     if let Some(token) = request.token {
-        let value = http::HeaderValue::from_str(&format!("Bearer {token}"))
-            .map_err(|_| "the --token value is not a header value (not shown)".to_string())?;
+        let value = http::HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| BadRequest::Token)?;
         headers.insert(http::header::AUTHORIZATION, value);
     }
     let (mut head, ()) = http::Request::new(()).into_parts();
@@ -79,7 +94,7 @@ fn synthetic(request: &Request<'_>) -> Result<Parts, String> {
 
 /// `Name: value` lines as a header map; the first line that is not one is
 /// the error, named by its position only (it may hold a token).
-fn parse_headers(lines: &[String]) -> Result<http::HeaderMap, String> {
+fn parse_headers(lines: &[String]) -> Result<http::HeaderMap, BadRequest> {
     let mut headers = http::HeaderMap::new();
     for (i, line) in lines.iter().enumerate() {
         let parsed = line.split_once(':').and_then(|(name, value)| {
@@ -87,7 +102,7 @@ fn parse_headers(lines: &[String]) -> Result<http::HeaderMap, String> {
             Some((name, http::HeaderValue::from_str(value.trim()).ok()?))
         });
         let Some((name, value)) = parsed else {
-            return Err(format!("header #{} is not `NAME: VALUE` (not shown: it may hold a token)", i + 1));
+            return Err(BadRequest::Header(i + 1));
         };
         headers.append(name, value);
     }

@@ -5,8 +5,11 @@
 
 pub mod check;
 pub mod demo;
+mod error;
 pub mod explain;
 pub mod revoke;
+
+pub use error::CliError;
 
 use crate::error::Causes;
 use crate::{config, runtime, server};
@@ -150,11 +153,11 @@ pub fn main(cli: Cli) -> ExitCode {
     let built = tokio::runtime::Builder::new_multi_thread().enable_all().build();
     let runtime = match built {
         Ok(rt) => rt,
-        Err(e) => return fail(format!("cannot start the async runtime: {e}")),
+        Err(e) => return fail(Causes(&CliError::Runtime(e)).to_string()),
     };
     match runtime.block_on(run(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(msg) => fail(msg),
+        Err(err) => fail(Causes(&err).to_string()),
     }
 }
 
@@ -200,22 +203,22 @@ pub fn inject(file: &std::path::Path, options: crate::k8s::inject::Options) -> E
     }
 }
 
-pub async fn run(command: Command) -> Result<(), String> {
+pub async fn run(command: Command) -> Result<(), CliError> {
     match command {
         Command::Run { config, listen, upstream } => {
             let overrides = config::Overrides { listen, upstream };
-            let config = server::Config::from_file(&config, overrides).await.map_err(|e| e.to_string())?;
-            let running = crate::start(config, server::shutdown_signal()).await.map_err(|e| Causes(&e).to_string())?;
+            let config = server::Config::from_file(&config, overrides).await?;
+            let running = crate::start(config, server::shutdown_signal()).await?;
             announce(&running);
             running.stopped().await;
             Ok(())
         }
-        Command::Revoke(args) => revoke::run(args).await,
+        Command::Revoke(args) => Ok(revoke::run(args).await?),
         Command::Demo { listen } => run_demo(listen).await,
         Command::Upstream { listen } => {
-            let listener =
-                tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-            let local = listener.local_addr().map_err(|e| e.to_string())?;
+            let bound = |source| CliError::Listen { addr: listen, source };
+            let listener = tokio::net::TcpListener::bind(listen).await.map_err(bound)?;
+            let local = listener.local_addr().map_err(bound)?;
             println!("jwtgate upstream listening on http://{local}");
             tokio::select! { () = demo::serve_upstream(listener) => {}, () = server::shutdown_signal() => {} }
             Ok(())
@@ -224,11 +227,10 @@ pub async fn run(command: Command) -> Result<(), String> {
         Command::Webhook { listen, tls_cert, tls_key, sidecar } => {
             let settings =
                 crate::k8s::webhook::Settings { listen, tls_cert, tls_key, options: sidecar.options(false, false) };
-            crate::k8s::webhook::run(settings, server::shutdown_signal()).await.map_err(|e| e.to_string())
+            Ok(crate::k8s::webhook::run(settings, server::shutdown_signal()).await?)
         }
         Command::Explain { config, method, url, token, headers } => {
-            let runtime =
-                runtime::load_file(&config, &config::Overrides::default()).map_err(|e| e.to_string())?.runtime;
+            let runtime = runtime::load_file(&config, &config::Overrides::default())?.runtime;
             runtime.verifier.start_jwks().await;
             let request = explain::Request { method: &method, url: &url, token: token.as_deref(), headers: &headers };
             print!("{}", explain::explain(runtime, &request).await);
@@ -250,27 +252,27 @@ fn announce(running: &crate::Running) {
 
 /// `jwtgate demo`: the embedded config on a built-in upstream, started
 /// like `run` (never reloaded).
-async fn run_demo(listen: SocketAddr) -> Result<(), String> {
-    let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
-    let upstream_addr = upstream.local_addr().map_err(|e| e.to_string())?;
+async fn run_demo(listen: SocketAddr) -> Result<(), CliError> {
+    let any = SocketAddr::from(([127, 0, 0, 1], 0));
+    let bound = |source| CliError::Listen { addr: any, source };
+    let upstream = tokio::net::TcpListener::bind(any).await.map_err(bound)?;
+    let upstream_addr = upstream.local_addr().map_err(bound)?;
     tokio::spawn(demo::serve_upstream(upstream));
     let secret = demo::random_hex(32).into_bytes();
-    let file = demo::demo_config(listen, upstream_addr, &secret).map_err(|e| e.to_string())?;
+    let file = demo::demo_config(listen, upstream_addr, &secret)?;
     let origin = config::Origin {
         name: "config/demo.yaml (embedded)",
         dir: std::path::Path::new("."),
         text: Some(demo::DEMO_YAML),
     };
-    let compiled = runtime::compile(file, &origin).map_err(|e| e.to_string())?;
+    let compiled = runtime::compile(file, &origin)?;
     let running =
         crate::start(server::Config::fixed(compiled), server::shutdown_signal()).await.map_err(|e| match e {
-            crate::StartError::Listen { .. } => {
-                format!("{} (pick another address with `jwtgate demo --listen 127.0.0.1:18080`)", Causes(&e))
-            }
-            e => Causes(&e).to_string(),
+            crate::StartError::Listen { addr, source } => CliError::DemoListen { addr, source },
+            e => CliError::Start(e),
         })?;
     announce(&running);
-    let token = demo::mint_demo_token(&secret, 3600).map_err(|e| format!("cannot mint the demo token: {e}"))?;
+    let token = demo::mint_demo_token(&secret, 3600).map_err(CliError::DemoToken)?;
     println!("{}", demo::instructions(running.public_addr(), &token));
     running.stopped().await;
     Ok(())

@@ -38,34 +38,64 @@ pub struct RevokeArgs {
     token_file: Option<PathBuf>,
 }
 
+/// Why `jwtgate revoke` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RevokeError {
+    #[error("set the admin token in ${0} (or pass --admin-token-env)")]
+    NoAdminToken(String),
+    #[error("cannot read {}", .path.display())]
+    ReadToken {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("say what to revoke: --token-file, --jti, --sub or --sid")]
+    NothingToRevoke,
+    #[error("bad admin URL {url}")]
+    BadUrl {
+        url: String,
+        #[source]
+        source: http::Error,
+    },
+    #[error("cannot reach {url}")]
+    Unreachable {
+        url: String,
+        #[source]
+        source: hyper_util::client::legacy::Error,
+    },
+    #[error("admin API answered {0}")]
+    Refused(http::StatusCode),
+}
+
 #[allow(clippy::print_stdout)]
-pub async fn run(args: RevokeArgs) -> Result<(), String> {
-    let admin_token = std::env::var(&args.admin_token_env)
-        .map_err(|_| format!("set the admin token in ${} (or pass --admin-token-env)", args.admin_token_env))?;
+pub async fn run(args: RevokeArgs) -> Result<(), RevokeError> {
+    let admin_token =
+        std::env::var(&args.admin_token_env).map_err(|_| RevokeError::NoAdminToken(args.admin_token_env.clone()))?;
     let body = match &args.token_file {
         Some(path) => {
-            let token = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let token = std::fs::read_to_string(path)
+                .map_err(|source| RevokeError::ReadToken { path: path.clone(), source })?;
             serde_json::json!({ "token": token.trim() })
         }
         None if args.jti.is_some() => serde_json::json!({ "iss": args.iss, "jti": args.jti, "exp": args.exp }),
         None if args.sub.is_some() => serde_json::json!({ "iss": args.iss, "sub": args.sub, "before": args.before }),
         None if args.sid.is_some() => serde_json::json!({ "iss": args.iss, "sid": args.sid, "before": args.before }),
-        None => return Err("say what to revoke: --token-file, --jti, --sub or --sid".into()),
+        None => return Err(RevokeError::NothingToRevoke),
     };
     let url = format!("{}/revocations", args.admin.trim_end_matches('/'));
     let req = Request::post(&url)
         .header(header::AUTHORIZATION, format!("Bearer {admin_token}"))
         .header(header::CONTENT_TYPE, "application/json")
         .body(Full::new(Bytes::from(body.to_string())))
-        .map_err(|e| format!("bad admin URL {url}: {e}"))?;
+        .map_err(|source| RevokeError::BadUrl { url: url.clone(), source })?;
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let rsp = client.request(req).await.map_err(|e| format!("cannot reach {url}: {e}"))?;
+    let rsp = client.request(req).await.map_err(|source| RevokeError::Unreachable { url: url.clone(), source })?;
     let status = rsp.status();
     let text = rsp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     println!("{}", String::from_utf8_lossy(&text));
     if status.is_success() {
         Ok(())
     } else {
-        Err(format!("admin API answered {status}"))
+        Err(RevokeError::Refused(status))
     }
 }
