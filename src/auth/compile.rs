@@ -151,8 +151,11 @@ fn load_key(spec: &KeySpec, dir: &Path) -> Result<Vec<keys::Key>, (String, Strin
         return keys::from_jwks(&json).map_err(|m| (".jwks_file".into(), format!("{}: {m}", dir.join(p).display())));
     }
     let secret = match (&spec.secret_env, &spec.secret_file, &spec.insecure_secret) {
-        (Some(var), _, _) => secret::from_env(var).map_err(|m| (".secret_env".into(), m))?,
-        (_, Some(p), _) => secret::from_file(&dir.join(p)).map_err(|m| (".secret_file".into(), m))?,
+        (Some(var), _, _) => {
+            secret::from_env(var).map_err(|e| (".secret_env".into(), crate::error::Causes(&e).to_string()))?
+        }
+        (_, Some(p), _) => secret::from_file(&dir.join(p))
+            .map_err(|e| (".secret_file".into(), crate::error::Causes(&e).to_string()))?,
         (_, _, Some(s)) => s.clone(),
         _ => return Err((String::new(), "no key source".into())),
     };
