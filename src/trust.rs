@@ -3,14 +3,34 @@
 //! default: every peer is the client itself.
 
 use crate::config::{ConfigError, Origin};
+use crate::error::Causes;
 use std::net::IpAddr;
+
+/// Why a `trusted_proxies` entry was refused; each quotes the entry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CidrError {
+    #[error("`{text}` is not an IP address or CIDR block (10.0.0.0/8, fd00::/8)")]
+    NotAnAddress {
+        text: String,
+        #[source]
+        source: std::net::AddrParseError,
+    },
+    #[error("`{text}`: the prefix length must be 0..={max}")]
+    Prefix { text: String, max: u8 },
+    /// `network/prefix` is the block the entry probably meant.
+    #[error("`{text}` has host bits set; did you mean {network}/{prefix}?")]
+    HostBits { text: String, network: IpAddr, prefix: u8 },
+}
 
 /// The `trusted_proxies` list, each entry checked.
 pub fn compile(blocks: &[String], origin: &Origin<'_>) -> Result<TrustedProxies, ConfigError> {
     blocks
         .iter()
         .enumerate()
-        .map(|(i, block)| Cidr::parse(block).map_err(|m| ConfigError::at(origin, format!("trusted_proxies[{i}]"), m)))
+        .map(|(i, block)| {
+            Cidr::parse(block)
+                .map_err(|e| ConfigError::at(origin, format!("trusted_proxies[{i}]"), Causes(&e).to_string()))
+        })
         .collect::<Result<Vec<_>, _>>()
         .map(TrustedProxies::new)
 }
@@ -24,13 +44,13 @@ pub struct Cidr {
 }
 
 impl Cidr {
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, CidrError> {
         let (addr, prefix) = match text.trim().split_once('/') {
             Some((addr, prefix)) => (addr, Some(prefix)),
             None => (text.trim(), None),
         };
         let network: IpAddr =
-            addr.parse().map_err(|_| format!("`{text}` is not an IP address or CIDR block (10.0.0.0/8, fd00::/8)"))?;
+            addr.parse().map_err(|source| CidrError::NotAnAddress { text: text.to_string(), source })?;
         let network = network.to_canonical();
         let max = if network.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
@@ -39,10 +59,10 @@ impl Cidr {
                 .parse::<u8>()
                 .ok()
                 .filter(|p| *p <= max)
-                .ok_or_else(|| format!("`{text}`: the prefix length must be 0..={max}"))?,
+                .ok_or_else(|| CidrError::Prefix { text: text.to_string(), max })?,
         };
         if mask(network, prefix) != network {
-            return Err(format!("`{text}` has host bits set; did you mean {}/{prefix}?", mask(network, prefix)));
+            return Err(CidrError::HostBits { text: text.to_string(), network: mask(network, prefix), prefix });
         }
         Ok(Self { network, prefix })
     }
@@ -134,6 +154,24 @@ mod tests {
         for bad in ["10.1.0.1/16", "10.0.0.0/33", "example.com", "10.0.0.0/x", ""] {
             assert!(Cidr::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn refusals_quote_the_entry_and_say_why() {
+        let err = Cidr::parse("10.1.0.1/16").unwrap_err();
+        assert_eq!(err.to_string(), "`10.1.0.1/16` has host bits set; did you mean 10.1.0.0/16?");
+        assert_eq!(
+            Cidr::parse("10.0.0.0/33").unwrap_err().to_string(),
+            "`10.0.0.0/33`: the prefix length must be 0..=32"
+        );
+        let err = Cidr::parse("example.com").unwrap_err();
+        assert!(matches!(&err, CidrError::NotAnAddress { text, .. } if text == "example.com"), "{err:?}");
+        let chain = Causes(&err).to_string();
+        assert!(
+            chain.starts_with("`example.com` is not an IP address or CIDR block")
+                && chain.ends_with(": invalid IP address syntax"),
+            "{chain}"
+        );
     }
 
     #[test]

@@ -3,12 +3,60 @@
 //! fetched: that is [`Verifier::start_jwks`]). Errors name the field.
 
 use super::jwks::{ExtraRoots, JwksSettings, JwksSource};
-use super::keys::{self, KeySet};
+use super::keys::{self, KeyError, KeySet};
 use super::{IssuerRule, Verifier};
-use crate::config::{secret, ConfigError, IssuerSpec, JwksSpec, JwtSpec, KeySpec, Origin};
+use crate::config::secret::{self, SecretError};
+use crate::config::{ConfigError, IssuerSpec, JwksSpec, JwtSpec, KeySpec, Origin};
+use crate::error::Causes;
 use jsonwebtoken::Algorithm;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+/// Why one `keys[i]` entry could not be loaded; [`field`](Self::field) is
+/// the sub-field to blame, so the config error points at its line.
+#[derive(Debug, thiserror::Error)]
+enum KeyLoadError {
+    #[error("exactly one of pem_file, jwks_file, jwks_url, secret_env, secret_file, insecure_secret is required")]
+    SourceCount,
+    #[error("a jwks_file brings its own kids; remove kid")]
+    KidWithJwksFile,
+    #[error("cannot read {}", path.display())]
+    Read {
+        field: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file, then (the source) what is wrong with its content:
+    /// `keys/a.pem: not a PEM public key …`.
+    #[error("{}", path.display())]
+    Decode {
+        field: &'static str,
+        path: PathBuf,
+        #[source]
+        source: KeyError,
+    },
+    #[error(transparent)]
+    SecretEnv(SecretError),
+    #[error(transparent)]
+    SecretFile(SecretError),
+    /// Only a `jwks_url`, which the caller handles before loading keys.
+    #[error("no key source")]
+    NoSource,
+}
+
+impl KeyLoadError {
+    /// The suffix of `keys[i]` the error is about (empty: the entry itself).
+    fn field(&self) -> &'static str {
+        match self {
+            KeyLoadError::SourceCount | KeyLoadError::NoSource => "",
+            KeyLoadError::KidWithJwksFile => ".kid",
+            KeyLoadError::Read { field, .. } | KeyLoadError::Decode { field, .. } => field,
+            KeyLoadError::SecretEnv(_) => ".secret_env",
+            KeyLoadError::SecretFile(_) => ".secret_file",
+        }
+    }
+}
 
 /// The verifier of a `jwt:` section: every issuer, its algorithms and keys.
 pub fn compile(spec: &JwtSpec, origin: &Origin<'_>) -> Result<Verifier, ConfigError> {
@@ -39,7 +87,7 @@ fn jwks_settings(spec: &JwksSpec, origin: &Origin<'_>) -> Result<JwksSettings, C
         None => None,
         Some(p) => Some(
             ExtraRoots::from_pem_file(&origin.dir.join(p))
-                .map_err(|m| ConfigError::at(origin, "jwt.jwks.ca_file", m))?,
+                .map_err(|e| ConfigError::at(origin, "jwt.jwks.ca_file", Causes(&e).to_string()))?,
         ),
     };
     Ok(JwksSettings::from_spec(spec, extra_roots))
@@ -105,23 +153,29 @@ fn compile_keys(
                 return Err(ConfigError::at(origin, field, message));
             }
             let source = JwksSource::new(url, jwks_settings.clone())
-                .map_err(|e| ConfigError::at(origin, format!("{field}.jwks_url"), e))?;
+                .map_err(|e| ConfigError::at(origin, format!("{field}.jwks_url"), Causes(&e).to_string()))?;
             jwks.push(source);
             continue;
         }
-        for k in load_key(key, origin.dir).map_err(|(f, msg)| ConfigError::at(origin, format!("{field}{f}"), msg))? {
-            keys.add(k).map_err(|msg| ConfigError::at(origin, field.clone(), msg))?;
+        let loaded = load_key(key, origin.dir)
+            .map_err(|e| ConfigError::at(origin, format!("{field}{}", e.field()), Causes(&e).to_string()))?;
+        for k in loaded {
+            keys.add(k).map_err(|e| ConfigError::at(origin, field.clone(), Causes(&e).to_string()))?;
         }
     }
     Ok((keys, jwks))
 }
 
-/// Loads one key source; the error carries the sub-field that failed.
-fn load_key(spec: &KeySpec, dir: &Path) -> Result<Vec<keys::Key>, (String, String)> {
+/// Loads one key source; the error names the sub-field that failed.
+fn load_key(spec: &KeySpec, dir: &Path) -> Result<Vec<keys::Key>, KeyLoadError> {
     let kid = spec.kid.clone();
-    let read = |field: &str, p: &str| {
-        std::fs::read(dir.join(p))
-            .map_err(|e| (format!(".{field}"), format!("cannot read {}: {e}", dir.join(p).display())))
+    let read = |field: &'static str, p: &str| {
+        let path = dir.join(p);
+        std::fs::read(&path).map(|bytes| (bytes, path.clone())).map_err(|source| KeyLoadError::Read {
+            field,
+            path,
+            source,
+        })
     };
     let sources = [
         spec.pem_file.is_some(),
@@ -132,29 +186,28 @@ fn load_key(spec: &KeySpec, dir: &Path) -> Result<Vec<keys::Key>, (String, Strin
         spec.insecure_secret.is_some(),
     ];
     if sources.iter().filter(|s| **s).count() != 1 {
-        return Err((
-            String::new(),
-            "exactly one of pem_file, jwks_file, jwks_url, secret_env, secret_file, insecure_secret is required".into(),
-        ));
+        return Err(KeyLoadError::SourceCount);
     }
     if let Some(p) = &spec.pem_file {
-        let pem = read("pem_file", p)?;
-        return keys::from_pem(kid, &pem)
-            .map(|k| vec![k])
-            .map_err(|m| (".pem_file".into(), format!("{}: {m}", dir.join(p).display())));
+        let (pem, path) = read(".pem_file", p)?;
+        return keys::from_pem(kid, &pem).map(|k| vec![k]).map_err(|source| KeyLoadError::Decode {
+            field: ".pem_file",
+            path,
+            source,
+        });
     }
     if let Some(p) = &spec.jwks_file {
         if kid.is_some() {
-            return Err((".kid".into(), "a jwks_file brings its own kids; remove kid".into()));
+            return Err(KeyLoadError::KidWithJwksFile);
         }
-        let json = read("jwks_file", p)?;
-        return keys::from_jwks(&json).map_err(|m| (".jwks_file".into(), format!("{}: {m}", dir.join(p).display())));
+        let (json, path) = read(".jwks_file", p)?;
+        return keys::from_jwks(&json).map_err(|source| KeyLoadError::Decode { field: ".jwks_file", path, source });
     }
     let secret = match (&spec.secret_env, &spec.secret_file, &spec.insecure_secret) {
-        (Some(var), _, _) => secret::from_env(var).map_err(|m| (".secret_env".into(), m))?,
-        (_, Some(p), _) => secret::from_file(&dir.join(p)).map_err(|m| (".secret_file".into(), m))?,
+        (Some(var), _, _) => secret::from_env(var).map_err(KeyLoadError::SecretEnv)?,
+        (_, Some(p), _) => secret::from_file(&dir.join(p)).map_err(KeyLoadError::SecretFile)?,
         (_, _, Some(s)) => s.clone(),
-        _ => return Err((String::new(), "no key source".into())),
+        _ => return Err(KeyLoadError::NoSource),
     };
     Ok(vec![keys::from_secret(kid, secret.expose())])
 }
@@ -208,6 +261,46 @@ jwt:
         assert_eq!(compiled(&twice).err().unwrap().field, "jwt.issuers[1].issuer");
         let crowded = JWT.replace("{ kid: k1, insecure_secret: an-hmac-secret }", "{ kid: k1, jwks_url: http://idp/ }");
         assert_eq!(compiled(&crowded).err().unwrap().field, "jwt.issuers[0].keys[0]");
+    }
+
+    #[test]
+    fn key_file_errors_name_the_sub_field_and_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let with_key = |key: &str| {
+            let text = JWT.replace("{ kid: k1, insecure_secret: an-hmac-secret }", key);
+            compile(&section::<JwtSpec>(&text, "jwt"), &Origin { dir: dir.path(), ..origin(&text) })
+        };
+        let missing = dir.path().join("absent.pem");
+        let err = with_key("{ kid: k1, pem_file: absent.pem }").err().unwrap();
+        assert_eq!(err.field, "jwt.issuers[0].keys[0].pem_file");
+        let cannot = format!("cannot read {}: ", missing.display());
+        assert!(err.message.starts_with(&cannot) && err.message.len() > cannot.len(), "{err}");
+
+        std::fs::write(dir.path().join("junk.pem"), "junk").unwrap();
+        let err = with_key("{ kid: k1, pem_file: junk.pem }").err().unwrap();
+        let junk = dir.path().join("junk.pem");
+        assert_eq!(
+            err.message,
+            format!("{}: not a PEM public key of a supported type (RSA, EC P-256/P-384, Ed25519)", junk.display())
+        );
+
+        std::fs::write(dir.path().join("set.json"), r#"{"keys": 1}"#).unwrap();
+        let err = with_key("{ jwks_file: set.json }").err().unwrap();
+        assert_eq!(err.field, "jwt.issuers[0].keys[0].jwks_file");
+        let head = format!("{}: not a JWK Set: invalid type", dir.path().join("set.json").display());
+        assert!(err.message.starts_with(&head), "the parser's detail of a local file is kept: {err}");
+
+        std::fs::write(dir.path().join("secret"), "\n").unwrap();
+        let err = with_key("{ kid: k1, secret_file: secret }").err().unwrap();
+        assert_eq!(err.field, "jwt.issuers[0].keys[0].secret_file");
+        assert_eq!(err.message, format!("{} is empty", dir.path().join("secret").display()));
+
+        let err = with_key("{ kid: k1, secret_env: JWTGATE_UNIT_SURELY_UNSET_KEY_5E1D }").err().unwrap();
+        assert_eq!(err.field, "jwt.issuers[0].keys[0].secret_env");
+        assert_eq!(err.message, "environment variable JWTGATE_UNIT_SURELY_UNSET_KEY_5E1D is not set");
+
+        let err = with_key("{ kid: k1, jwks_file: set.json }").err().unwrap();
+        assert_eq!(err.field, "jwt.issuers[0].keys[0].kid");
     }
 
     #[test]

@@ -11,7 +11,7 @@ mod position;
 mod route_spec;
 pub mod secret;
 
-pub use duration::parse_duration;
+pub use duration::{parse_duration, DurationError};
 pub use load::{parse_str, read_file, ConfigError, Origin, Overrides, Source};
 pub use route_spec::{AuthMode, ClaimConditionSpec, HeaderMatchSpec, MatchSpec, RequireSpec, RouteSpec};
 pub use secret::{redact_url, SecretSource};

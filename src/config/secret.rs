@@ -2,6 +2,7 @@
 //! whose `Debug` never prints the bytes.
 
 use serde::{Deserialize, Deserializer};
+use std::path::{Path, PathBuf};
 
 /// Secret bytes. `Debug` prints `***` so a secret cannot reach a log line by
 /// accident through `{:?}` of a config struct.
@@ -30,19 +31,38 @@ impl<'de> Deserialize<'de> for SecretSource {
     }
 }
 
+/// Why a secret could not be loaded. Names the variable or the file, never
+/// the content.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("environment variable {0} is not set")]
+    EnvUnset(String),
+    #[error("environment variable {0} is empty")]
+    EnvEmpty(String),
+    #[error("cannot read {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Empty once its one trailing newline is dropped.
+    #[error("{} is empty", .0.display())]
+    FileEmpty(PathBuf),
+}
+
 /// Reads a secret from an environment variable.
-pub fn from_env(name: &str) -> Result<SecretSource, String> {
+pub fn from_env(name: &str) -> Result<SecretSource, SecretError> {
     match std::env::var_os(name) {
         Some(v) if !v.is_empty() => Ok(SecretSource(v.into_encoded_bytes())),
-        Some(_) => Err(format!("environment variable {name} is empty")),
-        None => Err(format!("environment variable {name} is not set")),
+        Some(_) => Err(SecretError::EnvEmpty(name.to_string())),
+        None => Err(SecretError::EnvUnset(name.to_string())),
     }
 }
 
 /// Reads a secret from a file; one trailing newline (as editors and
 /// `kubectl create secret --from-file` leave it) is not part of the secret.
-pub fn from_file(path: &std::path::Path) -> Result<SecretSource, String> {
-    let mut bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+pub fn from_file(path: &Path) -> Result<SecretSource, SecretError> {
+    let mut bytes = std::fs::read(path).map_err(|source| SecretError::Read { path: path.to_path_buf(), source })?;
     if bytes.last() == Some(&b'\n') {
         bytes.pop();
         if bytes.last() == Some(&b'\r') {
@@ -50,7 +70,7 @@ pub fn from_file(path: &std::path::Path) -> Result<SecretSource, String> {
         }
     }
     if bytes.is_empty() {
-        return Err(format!("{} is empty", path.display()));
+        return Err(SecretError::FileEmpty(path.to_path_buf()));
     }
     Ok(SecretSource(bytes))
 }
@@ -87,6 +107,34 @@ mod tests {
         let p = dir.path().join("s");
         std::fs::write(&p, "abc\n").unwrap();
         assert_eq!(from_file(&p).unwrap().expose(), b"abc");
+    }
+
+    #[test]
+    fn an_empty_or_missing_file_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("token");
+        std::fs::write(&empty, "\r\n").unwrap();
+        let err = from_file(&empty).unwrap_err();
+        assert!(matches!(&err, SecretError::FileEmpty(p) if p == &empty), "{err:?}");
+        assert_eq!(err.to_string(), format!("{} is empty", empty.display()));
+
+        let missing = dir.path().join("absent");
+        let err = from_file(&missing).unwrap_err();
+        assert_eq!(err.to_string(), format!("cannot read {}", missing.display()));
+        let source = std::error::Error::source(&err).map(|e| e.to_string()).unwrap_or_default();
+        assert!(!source.is_empty() && !err.to_string().contains(&source), "the io error is the source: {err:?}");
+    }
+
+    #[test]
+    fn an_unset_or_empty_variable_is_named() {
+        let unset = "JWTGATE_UNIT_SURELY_UNSET_SECRET_91C2";
+        assert!(std::env::var_os(unset).is_none());
+        let err = from_env(unset).unwrap_err();
+        assert!(matches!(&err, SecretError::EnvUnset(n) if n == unset), "{err:?}");
+        assert_eq!(err.to_string(), format!("environment variable {unset} is not set"));
+        // Setting a variable would race other tests' reads of the
+        // environment; the empty case's text is checked as built.
+        assert_eq!(SecretError::EnvEmpty("X".into()).to_string(), "environment variable X is empty");
     }
 
     #[test]

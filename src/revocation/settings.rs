@@ -135,9 +135,9 @@ fn compile_sentinel(spec: &SentinelSpec, origin: &Origin<'_>) -> Result<Sentinel
     }
     let password = match &spec.password_env {
         None => None,
-        Some(name) => Some(
-            secret::from_env(name).map_err(|m| ConfigError::at(origin, "revocation.redis.sentinel.password_env", m))?,
-        ),
+        Some(name) => Some(secret::from_env(name).map_err(|e| {
+            ConfigError::at(origin, "revocation.redis.sentinel.password_env", crate::error::Causes(&e).to_string())
+        })?),
     };
     Ok(SentinelSettings {
         master_name: spec.master_name.clone(),

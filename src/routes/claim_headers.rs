@@ -11,6 +11,11 @@ use serde_json::{Map, Value};
 
 /// A claim name or dotted path (`realm_access.roles`). A top-level claim
 /// whose name itself contains dots (URL-style names) is found first.
+/// A claim name that is empty or has an empty segment (`a..b`, `.a`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a claim name or dotted path")]
+pub struct ClaimPathError(pub String);
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimPath {
     pub source: String,
@@ -18,10 +23,10 @@ pub struct ClaimPath {
 }
 
 impl ClaimPath {
-    pub fn parse(source: &str) -> Result<Self, String> {
+    pub fn parse(source: &str) -> Result<Self, ClaimPathError> {
         let segments: Vec<String> = source.split('.').map(String::from).collect();
         if source.is_empty() || segments.iter().any(String::is_empty) {
-            return Err(format!("`{source}` is not a claim name or dotted path"));
+            return Err(ClaimPathError(source.to_string()));
         }
         Ok(Self { source: source.to_string(), segments })
     }
@@ -104,6 +109,14 @@ mod tests {
     fn control_characters_are_refused() {
         let p = payload(json!({"sub": "u1\r\nX-Admin: yes"}));
         assert!(matches!(header("sub").value(&p), Err(Rejection::InvalidClaims(_))));
+    }
+
+    #[test]
+    fn an_empty_segment_is_refused_by_name() {
+        for bad in ["", "a..b", ".a", "a."] {
+            assert_eq!(ClaimPath::parse(bad), Err(ClaimPathError(bad.to_string())));
+        }
+        assert_eq!(ClaimPathError("a..b".into()).to_string(), "`a..b` is not a claim name or dotted path");
     }
 
     #[test]

@@ -7,6 +7,7 @@ use super::{
     ClaimCondition, ClaimHeader, ClaimPath, HeaderMatch, HostMatch, PathMatch, Requirements, Route, RouteTable,
 };
 use crate::config::{ConfigError, HeaderMatchSpec, MatchSpec, Origin, RequireSpec, RouteSpec};
+use crate::error::Causes;
 use http::{HeaderName, HeaderValue, Method};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -50,8 +51,9 @@ fn compile_route(
     let err = |field: &str, msg: String| ConfigError::at(origin, format!("{at}.{field}"), msg);
     let m = &spec.matcher;
     let path = path_match(m, at, cs, origin)?;
-    let path = if cs { path } else { path.case_insensitive().map_err(|e| err("match", e))? };
-    let host = m.host.as_deref().map(HostMatch::parse).transpose().map_err(|e| err("match.host", e))?;
+    let path = if cs { path } else { path.case_insensitive().map_err(|e| err("match", Causes(&e).to_string()))? };
+    let host =
+        m.host.as_deref().map(HostMatch::parse).transpose().map_err(|e| err("match.host", Causes(&e).to_string()))?;
     let header = m.header.as_ref().map(|h| header_match(h, at, origin)).transpose()?;
     let methods = methods(&m.methods, &format!("{at}.match.methods"), origin)?;
     let require = match &spec.require {
@@ -87,10 +89,10 @@ fn path_match(m: &MatchSpec, at: &str, cs: bool, origin: &Origin<'_>) -> Result<
         (Some(p), None, None, None) => PathMatch::Exact(path(p, cs, &format!("{at}.match.path"), origin)?),
         (None, Some(p), None, None) => PathMatch::prefix(&path(p, cs, &format!("{at}.match.path_prefix"), origin)?),
         (None, None, Some(re), None) => {
-            PathMatch::regex(re).map_err(|e| err("match.path_regex", format!("invalid regex: {e}")))?
+            PathMatch::regex(re).map_err(|e| err("match.path_regex", Causes(&e).to_string()))?
         }
         (None, None, None, Some(g)) if g.starts_with('/') => {
-            PathMatch::glob(g).map_err(|e| err("match.path_glob", format!("invalid glob: {e}")))?
+            PathMatch::glob(g).map_err(|e| err("match.path_glob", Causes(&e).to_string()))?
         }
         (None, None, None, Some(_)) => return Err(err("match.path_glob", "a glob must start with /".into())),
         (None, None, None, None) => PathMatch::Prefix("/".into()),
@@ -121,7 +123,7 @@ fn forward_claims(
     let mut forward = Vec::with_capacity(specs.len());
     for (claim, name) in specs {
         let err = |msg: String| ConfigError::at(origin, format!("{at}.forward_claims.{claim}"), msg);
-        let claim = ClaimPath::parse(claim).map_err(err)?;
+        let claim = ClaimPath::parse(claim).map_err(|e| err(e.to_string()))?;
         let header =
             HeaderName::from_bytes(name.as_bytes()).map_err(|_| err(format!("`{name}` is not a header name")))?;
         if RESERVED.contains(&header.as_str()) {
@@ -136,7 +138,8 @@ fn compile_require(spec: &RequireSpec, at: &str, origin: &Origin<'_>) -> Result<
     let mut claims = Vec::new();
     for (i, c) in spec.claims.iter().enumerate() {
         let field = format!("{at}.claims[{i}]");
-        let path = ClaimPath::parse(&c.claim).map_err(|e| ConfigError::at(origin, format!("{field}.claim"), e))?;
+        let path =
+            ClaimPath::parse(&c.claim).map_err(|e| ConfigError::at(origin, format!("{field}.claim"), e.to_string()))?;
         claims.push(match (&c.equals, &c.one_of, &c.contains) {
             (Some(v), None, None) => ClaimCondition::Equals(path, v.clone()),
             (None, Some(set), None) => ClaimCondition::OneOf(path, set.clone()),

@@ -6,6 +6,25 @@ use regex_syntax::hir::{
     Capture, Class, ClassBytes, ClassBytesRange, ClassUnicode, ClassUnicodeRange, Hir, HirKind, Literal, Repetition,
 };
 
+/// Why a rule's host or path pattern was refused; the regex crate's error,
+/// which points into the pattern, is the source.
+#[derive(Debug, thiserror::Error)]
+pub enum MatchError {
+    #[error("`{0}` is not a host name or `*.domain` pattern")]
+    Host(String),
+    #[error("invalid regex")]
+    Regex(#[source] regex::Error),
+    #[error("invalid glob")]
+    Glob(#[source] regex::Error),
+    /// Re-reading a compiled rule to fold its case failed. Boxed: the
+    /// parser's error (pattern and spans) is over 128 bytes, the rest small.
+    #[error("no ASCII case-insensitive form of the pattern")]
+    CaseParse(#[source] Box<regex_syntax::Error>),
+    /// The folded pattern (every letter a class) is over the size limit.
+    #[error("no ASCII case-insensitive form of the pattern")]
+    CaseCompile(#[source] regex::Error),
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HostMatch {
     /// `api.example.com` (stored lower-case).
@@ -16,13 +35,13 @@ pub enum HostMatch {
 }
 
 impl HostMatch {
-    pub fn parse(spec: &str) -> Result<Self, String> {
+    pub fn parse(spec: &str) -> Result<Self, MatchError> {
         let lower = spec.trim().to_ascii_lowercase();
         let valid = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
         match lower.strip_prefix("*.") {
             Some(rest) if valid(rest) => Ok(HostMatch::Suffix(format!(".{rest}"))),
             None if valid(&lower) => Ok(HostMatch::Exact(lower)),
-            _ => Err(format!("`{spec}` is not a host name or `*.domain` pattern")),
+            _ => Err(MatchError::Host(spec.to_string())),
         }
     }
 
@@ -71,11 +90,11 @@ impl PathMatch {
     /// `.` matches any character, newline too: a decoded `%0A` is part of
     /// the path an app routes on (found by the path_routes fuzz target: a
     /// deny glob missed `/files/x/private/a%0Ab`).
-    pub fn regex(source: &str) -> Result<Self, String> {
+    pub fn regex(source: &str) -> Result<Self, MatchError> {
         let anchored = format!("(?s)^(?:{})$", source.trim_start_matches('^').trim_end_matches('$'));
         regex::Regex::new(&anchored)
             .map(|re| PathMatch::Regex(re, format!("regex:{source}")))
-            .map_err(|e| e.to_string())
+            .map_err(MatchError::Regex)
     }
 
     /// `path_glob`: `**` any number of segments, `*` any run of characters
@@ -87,7 +106,7 @@ impl PathMatch {
     /// target showed lets `/ſtatic/x` through a public `/static/**` rule.
     /// The glob compiles to the same anchored regex the `path_regex` rules
     /// use, with ASCII-only case folding.
-    pub fn glob(source: &str) -> Result<Self, String> {
+    pub fn glob(source: &str) -> Result<Self, MatchError> {
         let mut pattern = String::from("(?s)^");
         let mut rest = source;
         while !rest.is_empty() {
@@ -107,7 +126,7 @@ impl PathMatch {
             }
         }
         pattern.push('$');
-        regex::Regex::new(&pattern).map(|re| PathMatch::Regex(re, format!("glob:{source}"))).map_err(|e| e.to_string())
+        regex::Regex::new(&pattern).map(|re| PathMatch::Regex(re, format!("glob:{source}"))).map_err(MatchError::Glob)
     }
 
     /// The same rule, ASCII case-insensitive (exact and prefix patterns are
@@ -116,13 +135,14 @@ impl PathMatch {
     /// `/static/**` rule would cover `/ſtatic/x`, another path to an app
     /// that folds ASCII case only. Instead each ASCII letter of the pattern
     /// matches both its cases.
-    pub fn case_insensitive(self) -> Result<Self, String> {
+    pub fn case_insensitive(self) -> Result<Self, MatchError> {
         match self {
             PathMatch::Regex(re, source) => {
-                let hir = regex_syntax::Parser::new().parse(re.as_str()).map_err(|e| e.to_string())?;
+                let hir =
+                    regex_syntax::Parser::new().parse(re.as_str()).map_err(|e| MatchError::CaseParse(Box::new(e)))?;
                 regex::Regex::new(&ascii_case_insensitive(hir).to_string())
                     .map(|re| PathMatch::Regex(re, source))
-                    .map_err(|e| e.to_string())
+                    .map_err(MatchError::CaseCompile)
             }
             other => Ok(other),
         }
@@ -210,7 +230,18 @@ impl HeaderMatch {
 
 #[cfg(test)]
 mod tests {
-    use super::PathMatch;
+    use super::{HostMatch, MatchError, PathMatch};
+
+    #[test]
+    fn pattern_errors_keep_the_regex_error_as_source() {
+        let err = PathMatch::regex("/orders/[0-9").unwrap_err();
+        assert!(matches!(err, MatchError::Regex(_)), "{err:?}");
+        assert_eq!(err.to_string(), "invalid regex");
+        let why = std::error::Error::source(&err).map(|e| e.to_string()).unwrap_or_default();
+        assert!(why.contains("unclosed character class"), "{why}");
+        let err = HostMatch::parse("a b").unwrap_err();
+        assert_eq!(err.to_string(), "`a b` is not a host name or `*.domain` pattern");
+    }
 
     #[test]
     fn case_insensitive_rules_fold_ascii_only() {

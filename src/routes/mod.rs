@@ -11,9 +11,9 @@ mod path;
 mod require;
 mod special;
 
-pub use claim_headers::{ClaimHeader, ClaimPath};
+pub use claim_headers::{ClaimHeader, ClaimPath, ClaimPathError};
 pub use compile::compile;
-pub use matcher::{HeaderMatch, HostMatch, PathMatch};
+pub use matcher::{HeaderMatch, HostMatch, MatchError, PathMatch};
 pub use path::{
     configured as configured_path, normalize as normalize_path, PathPolicy, PathRefusal, RepeatedSlashes, RequestPath,
 };

@@ -4,6 +4,7 @@
 //! them; a reload compiles them again only to say what it cannot apply.
 
 use crate::config::{secret, AdminSpec, ConfigError, Origin, SecretSource};
+use crate::error::Causes;
 use crate::revocation::{Policy, StoreSettings};
 use std::net::SocketAddr;
 
@@ -55,10 +56,11 @@ pub(super) fn admin(spec: &AdminSpec, origin: &Origin<'_>) -> Result<AdminSettin
         .parse()
         .map_err(|e| ConfigError::at(origin, "admin.listen", format!("not an ip:port address: {e}")))?;
     let token = match (&spec.token_env, &spec.token_file, &spec.insecure_token) {
-        (Some(var), None, None) => secret::from_env(var).map_err(|m| ConfigError::at(origin, "admin.token_env", m))?,
-        (None, Some(p), None) => {
-            secret::from_file(&origin.dir.join(p)).map_err(|m| ConfigError::at(origin, "admin.token_file", m))?
+        (Some(var), None, None) => {
+            secret::from_env(var).map_err(|e| ConfigError::at(origin, "admin.token_env", Causes(&e).to_string()))?
         }
+        (None, Some(p), None) => secret::from_file(&origin.dir.join(p))
+            .map_err(|e| ConfigError::at(origin, "admin.token_file", Causes(&e).to_string()))?,
         (None, None, Some(t)) => t.clone(),
         _ => {
             let message = "exactly one of token_env, token_file, insecure_token is required";

@@ -3,7 +3,7 @@
 //! swapping and metrics are left to [`super::JwksSource`].
 
 use super::ExtraRoots;
-use crate::auth::keys::{self, KeySet};
+use crate::auth::keys::{self, KeyError, KeySet};
 use bytes::Bytes;
 use http::header::{ACCEPT, CACHE_CONTROL};
 use http::{HeaderMap, Request, StatusCode, Uri};
@@ -13,11 +13,39 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use std::error::Error;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A JWK Set is a few KiB; anything near this is not one, and an IdP (or
 /// whatever answers at its address) must not make us buffer without bound.
 pub(super) const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// Why a JWK Set could not be fetched or used. `Clone` (sources behind
+/// `Arc`) because one fetch's result answers every caller that waited on
+/// it. No variant holds any of the body: the parser's detail, which may
+/// quote it, is dropped (see [`key_set`]).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum FetchError {
+    #[error("TLS setup failed")]
+    Tls(#[source] Arc<rustls::Error>),
+    #[error("CA certificate refused")]
+    CaCertificate(#[source] Arc<rustls::Error>),
+    #[error("no complete answer within {0:?}")]
+    Timeout(Duration),
+    #[error("request not built")]
+    Request(#[source] Arc<http::Error>),
+    #[error("request failed")]
+    Send(#[source] Arc<hyper_util::client::legacy::Error>),
+    #[error("answered {0}, expected 200")]
+    Status(StatusCode),
+    #[error("body not read (limit {MAX_BODY_BYTES} bytes)")]
+    Body(#[source] Arc<dyn Error + Send + Sync>),
+    #[error("not a JWK Set")]
+    NotAJwkSet,
+    /// A duplicate kid, no signing key: said as the key set says it.
+    #[error(transparent)]
+    KeySet(KeyError),
+}
 
 /// What the answer's `Cache-Control` says about freshness (RFC 9111 §5.2.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,20 +74,20 @@ pub(super) struct Fetcher {
 }
 
 impl Fetcher {
-    pub fn new(url: Uri, timeout: Duration, extra_roots: Option<&ExtraRoots>) -> Result<Self, String> {
+    pub fn new(url: Uri, timeout: Duration, extra_roots: Option<&ExtraRoots>) -> Result<Self, FetchError> {
         let provider = rustls::crypto::ring::default_provider();
         let https = match extra_roots {
             None => hyper_rustls::HttpsConnectorBuilder::new()
                 .with_provider_and_webpki_roots(provider)
-                .map_err(|e| format!("TLS setup: {e}"))?,
+                .map_err(|e| FetchError::Tls(Arc::new(e)))?,
             Some(extra) => {
                 let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
                 for cert in extra.certs() {
-                    roots.add(cert.clone()).map_err(|e| format!("CA certificate: {e}"))?;
+                    roots.add(cert.clone()).map_err(|e| FetchError::CaCertificate(Arc::new(e)))?;
                 }
-                let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(provider))
+                let tls = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
                     .with_safe_default_protocol_versions()
-                    .map_err(|e| format!("TLS setup: {e}"))?
+                    .map_err(|e| FetchError::Tls(Arc::new(e)))?
                     .with_root_certificates(roots)
                     .with_no_client_auth();
                 hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls)
@@ -73,47 +101,47 @@ impl Fetcher {
     }
 
     /// One fetch, bounded by the timeout as a whole (connect, headers, body).
-    pub async fn fetch(&self) -> Result<Fetched, String> {
-        let (headers, body) = tokio::time::timeout(self.timeout, self.get())
-            .await
-            .map_err(|_| format!("no complete answer within {:?}", self.timeout))??;
+    pub async fn fetch(&self) -> Result<Fetched, FetchError> {
+        let (headers, body) =
+            tokio::time::timeout(self.timeout, self.get()).await.map_err(|_| FetchError::Timeout(self.timeout))??;
         let keys = key_set(&body)?;
         Ok(Fetched { keys, freshness: freshness(&headers) })
     }
 
-    async fn get(&self) -> Result<(HeaderMap, Bytes), String> {
+    async fn get(&self) -> Result<(HeaderMap, Bytes), FetchError> {
         let req = Request::get(self.url.clone())
             .header(ACCEPT, "application/jwk-set+json, application/json")
             .body(Empty::new())
-            .map_err(|e| format!("request: {e}"))?;
-        let rsp = self.client.request(req).await.map_err(|e| format!("request failed: {}", chain(&e)))?;
+            .map_err(|e| FetchError::Request(Arc::new(e)))?;
+        let rsp = self.client.request(req).await.map_err(|e| FetchError::Send(Arc::new(e)))?;
         if rsp.status() != StatusCode::OK {
-            return Err(format!("answered {}, expected 200", rsp.status()));
+            return Err(FetchError::Status(rsp.status()));
         }
         let (parts, body) = rsp.into_parts();
-        let body = Limited::new(body, MAX_BODY_BYTES)
-            .collect()
-            .await
-            .map_err(|e| format!("body (limit {MAX_BODY_BYTES} bytes): {}", chain(e.as_ref())))?
-            .to_bytes();
+        let body =
+            Limited::new(body, MAX_BODY_BYTES).collect().await.map_err(|e| FetchError::Body(Arc::from(e)))?.to_bytes();
         Ok((parts.headers, body))
     }
 }
 
 /// Decodes a JWK Set into a [`KeySet`]; a duplicate kid refuses the set.
-/// Error texts are cut before any detail that could quote the body.
-pub(super) fn key_set(body: &[u8]) -> Result<KeySet, String> {
+/// Errors are cut before any detail that could quote the body.
+pub(super) fn key_set(body: &[u8]) -> Result<KeySet, FetchError> {
     let mut set = KeySet::default();
-    for key in keys::from_jwks(body).map_err(|e| redact(&e))? {
-        set.add(key)?;
+    for key in keys::from_jwks(body).map_err(redact)? {
+        set.add(key).map_err(redact)?;
     }
     Ok(set)
 }
 
-/// Keeps the summary of a `from_jwks` error ("not a JWK Set", "key
-/// Some(\"kid\")") and drops the parser's detail, which may quote the body.
-fn redact(error: &str) -> String {
-    error.split(": ").next().unwrap_or(error).to_string()
+/// Keeps what a key set error says ("not a JWK Set", "duplicate kid") and
+/// drops the JSON parser's error, which may quote the body. No `_` arm: a
+/// new `KeyError` is checked for what it carries before it can pass.
+fn redact(error: KeyError) -> FetchError {
+    match error {
+        KeyError::NotAJwkSet(_) => FetchError::NotAJwkSet,
+        e @ (KeyError::DuplicateKid(_) | KeyError::NoSigningKey | KeyError::NotAPublicKey) => FetchError::KeySet(e),
+    }
 }
 
 /// Reads `max-age`, `no-store` and `no-cache` from every `Cache-Control`
@@ -136,16 +164,4 @@ pub(super) fn freshness(headers: &HeaderMap) -> Freshness {
         }
     }
     found
-}
-
-/// An error and its sources, so "client error (Connect)" says why.
-fn chain(error: &dyn Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(inner) = source {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    text
 }

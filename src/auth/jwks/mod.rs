@@ -11,14 +11,55 @@ mod tests;
 
 use super::keys::KeySet;
 use crate::config::JwksSpec;
+use crate::error::Causes;
 use arc_swap::ArcSwap;
 use fetch::{Fetcher, Freshness};
 use http::Uri;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
+
+pub use fetch::FetchError;
+
+/// Why a JWKS source (or its CA file) was refused at config load. A failed
+/// fetch is a [`FetchError`].
+#[derive(Debug, thiserror::Error)]
+pub enum JwksError {
+    #[error("cannot read {}", path.display())]
+    ReadCa {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: invalid PEM", path.display())]
+    CaPem {
+        path: PathBuf,
+        #[source]
+        source: rustls::pki_types::pem::Error,
+    },
+    #[error("{}: no PEM certificate in the file", path.display())]
+    NoCertificate { path: PathBuf },
+    /// Zero would turn the background task into a busy loop.
+    #[error("{0} must be more than zero")]
+    ZeroInterval(&'static str),
+    #[error("min_refresh must not exceed max_refresh")]
+    MinAboveMax,
+    #[error("JWKS URL: not a URI")]
+    Url(#[source] http::uri::InvalidUri),
+    #[error("JWKS URL: scheme must be http or https")]
+    Scheme,
+    #[error("JWKS URL: host missing")]
+    NoHost,
+    /// Credentials would travel into logs and error texts.
+    #[error("JWKS URL: credentials in the URL are not supported")]
+    Credentials,
+    /// The HTTP client could not be built (TLS setup, a CA certificate).
+    #[error(transparent)]
+    Client(FetchError),
+}
 
 /// How often a source refetches, and how hard it can be pushed to.
 #[derive(Debug, Clone)]
@@ -48,15 +89,15 @@ pub struct ExtraRoots {
 
 impl ExtraRoots {
     /// Reads every certificate of a PEM file; an empty file is an error.
-    pub fn from_pem_file(path: &std::path::Path) -> Result<Self, String> {
+    pub fn from_pem_file(path: &std::path::Path) -> Result<Self, JwksError> {
         use rustls::pki_types::pem::PemObject;
         use sha2::Digest;
-        let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let pem = std::fs::read(path).map_err(|source| JwksError::ReadCa { path: path.to_path_buf(), source })?;
         let certs = rustls::pki_types::CertificateDer::pem_slice_iter(&pem)
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+            .map_err(|source| JwksError::CaPem { path: path.to_path_buf(), source })?;
         if certs.is_empty() {
-            return Err(format!("{}: no PEM certificate in the file", path.display()));
+            return Err(JwksError::NoCertificate { path: path.to_path_buf() });
         }
         let digest = sha2::Sha256::digest(&pem);
         let label =
@@ -100,13 +141,13 @@ impl JwksSettings {
     }
 
     /// Zero intervals would turn the background task into a busy loop.
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), JwksError> {
         let nonzero = [("min_refresh", self.min_refresh), ("fetch_timeout", self.fetch_timeout), ("retry", self.retry)];
         if let Some((name, _)) = nonzero.iter().find(|(_, d)| d.is_zero()) {
-            return Err(format!("{name} must be more than zero"));
+            return Err(JwksError::ZeroInterval(name));
         }
         if self.min_refresh > self.max_refresh {
-            return Err("min_refresh must not exceed max_refresh".into());
+            return Err(JwksError::MinAboveMax);
         }
         Ok(())
     }
@@ -145,18 +186,19 @@ pub struct JwksSource {
     alive: watch::Sender<()>,
     /// Serialises fetches; `completed` lets a waiter reuse the result of the
     /// fetch it waited for instead of fetching again.
-    flight: tokio::sync::Mutex<Option<Result<Duration, String>>>,
+    flight: tokio::sync::Mutex<Option<Result<Duration, FetchError>>>,
     completed: AtomicU64,
 }
 
 impl JwksSource {
     /// Checks the URL (http or https, with a host, no credentials) and the
     /// settings; no I/O happens until `refresh` or `spawn`.
-    pub fn new(url: &str, settings: JwksSettings) -> Result<Arc<Self>, String> {
+    pub fn new(url: &str, settings: JwksSettings) -> Result<Arc<Self>, JwksError> {
         settings.check()?;
         let identity = format!("{url} {settings:?}");
         let (url, host) = parse_url(url)?;
-        let fetcher = Fetcher::new(url, settings.fetch_timeout, settings.extra_roots.as_ref())?;
+        let fetcher =
+            Fetcher::new(url, settings.fetch_timeout, settings.extra_roots.as_ref()).map_err(JwksError::Client)?;
         Ok(Arc::new(Self {
             identity,
             started: AtomicBool::new(false),
@@ -186,7 +228,7 @@ impl JwksSource {
             return;
         }
         if let Err(err) = self.refresh().await {
-            tracing::warn!(source = %self.host, error = %err, "JWKS not loaded at start; retrying in the background");
+            tracing::warn!(source = %self.host, error = %Causes(&err), "JWKS not loaded at start; retrying in the background");
         }
         self.spawn();
     }
@@ -204,7 +246,7 @@ impl JwksSource {
     /// Fetches now and, on success, swaps the keys in and returns the delay
     /// until the next refresh. On failure the last good keys stay. Callers
     /// arriving while a fetch runs share its result rather than fetching again.
-    pub async fn refresh(&self) -> Result<Duration, String> {
+    pub async fn refresh(&self) -> Result<Duration, FetchError> {
         let seen = self.completed.load(Ordering::Acquire);
         let mut last = self.flight.lock().await;
         if self.completed.load(Ordering::Acquire) != seen {
@@ -258,7 +300,7 @@ impl JwksSource {
     }
 
     /// One fetch with its bookkeeping: swap, schedule, metrics, log.
-    async fn load(&self) -> Result<Duration, String> {
+    async fn load(&self) -> Result<Duration, FetchError> {
         let result = self.fetcher.fetch().await;
         match result {
             Ok(fetched) => {
@@ -278,7 +320,7 @@ impl JwksSource {
                 metrics::counter!("jwtgate_jwks_fetches_total", "source" => self.host.clone(), "result" => "error")
                     .increment(1);
                 metrics::counter!("jwtgate_jwks_fetch_errors_total", "source" => self.host.clone()).increment(1);
-                tracing::warn!(source = %self.host, %error, retry = ?self.settings.retry, "JWK Set fetch failed; keeping last good keys");
+                tracing::warn!(source = %self.host, error = %Causes(&error), retry = ?self.settings.retry, "JWK Set fetch failed; keeping last good keys");
                 Err(error)
             }
         }
@@ -305,18 +347,18 @@ async fn run(weak: Weak<JwksSource>, kick: Arc<Notify>, mut alive: watch::Receiv
 
 /// Accepts `http(s)://host[:port]/path`; refuses credentials in the URL,
 /// which would otherwise travel into logs and error texts.
-fn parse_url(url: &str) -> Result<(Uri, String), String> {
-    let uri: Uri = url.parse().map_err(|e| format!("JWKS URL: {e}"))?;
+fn parse_url(url: &str) -> Result<(Uri, String), JwksError> {
+    let uri: Uri = url.parse().map_err(JwksError::Url)?;
     if !matches!(uri.scheme_str(), Some("http" | "https")) {
-        return Err("JWKS URL: scheme must be http or https".into());
+        return Err(JwksError::Scheme);
     }
-    let authority = uri.authority().ok_or("JWKS URL: host missing")?;
+    let authority = uri.authority().ok_or(JwksError::NoHost)?;
     if authority.as_str().contains('@') {
-        return Err("JWKS URL: credentials in the URL are not supported".into());
+        return Err(JwksError::Credentials);
     }
     let host = authority.host().to_string();
     if host.is_empty() {
-        return Err("JWKS URL: host missing".into());
+        return Err(JwksError::NoHost);
     }
     Ok((uri, host))
 }

@@ -3,6 +3,7 @@
 //! unknown-kid cool-down and the background task's lifetime.
 
 use super::*;
+use crate::error::Causes;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::service::service_fn;
@@ -198,7 +199,7 @@ async fn failed_fetches_keep_the_last_good_keys() {
     ];
     for (i, failure) in failures.into_iter().enumerate() {
         idp.serve(failure);
-        let error = source.refresh().await.unwrap_err();
+        let error = Causes(&source.refresh().await.unwrap_err()).to_string();
         assert!(!error.contains("SECRET"), "case {i}: body quoted in error: {error}");
         assert!(source.is_ready(), "case {i}");
         assert!(has(&source, "jwks-rsa", Algorithm::RS256), "case {i}: {error}");
@@ -206,7 +207,7 @@ async fn failed_fetches_keep_the_last_good_keys() {
     }
 
     idp.stop().await;
-    let error = source.refresh().await.unwrap_err();
+    let error = Causes(&source.refresh().await.unwrap_err()).to_string();
     assert!(error.contains("request failed"), "{error}");
     assert_eq!(source.keys().len(), 2, "server down dropped the keys");
 }
@@ -219,7 +220,7 @@ async fn fetch_timeout_bounds_a_hanging_idp() {
     let source = source.unwrap();
 
     let result = tokio::time::timeout(Duration::from_secs(5), source.refresh()).await.unwrap();
-    assert!(result.unwrap_err().contains("no complete answer"));
+    assert!(Causes(&result.unwrap_err()).to_string().contains("no complete answer"));
     assert!(!source.is_ready());
 }
 
@@ -295,5 +296,44 @@ fn new_refuses_what_it_cannot_fetch_safely() {
     }
     for url in ["https://idp.test/.well-known/jwks.json", "http://127.0.0.1:8080/jwks?tenant=a"] {
         assert!(JwksSource::new(url, settings()).is_ok(), "{url}");
+    }
+}
+
+#[test]
+fn refusals_say_which_rule_was_broken() {
+    let refused = |url: &str, s: JwksSettings| JwksSource::new(url, s).err();
+    assert!(matches!(refused("ftp://idp.test/jwks", settings()), Some(JwksError::Scheme)));
+    assert!(matches!(refused("https://user:pw@idp.test/jwks", settings()), Some(JwksError::Credentials)));
+    assert!(matches!(refused("/jwks", settings()), Some(JwksError::Scheme)));
+    let unparsable = refused("not a url", settings());
+    assert!(matches!(unparsable, Some(JwksError::Url(_))), "{unparsable:?}");
+    let chain = unparsable.map(|e| Causes(&e).to_string()).unwrap_or_default();
+    assert!(chain.starts_with("JWKS URL: not a URI: "), "the parser's reason follows: {chain}");
+    let zero = refused("https://idp.test/jwks", JwksSettings { retry: Duration::ZERO, ..settings() });
+    assert_eq!(zero.map(|e| e.to_string()).as_deref(), Some("retry must be more than zero"));
+}
+
+#[test]
+fn a_ca_file_error_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("ca.pem");
+    let err = ExtraRoots::from_pem_file(&missing).err().unwrap();
+    assert!(matches!(&err, JwksError::ReadCa { path, .. } if path == &missing), "{err:?}");
+    assert!(std::error::Error::source(&err).is_some(), "the io error is the source");
+    std::fs::write(&missing, "no certificate here\n").unwrap();
+    let err = ExtraRoots::from_pem_file(&missing).err().unwrap();
+    assert_eq!(err.to_string(), format!("{}: no PEM certificate in the file", missing.display()));
+}
+
+#[tokio::test]
+async fn a_failed_fetch_keeps_its_cause_and_every_waiter_gets_it() {
+    let idp = Idp::spawn().await;
+    let source = JwksSource::new(&idp.url(), settings()).unwrap();
+    idp.stop().await;
+    let (a, b) = tokio::join!(source.refresh(), source.refresh());
+    for err in [a.unwrap_err(), b.unwrap_err()] {
+        assert!(matches!(err, FetchError::Send(_)), "{err:?}");
+        let chain = Causes(&err).to_string();
+        assert!(chain.starts_with("request failed: ") && chain.len() > "request failed: ".len(), "{chain}");
     }
 }
