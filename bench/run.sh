@@ -1,45 +1,56 @@
 #!/usr/bin/env bash
-# Whole-proxy load benchmark for jwtgate: the same load generator, in the same
-# run, against the upstream directly and through jwtgate (HS256 and ES256),
-# alternating so drift (thermal, noisy neighbours) hits every scenario alike.
+# Whole-proxy benchmark: what a request costs through jwtgate, next to the
+# same request sent directly and through a plain nginx proxy, in one run,
+# in alternating rounds. The candidate under load (nginx proxy, jwtgate,
+# a baseline jwtgate) runs alone on its core; the upstream (nginx `return
+# 200`), Redis and the load generator share the other one. For each run:
+# req/s, p99, and the candidate's CPU per request (user and sys, from
+# /proc/<pid>/stat over the run, divided by the requests wrk completed).
 #
-#   bench/run.sh                      # defaults: 10s per run, 2 rounds (~1.5 min)
-#   DURATION=5s ROUNDS=3 bench/run.sh
+#   bench/run.sh                         # 3 rounds x 8 s per scenario (~3 min)
+#   BASELINE=/tmp/old/jwtgate bench/run.sh   # adds the same config on another binary
+#   SCENARIOS="nginx-proxy gate-HS256" ROUNDS=5 bench/run.sh
 #
 # Environment (all optional):
-#   DURATION=10s   length of each measured run (wrk/oha syntax: 5s, 1m)
-#   WARMUP=2s      warm-up run per scenario before the measured rounds
-#   ROUNDS=2       measured rounds; each round is direct, gate HS256, gate ES256
-#   CONNS=64       concurrent connections (keep-alive)
-#   THREADS=1      load-generator threads (wrk -t)
-#   LOADGEN=auto   wrk | oha | auto (wrk if installed, else oha)
-#   UPSTREAM=auto  jwtgate | nginx | auto (`jwtgate upstream`, else nginx)
-#   LOAD_CPU=0 SERVER_CPU=1   cores for the load generator / upstream + jwtgate
-#   PIN=auto       1 = always pin with taskset, 0 = never, auto = if >= 2 cores
-#   SKIP_BUILD=0   1 = use the binaries already in target/release
-#   JWTGATE=target/release/jwtgate   binary under test
+#   DURATION=8s WARMUP=2s ROUNDS=3   measured run length, warm-up, rounds (median reported)
+#   CONNS=32 THREADS=1               wrk connections and threads
+#   P99_CONNS=1                      a latency pass at this many connections ('' skips it)
+#   CANDIDATE_CPU=1 OTHER_CPU=0      the candidate's core; upstream, Redis and wrk's core
+#   SCENARIOS="..."                  subset, in order (default: all but baseline, which
+#                                    is added when BASELINE is set)
+#   JWTGATE=target/release/jwtgate   binary under test; BASELINE= a second one
+#   SKIP_BUILD=0                     1 = use the binaries already built
 #   RESULTS=bench/results/latest.md  markdown report ('' to skip)
-#   KEEP_TMP=0     1 = keep the temp dir (configs, logs, raw load-generator output)
+#   KEEP_TMP=0                       1 = keep configs, logs and raw wrk output
+#
+# Scenarios: direct (wrk → upstream), nginx-proxy (the peer: one worker,
+# access_log off, keepalive 256, HTTP/1.1 upstream, proxy_buffering off),
+# gate-HS256 and gate-ES256 (production-like: Redis store, admin listener so
+# the metrics recorder runs, access log off), gate-memory (HS256, memory
+# store, no admin), gate-access-log (gate-HS256 plus access_log: true),
+# baseline (gate-HS256's config on $BASELINE).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
-DURATION=${DURATION:-10s}
+DURATION=${DURATION:-8s}
 WARMUP=${WARMUP:-2s}
-ROUNDS=${ROUNDS:-2}
-CONNS=${CONNS:-64}
+ROUNDS=${ROUNDS:-3}
+CONNS=${CONNS:-32}
 THREADS=${THREADS:-1}
-LOADGEN=${LOADGEN:-auto}
-UPSTREAM=${UPSTREAM:-auto}
-LOAD_CPU=${LOAD_CPU:-0}
-SERVER_CPU=${SERVER_CPU:-1}
-PIN=${PIN:-auto}
-SKIP_BUILD=${SKIP_BUILD:-0}
+P99_CONNS=${P99_CONNS-1}
+CANDIDATE_CPU=${CANDIDATE_CPU:-1}
+OTHER_CPU=${OTHER_CPU:-0}
 JWTGATE=${JWTGATE:-target/release/jwtgate}
+BASELINE=${BASELINE:-}
 TOKEN_BIN=${TOKEN_BIN:-target/release/examples/bench_token}
+SKIP_BUILD=${SKIP_BUILD:-0}
 RESULTS=${RESULTS-bench/results/latest.md}
 KEEP_TMP=${KEEP_TMP:-0}
+DEFAULT_SCENARIOS="direct nginx-proxy gate-HS256 gate-ES256 gate-memory gate-access-log"
+[[ -n $BASELINE ]] && DEFAULT_SCENARIOS="$DEFAULT_SCENARIOS baseline"
+read -r -a SCENARIOS <<<"${SCENARIOS:-$DEFAULT_SCENARIOS}"
 
 ISSUER=jwtgate-bench
 AUDIENCE=bench-api
@@ -47,49 +58,31 @@ KID=k1
 EC_PRIV=bench/keys/ec-p256.pem
 EC_PUB=bench/keys/ec-p256.pub.pem
 BENCH_PATH=/api/bench
+CLK_TCK=$(getconf CLK_TCK)
 
 log() { printf '[bench] %s\n' "$*" >&2; }
 die() { printf '[bench] error: %s\n' "$*" >&2; exit 1; }
 
 # ---------------------------------------------------------------- cleanup
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/jwtgate-bench.XXXXXX")
-PIDS=()      # only processes this script started
-LOAD_PID=""  # the load generator currently running, if any
-LOGS=()      # their log files, shown when the script fails
-
+PIDS=() # only processes this script started
+LOAD_PID=""
 cleanup() {
     local rc=$? pid i
     trap - EXIT INT TERM
-    if [[ -n $LOAD_PID ]]; then
-        kill "$LOAD_PID" 2>/dev/null || true
-        wait "$LOAD_PID" 2>/dev/null || true
-    fi
+    [[ -n $LOAD_PID ]] && { kill "$LOAD_PID" 2>/dev/null || true; wait "$LOAD_PID" 2>/dev/null || true; }
+    for pid in ${PIDS[@]+"${PIDS[@]}"}; do kill "$pid" 2>/dev/null || true; done
     for pid in ${PIDS[@]+"${PIDS[@]}"}; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in ${PIDS[@]+"${PIDS[@]}"}; do
-        for ((i = 0; i < 30; i++)); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        if kill -0 "$pid" 2>/dev/null; then
-            kill -9 "$pid" 2>/dev/null || true
-        fi
+        for ((i = 0; i < 30; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
     done
     if ((rc != 0)); then
-        for i in ${LOGS[@]+"${LOGS[@]}"}; do
-            if [[ -s $i ]]; then
-                printf '[bench] --- last lines of %s\n' "${i#"$TMP"/}" >&2
-                tail -n 20 "$i" >&2 || true
-            fi
+        for i in "$TMP"/*.err; do
+            [[ -s $i ]] && { printf '[bench] --- last lines of %s\n' "${i#"$TMP"/}" >&2; tail -n 15 "$i" >&2; }
         done
     fi
-    if [[ $KEEP_TMP == 1 ]]; then
-        log "temp dir kept: $TMP"
-    else
-        rm -rf "$TMP"
-    fi
+    if [[ $KEEP_TMP == 1 ]]; then log "temp dir kept: $TMP"; else rm -rf "$TMP"; fi
     exit "$rc"
 }
 trap cleanup EXIT
@@ -97,490 +90,317 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # ---------------------------------------------------------------- helpers
-# Seconds in a wrk/oha duration ("10s", "1m", "500ms" rounds up, bare number = s).
-duration_secs() {
-    local d=$1
-    case $d in
-        *ms) echo $(((${d%ms} + 999) / 1000)) ;;
-        *s) echo "${d%s}" ;;
-        *m) echo $((${d%m} * 60)) ;;
-        *h) echo $((${d%h} * 3600)) ;;
-        *) echo "$d" ;;
-    esac
+secs() { # a wrk duration in whole seconds
+    case $1 in *ms) echo 1 ;; *s) echo "${1%s}" ;; *m) echo $((${1%m} * 60)) ;; *) echo "$1" ;; esac
 }
 
-case $PIN in
-    auto) if (($(nproc) >= 2)) && command -v taskset >/dev/null; then PIN=1; else PIN=0; fi ;;
-    0 | 1) ;;
-    *) die "PIN must be 0, 1 or auto" ;;
-esac
-if [[ $PIN == 1 ]] && ! command -v taskset >/dev/null; then die "PIN=1 but taskset is not installed"; fi
-((PIN == 1)) || log "warning: not pinning (nproc=$(nproc)); load generator and servers share cores"
-
-# pin CPU CMD...: run CMD on one core (exec'd, so $! of `pin ... &` is CMD's PID).
-pin() {
-    local cpu=$1
-    shift
-    if [[ $PIN == 1 ]]; then exec taskset -c "$cpu" "$@"; else exec "$@"; fi
-}
-
-# start NAME CPU CMD...: start CMD pinned, in the background; sets STARTED_PID
-# and STARTED_OUT (its stdout file).
+# start NAME CPU CMD...: CMD pinned to CPU in the background (exec'd, so the
+# PID is CMD's own); sets STARTED_PID.
 start() {
     local name=$1 cpu=$2
     shift 2
-    STARTED_OUT="$TMP/$name.out"
-    (pin "$cpu" "$@") >"$STARTED_OUT" 2>"$TMP/$name.err" </dev/null &
+    (exec taskset -c "$cpu" "$@") >"$TMP/$name.out" 2>"$TMP/$name.err" </dev/null &
     STARTED_PID=$!
     PIDS+=("$STARTED_PID")
-    LOGS+=("$STARTED_OUT" "$TMP/$name.err")
 }
 
-# wait_for_url PID FILE PREFIX: wait for "PREFIX listening on http://IP:PORT"
-# in FILE and print the URL.
-wait_for_url() {
-    local pid=$1 file=$2 prefix=$3 url deadline=$((SECONDS + 20))
-    while ((SECONDS < deadline)); do
-        url=$(grep -m1 -oE "$prefix listening on http://[0-9.]+:[0-9]+" "$file" 2>/dev/null |
-            grep -oE 'http://[0-9.]+:[0-9]+' || true)
-        if [[ -n $url ]]; then
-            printf '%s\n' "$url"
-            return 0
-        fi
-        kill -0 "$pid" 2>/dev/null || die "'$prefix' exited before it was listening"
-        sleep 0.1
-    done
-    die "'$prefix' did not print its listening line within 20s"
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# http_status URL [TOKEN]: the status code of one GET (000 when unreachable).
-http_status() {
+status_of() { # URL [TOKEN]: the status of one GET (000 when unreachable)
     local args=(-s -o /dev/null -w '%{http_code}' --max-time 5)
-    if [[ -n ${2:-} ]]; then args+=(-H "Authorization: Bearer $2"); fi
+    [[ -n ${2:-} ]] && args+=(-H "Authorization: Bearer $2")
     curl "${args[@]}" "$1" || true
 }
 
-# ---------------------------------------------------------------- tools
-command -v curl >/dev/null || die "curl is required (sanity checks)"
-if [[ $LOADGEN == auto ]]; then
-    if command -v wrk >/dev/null; then LOADGEN=wrk
-    elif command -v oha >/dev/null; then LOADGEN=oha
-    else die "no load generator: install wrk (apt-get install wrk) or oha"; fi
-fi
-case $LOADGEN in
-    wrk | oha) command -v "$LOADGEN" >/dev/null || die "LOADGEN=$LOADGEN is not installed" ;;
-    *) die "LOADGEN must be wrk, oha or auto" ;;
-esac
-[[ -f $EC_PRIV && -f $EC_PUB ]] || die "missing $EC_PRIV / $EC_PUB"
+wait_for() { # PID URL: until URL answers (any status)
+    local i
+    for ((i = 0; i < 100; i++)); do
+        [[ $(status_of "$2") != 000 ]] && return 0
+        kill -0 "$1" 2>/dev/null || die "process $1 exited before $2 answered"
+        sleep 0.1
+    done
+    die "$2 did not answer within 10 s"
+}
 
-# ---------------------------------------------------------------- build
+# The line "PREFIX listening on http://IP:PORT" in a started process's stdout.
+listening_url() { # NAME PREFIX
+    local i url
+    for ((i = 0; i < 200; i++)); do
+        url=$(grep -m1 -oE "^$2 listening on http://[0-9.]+:[0-9]+" "$TMP/$1.out" 2>/dev/null | grep -oE 'http://.*' || true)
+        [[ -n $url ]] && { echo "$url"; return 0; }
+        sleep 0.1
+    done
+    die "$1 did not print '$2 listening on'"
+}
+
+cpu_ticks() { awk '{ print $14, $15 }' "/proc/$1/stat"; } # utime stime of PID
+
+# ---------------------------------------------------------------- tools, build
+for tool in wrk nginx redis-server taskset curl python3; do
+    command -v "$tool" >/dev/null || die "$tool is required (apt-get install wrk nginx redis-server util-linux curl python3)"
+done
+(($(nproc) >= 2)) || die "needs two cores: the candidate alone on one"
 if [[ $SKIP_BUILD != 1 ]]; then
     log "building (release): jwtgate + example bench_token"
     cargo build --release --bin jwtgate --example bench_token >&2
 fi
-[[ -x $JWTGATE ]] || die "$JWTGATE not found (build it, or set JWTGATE=)"
+[[ -x $JWTGATE ]] || die "$JWTGATE not found"
 [[ -x $TOKEN_BIN ]] || die "$TOKEN_BIN not found (cargo build --release --example bench_token)"
+[[ -z $BASELINE || -x $BASELINE ]] || die "BASELINE=$BASELINE is not an executable"
 
-# ---------------------------------------------------------------- upstream
-start_nginx_upstream() {
-    command -v nginx >/dev/null || die "nginx is not installed"
-    local dir="$TMP/nginx" port try
-    mkdir -p "$dir"
-    for ((try = 0; try < 10; try++)); do
-        port=$((20000 + RANDOM % 30000))
-        cat >"$dir/nginx.conf" <<EOF
+# ---------------------------------------------------------------- upstream, redis
+nginx_conf() { # DIR BODY: an nginx.conf whose http block holds BODY, one worker
+    mkdir -p "$1"
+    cat >"$1/nginx.conf" <<EOF
 daemon off;
 master_process off;
 worker_processes 1;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
+pid $1/nginx.pid;
+error_log $1/error.log warn;
 events { worker_connections 4096; }
 http {
     access_log off;
-    client_body_temp_path $dir/body;
-    proxy_temp_path $dir/proxy;
-    fastcgi_temp_path $dir/fastcgi;
-    uwsgi_temp_path $dir/uwsgi;
-    scgi_temp_path $dir/scgi;
+    client_body_temp_path $1/body;
+    proxy_temp_path $1/proxy;
+    fastcgi_temp_path $1/fastcgi;
+    uwsgi_temp_path $1/uwsgi;
+    scgi_temp_path $1/scgi;
     keepalive_requests 1000000;
     keepalive_timeout 120s;
-    server {
-        listen 127.0.0.1:$port;
-        default_type text/plain;
-        location / { return 200 "ok\n"; }
-    }
+$2
 }
 EOF
-        start nginx-upstream "$SERVER_CPU" nginx -p "$dir/" -c "$dir/nginx.conf" -e "$dir/error.log"
-        UPSTREAM_PID=$STARTED_PID
-        local i
-        for ((i = 0; i < 30; i++)); do
-            if [[ $(http_status "http://127.0.0.1:$port/") == 200 ]]; then
-                UPSTREAM_URL="http://127.0.0.1:$port"
-                return 0
-            fi
-            kill -0 "$UPSTREAM_PID" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill "$UPSTREAM_PID" 2>/dev/null || true
-        wait "$UPSTREAM_PID" 2>/dev/null || true
-    done
-    die "nginx upstream did not start (see $dir/error.log)"
 }
 
-if [[ $UPSTREAM == auto ]]; then
-    if "$JWTGATE" upstream --help >/dev/null 2>&1; then UPSTREAM=jwtgate
-    elif command -v nginx >/dev/null; then
-        log "'jwtgate upstream' is not available; using nginx as the upstream"
-        UPSTREAM=nginx
-    else die "'jwtgate upstream' is not available and nginx is not installed"; fi
-fi
-case $UPSTREAM in
-    jwtgate)
-        start upstream "$SERVER_CPU" "$JWTGATE" upstream --listen 127.0.0.1:0
-        UPSTREAM_URL=$(wait_for_url "$STARTED_PID" "$STARTED_OUT" "jwtgate upstream")
-        UPSTREAM_DESC="jwtgate upstream (built-in fixed 200)"
-        ;;
-    nginx)
-        start_nginx_upstream
-        UPSTREAM_DESC="nginx $(nginx -v 2>&1 | sed 's|.*nginx/||') (return 200)"
-        ;;
-    *) die "UPSTREAM must be jwtgate, nginx or auto" ;;
-esac
-log "upstream: $UPSTREAM_DESC at $UPSTREAM_URL"
+UP_PORT=$(free_port)
+nginx_conf "$TMP/upstream" "    server { listen 127.0.0.1:$UP_PORT; default_type text/plain; location / { return 200 \"ok\\n\"; } }"
+start upstream "$OTHER_CPU" nginx -p "$TMP/upstream/" -c "$TMP/upstream/nginx.conf" -e "$TMP/upstream/error.log"
+UPSTREAM_URL="http://127.0.0.1:$UP_PORT"
+wait_for "$STARTED_PID" "$UPSTREAM_URL/"
 
-# ---------------------------------------------------------------- keys, tokens
+REDIS_PORT=$(free_port)
+start redis "$OTHER_CPU" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no
+for ((i = 0; i < 100; i++)); do
+    [[ $(redis-cli -p "$REDIS_PORT" ping 2>/dev/null) == PONG ]] && break
+    sleep 0.1
+done
+[[ $(redis-cli -p "$REDIS_PORT" ping 2>/dev/null) == PONG ]] || die "redis did not start"
+
+# ---------------------------------------------------------------- tokens
 SECRET_FILE="$TMP/hs256.secret"
 (umask 077 && head -c 48 /dev/urandom | base64 | tr -d '\n' >"$SECRET_FILE")
-
-mint() { # ALG: print a token
-    local key_args
-    case $1 in
-        HS256) key_args=(--secret-file "$SECRET_FILE") ;;
-        ES256) key_args=(--key "$EC_PRIV") ;;
-    esac
-    "$TOKEN_BIN" --alg "$1" "${key_args[@]}" --iss "$ISSUER" --aud "$AUDIENCE" \
-        --kid "$KID" --ttl-secs 3600
+mint() {
+    local key_args=(--secret-file "$SECRET_FILE")
+    [[ $1 == ES256 ]] && key_args=(--key "$EC_PRIV")
+    "$TOKEN_BIN" --alg "$1" "${key_args[@]}" --iss "$ISSUER" --aud "$AUDIENCE" --kid "$KID" --ttl-secs 3600
 }
 TOKEN_HS256=$(mint HS256)
 TOKEN_ES256=$(mint ES256)
+export JWTGATE_ADMIN_TOKEN="bench-admin-token-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 
-# ---------------------------------------------------------------- gates
-start_gate() { # ALG KEYSPEC: start jwtgate for one algorithm; sets GATE_URL
-    local alg=$1 keyspec=$2 cfg="$TMP/jwtgate-$1.yaml"
-    cat >"$cfg" <<EOF
-# jwtgate benchmark config ($alg), written by bench/run.sh
-listen: 127.0.0.1:0
-upstream:
-  url: $UPSTREAM_URL
-jwt:
-  issuers:
-    - issuer: $ISSUER
-      audiences: [$AUDIENCE]
-      algorithms: [$alg]
-      keys:
-        - { kid: $KID, $keyspec }
-revocation:
-  store: memory
-routes:
-  - match: { path: /healthz }
-    auth: none
-EOF
-    start "jwtgate-$alg" "$SERVER_CPU" "$JWTGATE" run -c "$cfg"
-    GATE_URL=$(wait_for_url "$STARTED_PID" "$STARTED_OUT" "jwtgate")
-    log "jwtgate $alg at $GATE_URL"
+# ---------------------------------------------------------------- candidates
+gate_config() { # FILE ALG STORE(memory|redis) ADMIN(0|1) ACCESS_LOG(true|false)
+    local keyspec="secret_file: \"$SECRET_FILE\""
+    [[ $2 == ES256 ]] && keyspec="pem_file: \"$ROOT/$EC_PUB\""
+    {
+        echo "listen: 127.0.0.1:0"
+        echo "upstream: { url: \"$UPSTREAM_URL\" }"
+        echo "jwt:"
+        echo "  issuers:"
+        echo "    - { issuer: $ISSUER, audiences: [$AUDIENCE], algorithms: [$2], keys: [{ kid: $KID, $keyspec }] }"
+        if [[ $3 == redis ]]; then
+            echo "revocation: { store: redis, redis: { url: \"redis://127.0.0.1:$REDIS_PORT/0\" } }"
+        else
+            echo "revocation: { store: memory }"
+        fi
+        [[ $4 == 1 ]] && echo "admin: { listen: 127.0.0.1:0, token_env: JWTGATE_ADMIN_TOKEN }"
+        echo "access_log: $5"
+        echo "routes:"
+        echo "  - { match: { path: /healthz }, auth: none }"
+    } >"$1"
 }
-start_gate HS256 "secret_file: \"$SECRET_FILE\""
-GATE_HS256=$GATE_URL
-start_gate ES256 "pem_file: \"$ROOT/$EC_PUB\""
-GATE_ES256=$GATE_URL
 
-# ---------------------------------------------------------------- scenarios
-# name | url | token
-SCEN_NAMES=("direct" "gate-HS256" "gate-ES256")
-SCEN_LABELS=("direct to upstream" "jwtgate HS256, cached token" "jwtgate ES256, cached token")
-SCEN_URLS=("$UPSTREAM_URL$BENCH_PATH" "$GATE_HS256$BENCH_PATH" "$GATE_ES256$BENCH_PATH")
-SCEN_TOKENS=("$TOKEN_HS256" "$TOKEN_HS256" "$TOKEN_ES256")
+declare -A URL TOKEN PID LABEL
+URL[direct]="$UPSTREAM_URL"; TOKEN[direct]=$TOKEN_HS256; PID[direct]=""
+LABEL[direct]="direct to the upstream (no hop)"
 
-# The reference hop: nginx as a plain reverse proxy (no auth, upstream
-# keep-alive), pinned like jwtgate, when nginx is installed (NGINX_PROXY=0
-# skips it). jwtgate / nginx is the cost of checking tokens and revocation
-# relative to the cost of any proxy hop on this machine.
-start_nginx_proxy() {
-    local dir="$TMP/nginx-proxy" port attempt i
-    mkdir -p "$dir"
-    for attempt in 1 2 3; do
-        port=$((20000 + RANDOM % 30000))
-        cat >"$dir/nginx.conf" <<NGX
-worker_processes 1;
-daemon off;
-pid $dir/nginx.pid;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $dir/body;
-    proxy_temp_path $dir/proxy;
-    fastcgi_temp_path $dir/fastcgi;
-    uwsgi_temp_path $dir/uwsgi;
-    scgi_temp_path $dir/scgi;
-    keepalive_requests 1000000;
-    upstream app { server ${UPSTREAM_URL#http://}; keepalive 128; }
+start_candidate() { # NAME
+    local name=$1 cfg="$TMP/$1.yaml" bin=$JWTGATE
+    case $name in
+        direct) return 0 ;;
+        nginx-proxy)
+            local port
+            port=$(free_port)
+            nginx_conf "$TMP/nginx-proxy" "    upstream app { server 127.0.0.1:$UP_PORT; keepalive 256; }
     server {
         listen 127.0.0.1:$port;
-        location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; }
-    }
+        location / {
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection \"\";
+            proxy_buffering off;
+        }
+    }"
+            start nginx-proxy "$CANDIDATE_CPU" nginx -p "$TMP/nginx-proxy/" -c "$TMP/nginx-proxy/nginx.conf" \
+                -e "$TMP/nginx-proxy/error.log"
+            URL[$name]="http://127.0.0.1:$port"; TOKEN[$name]=$TOKEN_HS256; PID[$name]=$STARTED_PID
+            LABEL[$name]="nginx plain proxy (no auth)"
+            wait_for "$STARTED_PID" "${URL[$name]}/"
+            return 0
+            ;;
+        gate-HS256) gate_config "$cfg" HS256 redis 1 false; LABEL[$name]="jwtgate HS256, Redis, admin" ;;
+        gate-ES256) gate_config "$cfg" ES256 redis 1 false; LABEL[$name]="jwtgate ES256, Redis, admin" ;;
+        gate-memory) gate_config "$cfg" HS256 memory 0 false; LABEL[$name]="jwtgate HS256, memory store, no admin" ;;
+        gate-access-log) gate_config "$cfg" HS256 redis 1 true; LABEL[$name]="jwtgate HS256, Redis, admin, access log" ;;
+        baseline)
+            gate_config "$cfg" HS256 redis 1 false
+            bin=$BASELINE
+            LABEL[$name]="baseline binary, gate-HS256's config"
+            ;;
+        *) die "unknown scenario $name" ;;
+    esac
+    start "$name" "$CANDIDATE_CPU" "$bin" run -c "$cfg"
+    PID[$name]=$STARTED_PID
+    URL[$name]=$(listening_url "$name" jwtgate)
+    TOKEN[$name]=$TOKEN_HS256
+    [[ $name == gate-ES256 ]] && TOKEN[$name]=$TOKEN_ES256
+    # Sanity: a gate that forwarded everything would flatter the numbers.
+    [[ $(status_of "${URL[$name]}$BENCH_PATH") == 401 ]] || die "$name answered a request without a token with other than 401"
+    return 0
 }
-NGX
-        start "nginx-proxy-$attempt" "$SERVER_CPU" nginx -p "$dir/" -c "$dir/nginx.conf" -e "$dir/error.log"
-        for ((i = 0; i < 30; i++)); do
-            if [[ $(http_status "http://127.0.0.1:$port$BENCH_PATH") == 200 ]]; then
-                NGINX_PROXY_URL="http://127.0.0.1:$port"
-                return 0
-            fi
-            kill -0 "$STARTED_PID" 2>/dev/null || break
-            sleep 0.1
-        done
-    done
-    log "nginx proxy did not start; no reference row"
-}
-if [[ ${NGINX_PROXY:-auto} != 0 ]] && command -v nginx >/dev/null; then
-    start_nginx_proxy
-    if [[ -n ${NGINX_PROXY_URL:-} ]]; then
-        SCEN_NAMES+=("nginx-proxy")
-        SCEN_LABELS+=("nginx plain proxy (no auth)")
-        SCEN_URLS+=("$NGINX_PROXY_URL$BENCH_PATH")
-        SCEN_TOKENS+=("$TOKEN_HS256")
-    fi
-fi
 
-# Sanity: every scenario answers 200 with its token, and the gates answer 401
-# without one (otherwise the numbers would not measure verification at all).
-for i in "${!SCEN_NAMES[@]}"; do
-    code=$(http_status "${SCEN_URLS[$i]}" "${SCEN_TOKENS[$i]}")
-    [[ $code == 200 ]] || die "${SCEN_NAMES[$i]}: GET ${SCEN_URLS[$i]} with token answered $code, want 200"
+for s in "${SCENARIOS[@]}"; do start_candidate "$s"; done
+for s in "${SCENARIOS[@]}"; do
+    code=$(status_of "${URL[$s]}$BENCH_PATH" "${TOKEN[$s]}")
+    [[ $code == 200 ]] || die "$s: GET with its token answered $code, want 200"
 done
-for url in "$GATE_HS256" "$GATE_ES256"; do
-    code=$(http_status "$url$BENCH_PATH")
-    [[ $code == 401 ]] || die "GET $url$BENCH_PATH without a token answered $code, want 401"
-done
-code=$(http_status "$GATE_HS256$BENCH_PATH" "$TOKEN_ES256")
-[[ $code == 401 ]] || die "HS256 gate accepted an ES256 token (answered $code, want 401)"
 
 # ---------------------------------------------------------------- load
-# load URL TOKEN DURATION OUTFILE: one load-generator run, pinned. It runs in
-# the background and is waited for, so Ctrl-C / SIGTERM interrupt it at once.
-load() {
-    local url=$1 token=$2 dur=$3 out=$4 limit
-    limit=$(($(duration_secs "$dur") + 30))
-    case $LOADGEN in
-        wrk)
-            (pin "$LOAD_CPU" timeout -k 5 "$limit" wrk -t"$THREADS" -c"$CONNS" -d"$dur" \
-                --timeout 5s --latency -H "Authorization: Bearer $token" "$url") >"$out" 2>&1 &
-            ;;
-        oha)
-            (pin "$LOAD_CPU" timeout -k 5 "$limit" oha --no-tui -z "$dur" -c "$CONNS" \
-                -H "Authorization: Bearer $token" "$url") >"$out" 2>&1 &
-            ;;
-    esac
+# run SCENARIO CONNS DURATION OUT: one wrk run (on OTHER_CPU); prints
+# "req/s p99_ms requests errors user_us_per_req sys_us_per_req".
+run() {
+    local s=$1 conns=$2 dur=$3 out=$4 before after
+    local pid=${PID[$s]}
+    [[ -n $pid ]] && before=$(cpu_ticks "$pid")
+    (exec taskset -c "$OTHER_CPU" timeout -k 5 $(($(secs "$dur") + 30)) wrk -t"$THREADS" -c"$conns" -d"$dur" \
+        --timeout 5s --latency -H "Authorization: Bearer ${TOKEN[$s]}" "${URL[$s]}$BENCH_PATH") >"$out" 2>&1 &
     LOAD_PID=$!
-    if ! wait "$LOAD_PID"; then
-        LOAD_PID=""
-        die "$LOADGEN failed against $url (output: $(tail -n 5 "$out" | tr '\n' ' '))"
-    fi
+    wait "$LOAD_PID" || die "wrk failed against $s: $(tail -n 3 "$out" | tr '\n' ' ')"
     LOAD_PID=""
+    [[ -n $pid ]] && after=$(cpu_ticks "$pid")
+    awk -v before="${before:-}" -v after="${after:-}" -v tck="$CLK_TCK" '
+        function ms(v) {
+            if (v ~ /us$/) return substr(v, 1, length(v) - 2) / 1000
+            if (v ~ /ms$/) return substr(v, 1, length(v) - 2) + 0
+            if (v ~ /s$/) return substr(v, 1, length(v) - 1) * 1000
+            return v + 0
+        }
+        /Latency Distribution/ { lat = 1 }
+        $1 == "99%" && lat { p99 = ms($2) }
+        / requests in / { n = $1 }
+        /^Requests\/sec:/ { rps = $2 }
+        /Non-2xx or 3xx responses:/ { err += $NF }
+        /Socket errors:/ { gsub(/,/, ""); err += $4 + $6 + $8 + $10 }
+        END {
+            if (rps == "" || n == 0) exit 1
+            if (before == "") { u = "-"; s = "-" } else {
+                split(before, b, " "); split(after, a, " ")
+                u = sprintf("%.2f", (a[1] - b[1]) * 1e6 / tck / n)
+                s = sprintf("%.2f", (a[2] - b[2]) * 1e6 / tck / n)
+            }
+            printf "%.0f %.3f %d %d %s %s\n", rps, p99, n, err, u, s
+        }' "$out" || die "could not parse wrk output $out"
 }
 
-# parse OUTFILE: print "req_per_s p50_ms p99_ms errors".
-parse() {
-    case $LOADGEN in
-        wrk) awk '
-            function ms(v) {
-                if (v ~ /us$/) return substr(v, 1, length(v) - 2) / 1000
-                if (v ~ /ms$/) return substr(v, 1, length(v) - 2) + 0
-                if (v ~ /m$/)  return substr(v, 1, length(v) - 1) * 60000
-                if (v ~ /s$/)  return substr(v, 1, length(v) - 1) * 1000
-                return v + 0
-            }
-            $1 == "50%" && lat { p50 = ms($2) }
-            $1 == "99%" && lat { p99 = ms($2) }
-            /Latency Distribution/ { lat = 1 }
-            /^Requests\/sec:/ { rps = $2 }
-            /Non-2xx or 3xx responses:/ { err += $NF }
-            /Socket errors:/ { gsub(/,/, ""); err += $4 + $6 + $8 + $10 }
-            END {
-                if (rps == "") exit 1
-                printf "%.2f %.3f %.3f %d\n", rps, p50, p99, err
-            }' "$1" ;;
-        oha) awk '
-            function ms(v, u) {
-                if (u ~ /^sec/) return v * 1000
-                if (u == "ms") return v + 0
-                if (u ~ /^(us|µs)$/) return v / 1000
-                if (u == "ns") return v / 1000000
-                return v * 1000
-            }
-            /Requests\/sec:/ { rps = $2 }
-            /^ *50(\.00)?% in / { p50 = ms($3, $4) }
-            /^ *99(\.00)?% in / { p99 = ms($3, $4) }
-            /^ *\[[0-9]+\] [0-9]+ responses/ {
-                code = $1; gsub(/[\[\]]/, "", code)
-                if (code !~ /^[23]/) err += $2
-            }
-            /Error distribution/ { errs = 1; next }
-            errs && /^ *\[[0-9]+\]/ { n = $1; gsub(/[\[\]]/, "", n); err += n }
-            END {
-                if (rps == "") exit 1
-                printf "%.2f %.3f %.3f %d\n", rps, p50, p99, err
-            }' "$1" ;;
-    esac
-}
-
-# A busy host (a build, another benchmark) makes every number here noise:
-# sample how busy the CPUs are for 1 s, with the servers idle.
-cpu_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6; exit }' /proc/stat; }
-if [[ -r /proc/stat ]]; then
-    ticks_before=$(cpu_ticks)
-    sleep 1
-    HOST_BUSY=$(awk -v a="$ticks_before" -v b="$(cpu_ticks)" 'BEGIN {
-        split(a, x, " "); split(b, y, " "); busy = y[1] - x[1]; idle = y[2] - x[2]
-        printf "%d", (busy + idle > 0) ? 100 * busy / (busy + idle) : 0 }')
-    if ((HOST_BUSY > 15)); then
-        log "warning: the host is ${HOST_BUSY}% busy before any load; results will be noisy — run on an idle machine"
-    fi
-else
-    HOST_BUSY="?"
-fi
-
-n=${#SCEN_NAMES[@]}
-per_run=$(duration_secs "$DURATION")
-total=$((n * $(duration_secs "$WARMUP") + ROUNDS * n * per_run))
-log "load: $LOADGEN, $CONNS connections, $THREADS thread(s); warm-up $WARMUP, $ROUNDS round(s) x $n scenarios x $DURATION (~${total}s)"
-if [[ $PIN == 1 ]]; then
-    log "cores: load generator on $LOAD_CPU; upstream and jwtgate on $SERVER_CPU"
-fi
-
-for i in "${!SCEN_NAMES[@]}"; do
-    log "warm-up ${SCEN_NAMES[$i]}"
-    load "${SCEN_URLS[$i]}" "${SCEN_TOKENS[$i]}" "$WARMUP" "$TMP/warmup-${SCEN_NAMES[$i]}.txt"
-done
-
-RAW="$TMP/raw.tsv" # scenario round rps p50 p99 errors
+RAW="$TMP/raw.tsv" # scenario pass round rps p99 requests errors user sys
 : >"$RAW"
-for ((r = 1; r <= ROUNDS; r++)); do
-    for i in "${!SCEN_NAMES[@]}"; do
-        out="$TMP/run-$r-${SCEN_NAMES[$i]}.txt"
-        load "${SCEN_URLS[$i]}" "${SCEN_TOKENS[$i]}" "$DURATION" "$out"
-        read -r rps p50 p99 errs < <(parse "$out") || die "could not parse $LOADGEN output $out"
-        log "round $r ${SCEN_NAMES[$i]}: $rps req/s, p50 ${p50}ms, p99 ${p99}ms, errors $errs"
-        printf '%s\t%d\t%s\t%s\t%s\t%s\n' "${SCEN_NAMES[$i]}" "$r" "$rps" "$p50" "$p99" "$errs" >>"$RAW"
+log "candidate on core $CANDIDATE_CPU; upstream, Redis and wrk on core $OTHER_CPU"
+for s in "${SCENARIOS[@]}"; do run "$s" "$CONNS" "$WARMUP" "$TMP/warmup-$s.txt" >/dev/null; done
+passes=("load:$CONNS")
+[[ -n $P99_CONNS ]] && passes+=("latency:$P99_CONNS")
+for pass in "${passes[@]}"; do
+    for ((r = 1; r <= ROUNDS; r++)); do
+        # Odd rounds in order, even rounds reversed (A B B A ...): no
+        # scenario always runs right after the same neighbour.
+        order=("${SCENARIOS[@]}")
+        ((r % 2 == 0)) && for ((k = ${#SCENARIOS[@]} - 1, j = 0; k >= 0; k--, j++)); do order[j]=${SCENARIOS[k]}; done
+        for s in "${order[@]}"; do
+            read -r rps p99 n err u sy < <(run "$s" "${pass#*:}" "$DURATION" "$TMP/${pass%%:*}-$r-$s.txt")
+            log "${pass%%:*} round $r $s: $rps req/s, p99 ${p99} ms, $n requests, $err errors, user $u sys $sy µs/req"
+            printf '%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n' "$s" "${pass%%:*}" "$r" "$rps" "$p99" "$n" "$err" "$u" "$sy" >>"$RAW"
+        done
     done
 done
 
 # ---------------------------------------------------------------- report
-# One line per scenario: name mean_rps min_rps max_rps mean_p50 mean_p99 errors
-summary() {
-    awk -F'\t' '
-        { k = $1; if (!(k in cnt)) order[++m] = k
-          cnt[k]++; rps[k] += $3; p50[k] += $4; p99[k] += $5; err[k] += $6
-          if (!(k in lo) || $3 < lo[k]) lo[k] = $3
-          if (!(k in hi) || $3 > hi[k]) hi[k] = $3 }
-        END { for (j = 1; j <= m; j++) { k = order[j]
-            printf "%s %.0f %.0f %.0f %.3f %.3f %d\n", k, rps[k] / cnt[k], lo[k], hi[k],
-                p50[k] / cnt[k], p99[k] / cnt[k], err[k] } }' "$RAW"
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+col() { # SCENARIO PASS COLUMN: the median of that column over the rounds
+    awk -F'\t' -v s="$1" -v p="$2" -v c="$3" '$1 == s && $2 == p && $c != "-" { print $c }' "$RAW" | median
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.2f", a / b }'; }
+# paired SCENARIO REFERENCE COLUMN: the median over rounds of SCENARIO's
+# value over REFERENCE's in the same round (alternating rounds pair them, so
+# drift between rounds cancels out of the ratio).
+paired() {
+    awk -F'\t' -v s="$1" -v r="$2" -v c="$3" '
+        $2 == "load" && $1 == s && $c != "-" { a[$3] = $c }
+        $2 == "load" && $1 == r && $c != "-" { b[$3] = $c }
+        END { for (k in a) if ((k in b) && b[k] > 0) printf "%.4f\n", a[k] / b[k] }' "$RAW" | median |
+        awk '{ if ($1 == "-") print "-"; else printf "%.2f", $1 }'
+}
+cpu_total() { # the raw table with a column 10: user+sys per request
+    awk -F'\t' -v OFS='\t' '{ t = ($8 == "-") ? "-" : $8 + $9; print $0, t }' "$RAW"
 }
 
-# table FORMAT(text|md)
 table() {
-    local fmt=$1 name mean lo hi p50 p99 errs label i rps_ratio p99_ratio
-    local d_rps="" d_p99=""
-    if [[ $fmt == md ]]; then
-        printf '| scenario | req/s (mean) | req/s min–max | p50 ms | p99 ms | errors | req/s gate/direct | p99 gate/direct |\n'
-        printf '|---|---:|---:|---:|---:|---:|---:|---:|\n'
-    else
-        printf '%-30s %10s %17s %8s %8s %7s %10s %10s\n' scenario 'req/s' 'req/s min-max' 'p50 ms' 'p99 ms' errors 'rps g/d' 'p99 g/d'
-    fi
-    while read -r name mean lo hi p50 p99 errs; do
-        label=$name
-        for i in "${!SCEN_NAMES[@]}"; do
-            if [[ ${SCEN_NAMES[$i]} == "$name" ]]; then label=${SCEN_LABELS[$i]}; fi
-        done
-        if [[ $name == direct ]]; then
-            d_rps=$mean d_p99=$p99 rps_ratio="1.00" p99_ratio="1.00"
-        else
-            rps_ratio=$(awk -v a="$mean" -v b="$d_rps" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')
-            p99_ratio=$(awk -v a="$p99" -v b="$d_p99" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')
+    local s rps p99 p99one u sy total errs base_rps=""
+    cpu_total >"$TMP/raw-total.tsv"
+    [[ " ${SCENARIOS[*]} " == *" baseline "* ]] && base_rps=$(col baseline load 4)
+    echo "| scenario | req/s | × nginx proxy | × baseline | p99 ms @$CONNS | p99 ms @${P99_CONNS:--} | user µs/req | sys µs/req | total µs/req | × nginx CPU | × baseline CPU | errors |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    for s in "${SCENARIOS[@]}"; do
+        rps=$(col "$s" load 4); p99=$(col "$s" load 5); u=$(col "$s" load 8); sy=$(col "$s" load 9)
+        p99one=$([[ -n $P99_CONNS ]] && col "$s" latency 5 || echo -)
+        total=$(awk -v u="$u" -v s="$sy" 'BEGIN { if (u == "-") print "-"; else printf "%.2f", u + s }')
+        errs=$(awk -F'\t' -v s="$s" '$1 == s { e += $7 } END { print e + 0 }' "$RAW")
+        local vs_base="-" vs_base_cpu="-"
+        if [[ -n $base_rps ]]; then
+            vs_base=$(paired "$s" baseline 4)
+            vs_base_cpu=$(RAW="$TMP/raw-total.tsv" paired "$s" baseline 10)
         fi
-        if [[ $fmt == md ]]; then
-            printf '| %s | %s | %s–%s | %s | %s | %s | %s | %s |\n' "$label" "$mean" "$lo" "$hi" "$p50" "$p99" "$errs" "$rps_ratio" "$p99_ratio"
-        else
-            printf '%-30s %10s %17s %8s %8s %7s %10s %10s\n' "$label" "$mean" "$lo-$hi" "$p50" "$p99" "$errs" "$rps_ratio" "$p99_ratio"
-        fi
-    done < <(summary)
+        echo "| ${LABEL[$s]} | $rps | $(paired "$s" nginx-proxy 4) | $vs_base | $p99 | $p99one | $u | $sy | $total | $(RAW="$TMP/raw-total.tsv" paired "$s" nginx-proxy 10) | $vs_base_cpu | $errs |"
+    done
 }
 
-# vs_nginx: each jwtgate row over the nginx plain-proxy row (same run), the
-# cost of token + revocation checks relative to a plain proxy hop.
-vs_nginx() {
-    summary | awk '
-        { rps[$1] = $2; p99[$1] = $6 }
-        END { if (!("nginx-proxy" in rps) || rps["nginx-proxy"] == 0) exit
-              for (k in rps) if (k ~ /^gate-/)
-                  printf "%s / nginx plain proxy: req/s %.2f, p99 %.2f\n", k, rps[k] / rps["nginx-proxy"], p99[k] / p99["nginx-proxy"] }' | sort
-}
-
-LOADGEN_VERSION=$(
-    case $LOADGEN in
-        wrk) { wrk -v 2>&1 || true; } | awk 'NR == 1 { print $1, $2 }' ;;
-        oha) { oha --version 2>&1 || true; } | awk 'NR == 1' ;;
-    esac
+COMMIT=$(git rev-parse -q --verify --short HEAD 2>/dev/null || echo none)
+[[ -n $(git status --porcelain 2>/dev/null | head -n 1) ]] && COMMIT="$COMMIT, working tree modified"
+REPORT=$(
+    echo "# jwtgate whole-proxy benchmark"
+    echo
+    echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), commit $COMMIT, nproc $(nproc) ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo))"
+    echo "- binary: $JWTGATE${BASELINE:+; baseline: $BASELINE}"
+    echo "- cores: candidate alone on $CANDIDATE_CPU; nginx upstream (return 200), Redis and wrk on $OTHER_CPU"
+    echo "- load: $(wrk -v 2>&1 | awk 'NR == 1 { print $1, $2 }'), $THREADS thread(s), $CONNS connections (latency pass: ${P99_CONNS:-none}), keep-alive, one repeated token"
+    echo "- runs: warm-up $WARMUP each, then $ROUNDS alternating round(s) of (${SCENARIOS[*]}) x $DURATION per pass; medians"
+    echo "- CPU: the candidate's utime/stime from /proc/<pid>/stat over each run, divided by the requests wrk completed"
+    echo "- columns: medians over the rounds; the × columns are medians of the per-round ratios (same round, so drift cancels)"
+    echo
+    table
+    echo
+    echo "<details><summary>per-run results</summary>"
+    echo
+    echo "| scenario | pass | round | req/s | p99 ms | requests | errors | user µs/req | sys µs/req |"
+    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
+    awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9 }' "$RAW"
+    echo
+    echo "</details>"
 )
-COMMIT=$(git rev-parse -q --verify --short HEAD 2>/dev/null || echo "none (no commits yet)")
-if [[ -n $(git status --porcelain 2>/dev/null | head -n 1) ]]; then COMMIT="$COMMIT, working tree modified"; fi
-DATE=$(date -u '+%Y-%m-%d %H:%M:%S UTC')
-CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)
-PINNING=$([[ $PIN == 1 ]] && echo "load generator on core $LOAD_CPU; upstream + jwtgate on core $SERVER_CPU" || echo "none")
-
 echo
-echo "jwtgate whole-proxy benchmark — $DATE, nproc $(nproc), commit $COMMIT"
-echo "$LOADGEN_VERSION, $CONNS conns, $THREADS thread(s), $ROUNDS x $DURATION per scenario; upstream: $UPSTREAM_DESC"
-echo
-table text
-vs_nginx
-errors_total=$(awk -F'\t' '{ s += $6 } END { print s + 0 }' "$RAW")
-if ((errors_total > 0)); then
-    log "warning: $errors_total non-2xx responses or socket errors during the measured runs; see KEEP_TMP=1 output"
-fi
-
+echo "$REPORT"
 if [[ -n $RESULTS ]]; then
     mkdir -p "$(dirname "$RESULTS")"
-    {
-        echo "# jwtgate whole-proxy benchmark"
-        echo
-        echo "- date: $DATE"
-        echo "- commit: $COMMIT"
-        echo "- binary: $JWTGATE, built $(date -u -r "$JWTGATE" '+%Y-%m-%d %H:%M:%S UTC' 2>/dev/null || echo '?')$([[ $SKIP_BUILD == 1 ]] && echo ' (SKIP_BUILD=1: may not match the commit)')"
-        echo "- nproc: $(nproc)${CPU_MODEL:+ ($CPU_MODEL)}"
-        echo "- pinning: $PINNING"
-        echo "- host CPU busy before the load (1 s sample, all cores): ${HOST_BUSY}%"
-        echo "- load generator: $LOADGEN_VERSION, $CONNS connections, $THREADS thread(s), keep-alive, GET $BENCH_PATH"
-        echo "- upstream: $UPSTREAM_DESC"
-        echo "- runs: warm-up $WARMUP per scenario, then $ROUNDS round(s) of (${SCEN_NAMES[*]}) x $DURATION"
-        echo "- token: one token per algorithm, repeated on every request (verified-token cache hit after the first)"
-        echo
-        table md
-        echo
-        vs_nginx
-        echo
-        echo "Ratios compare each gate row with the direct row of the same run (mean over rounds)."
-        echo "See bench/README.md for what these numbers do and do not show."
-        echo
-        echo "<details><summary>per-round results</summary>"
-        echo
-        echo "| scenario | round | req/s | p50 ms | p99 ms | errors |"
-        echo "|---|---:|---:|---:|---:|---:|"
-        awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6 }' "$RAW"
-        echo
-        echo "</details>"
-    } >"$RESULTS"
+    echo "$REPORT" >"$RESULTS"
     log "wrote $RESULTS"
 fi
