@@ -36,6 +36,7 @@ pub use protocol::{MAX_HEADER_FIELDS, MAX_HEADER_LIST_BYTES};
 
 use crate::error::{Body, Causes, ProxyError, Rejection};
 use crate::revocation::Revocations;
+use crate::routes::Route;
 use crate::runtime::Runtime;
 use act::act;
 use admit::admit;
@@ -84,7 +85,8 @@ impl Gate {
         let method = req.method().clone();
         // The path only: a query can carry secrets (and is the app's business).
         let access = live.rt.access_log.then(|| (std::time::Instant::now(), req.uri().path().to_owned()));
-        let (route, result) = self.phases(&live, req, client).await;
+        let (picked, result) = self.phases(&live, req, client).await;
+        let label = picked.map_or(&*labels::UNMATCHED, |route| &route.label);
         let (rsp, outcome) = match result {
             Ok(rsp) => (rsp, "forwarded"),
             Err(err) => {
@@ -103,31 +105,37 @@ impl Gate {
                 %method,
                 path,
                 status = rsp.status().as_u16(),
-                rule = %route,
+                rule = %label,
                 outcome,
                 %client,
                 duration_us = started.elapsed().as_micros() as u64,
             );
         }
-        metrics::counter!("jwtgate_requests_total", "route" => route, "outcome" => outcome).increment(1);
+        match (picked, outcome) {
+            (Some(route), "forwarded") => route.forwarded_counter().increment(1),
+            _ => {
+                metrics::counter!("jwtgate_requests_total", "route" => label.clone(), "outcome" => outcome).increment(1)
+            }
+        }
         Ok(rsp)
     }
 
-    /// The phases in order, with the metric label of the route picked.
-    async fn phases(
+    /// The phases in order, with the route picked (`None`: refused before one was).
+    async fn phases<'l>(
         &self,
-        live: &Live,
+        live: &'l Live,
         req: Request<Incoming>,
         client: SocketAddr,
-    ) -> (Arc<str>, Result<Response<Body>, ProxyError>) {
+    ) -> (Option<&'l Route>, Result<Response<Body>, ProxyError>) {
         let (rt, revocations) = (&live.rt, &*self.revocations);
         let (mut head, body) = req.into_parts();
         let decided =
             admit(rt, &head).and_then(|admitted| Ok((pick(rt, &live.own_paths, &head, &admitted)?, admitted)));
         let (picked, rewritten) = match decided {
             Ok((picked, admitted)) => (picked, admitted.path.rewritten),
-            Err(err) => return (labels::UNMATCHED.clone(), Err(err)),
+            Err(err) => return (None, Err(err)),
         };
+        let route = picked.route;
         let served = async move {
             let caller = authenticate(rt, revocations, picked.route, &head).await?;
             let caller = require(&picked, caller)?;
@@ -137,7 +145,7 @@ impl Gate {
             let websocket = prepare(rt, &picked, &mut head, &caller, client, rewritten)?;
             forward::deliver(live, revocations, &picked, Request::from_parts(head, body), websocket, &caller).await
         };
-        (picked.route.label.clone(), served.await)
+        (Some(route), served.await)
     }
 }
 

@@ -24,7 +24,7 @@ use crate::config::AuthMode;
 #[cfg(test)]
 use crate::error::ProxyError;
 use http::{HeaderMap, HeaderName, Method};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// What a request looks like to the matcher.
 pub struct RequestHead<'a> {
@@ -58,6 +58,11 @@ pub struct Route {
     pub strip_authorization: bool,
     /// Index into the runtime's upstreams (0 = the default upstream).
     pub upstream: usize,
+    /// `jwtgate_requests_total{route=label, outcome="forwarded"}`, which
+    /// every forwarded request bumps: resolved once, at the first request
+    /// (the recorder is installed after the config is compiled), instead of
+    /// a key built and looked up per request.
+    forwarded: OnceLock<metrics::Counter>,
 }
 
 impl Route {
@@ -74,7 +79,15 @@ impl Route {
             forward_claims: Vec::new(),
             strip_authorization: false,
             upstream: 0,
+            forwarded: OnceLock::new(),
         }
+    }
+
+    /// This route's counter of forwarded requests.
+    pub fn forwarded_counter(&self) -> &metrics::Counter {
+        self.forwarded.get_or_init(
+            || metrics::counter!("jwtgate_requests_total", "route" => self.label.clone(), "outcome" => "forwarded"),
+        )
     }
 
     pub fn matches(&self, head: &RequestHead<'_>) -> bool {
