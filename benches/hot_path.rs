@@ -1,6 +1,6 @@
 //! Micro-benchmarks of the per-request work: token verification (first
-//! sight and cached), route picking with path checks, and the revocation
-//! cache. Whole-proxy numbers come from `bench/run.sh`.
+//! sight and cached), route picking with path checks, the revocation
+//! cache, and the forwarding headers. Whole-proxy numbers come from `bench/run.sh`.
 
 // Benchmark setup panics on bad fixtures; nothing here is a request path.
 #![allow(clippy::unwrap_used)]
@@ -91,5 +91,29 @@ fn revocation_cache(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, verification, routing, revocation_cache);
+/// The forwarding headers of a request from an untrusted peer, on the
+/// head wrk sends (Host, Authorization) plus a browser-like few.
+fn forwarding_headers(c: &mut Criterion) {
+    let mut head = http::HeaderMap::new();
+    for (name, value) in [
+        ("host", "127.0.0.1:8080"),
+        ("authorization", "Bearer x.y.z"),
+        ("accept", "*/*"),
+        ("user-agent", "bench"),
+        ("accept-encoding", "gzip"),
+    ] {
+        head.insert(name, http::HeaderValue::from_static(value));
+    }
+    let trusted = jwtgate::trust::TrustedProxies::new(Vec::new());
+    let peer: std::net::IpAddr = [127, 0, 0, 1].into();
+    c.bench_function("forwarding_headers_untrusted_peer", |b| {
+        b.iter_batched(
+            || head.clone(),
+            |mut h| black_box(jwtgate::proxy::forwarding::set(&mut h, peer, None, &trusted, "http")),
+            criterion::BatchSize::SmallInput,
+        )
+    });
+}
+
+criterion_group!(benches, verification, routing, revocation_cache, forwarding_headers);
 criterion_main!(benches);

@@ -91,9 +91,7 @@ struct Hop<'a> {
 
 fn write(headers: &mut HeaderMap, hop: &Hop<'_>) {
     remove_underscore_spellings(headers);
-    for name in PATH_OVERRIDES {
-        headers.remove(*name);
-    }
+    remove_listed(headers, PATH_OVERRIDES);
     let peer = hop.peer.to_canonical();
     let xff = match joined(headers, &X_FORWARDED_FOR) {
         Some(prior) => format!("{prior}, {peer}"),
@@ -117,9 +115,7 @@ fn write(headers: &mut HeaderMap, hop: &Hop<'_>) {
             headers.insert(X_FORWARDED_HOST.clone(), host.clone());
         }
     } else {
-        for name in PROXY_ONLY {
-            headers.remove(*name);
-        }
+        remove_listed(headers, PROXY_ONLY);
         insert(headers, &FORWARDED, &element);
         insert(headers, &X_REAL_IP, &peer.to_string());
         headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(hop.proto));
@@ -171,6 +167,16 @@ fn forwarded_element(peer: IpAddr, proto: &str, host: Option<&HeaderValue>) -> S
 
 /// Removes `X_Forwarded_For` and friends: an underscore spelling of a
 /// header this module manages, which CGI-style servers read as the same.
+/// Removes every header named in `listed`. One pass over the request's
+/// names (a handful, and these are almost never among them) instead of a
+/// lookup per listed name, each of which parses and hashes the name.
+fn remove_listed(headers: &mut HeaderMap, listed: &[&str]) {
+    let present: Vec<HeaderName> = headers.keys().filter(|name| listed.contains(&name.as_str())).cloned().collect();
+    for name in present {
+        headers.remove(name);
+    }
+}
+
 fn remove_underscore_spellings(headers: &mut HeaderMap) {
     if !headers.keys().any(|k| k.as_str().contains('_')) {
         return;
