@@ -15,10 +15,18 @@ pub struct UpstreamSettings {
     pub connect_timeout: Duration,
     pub pool_max_idle: usize,
     pub pool_idle_timeout: Duration,
+    /// Client connections that may have an upstream connection of their
+    /// own (0: none, every request takes the pool), and how long one may
+    /// go unused before it is handed back.
+    pub affinity_max: usize,
+    pub affinity_idle_timeout: Duration,
     /// `X-Forwarded-Proto`: how clients reached jwtgate (`https` with `tls`).
     pub forwarded_proto: &'static str,
     pub websocket_idle_timeout: Duration,
 }
+
+/// More upstream connections than an app would want from one sidecar.
+const MAX_AFFINITY: usize = 100_000;
 
 /// The default upstream, and every upstream in route order: the default
 /// first (a route's index 0), then the named ones by name.
@@ -52,6 +60,12 @@ fn compile_one(
         return Err(bad("the upstream URL must not have a path (paths are forwarded as received)"));
     }
     let authority = uri.authority().cloned().ok_or_else(|| bad("missing host"))?;
+    if spec.affinity_max > MAX_AFFINITY {
+        return Err(ConfigError::at(origin, format!("{at}.affinity_max"), format!("at most {MAX_AFFINITY}")));
+    }
+    if spec.affinity_idle_timeout.is_zero() {
+        return Err(ConfigError::at(origin, format!("{at}.affinity_idle_timeout"), "must be more than zero"));
+    }
     if spec.websocket_idle_timeout.is_zero() {
         return Err(ConfigError::at(origin, format!("{at}.websocket_idle_timeout"), "must be more than zero"));
     }
@@ -61,6 +75,8 @@ fn compile_one(
         connect_timeout: spec.connect_timeout,
         pool_max_idle: spec.pool_max_idle,
         pool_idle_timeout: spec.pool_idle_timeout,
+        affinity_max: spec.affinity_max,
+        affinity_idle_timeout: spec.affinity_idle_timeout,
         forwarded_proto,
         websocket_idle_timeout: spec.websocket_idle_timeout,
     })

@@ -171,6 +171,14 @@ pub struct UpstreamSpec {
     pub pool_max_idle: usize,
     #[serde(default = "defaults::pool_idle_timeout", with = "duration::serde_fmt")]
     pub pool_idle_timeout: Duration,
+    /// HTTP/1.1 client connections that get an upstream connection of
+    /// their own (from their second request); past this, the pool.
+    #[serde(default = "defaults::affinity_max")]
+    pub affinity_max: usize,
+    /// An own upstream connection unused this long goes back to the pool
+    /// (so an idle client holds none of the app's connections).
+    #[serde(default = "defaults::affinity_idle_timeout", with = "duration::serde_fmt")]
+    pub affinity_idle_timeout: Duration,
     /// A WebSocket tunnel with no byte in either direction for this long is
     /// closed (apps that keep sockets open send pings more often).
     #[serde(default = "defaults::websocket_idle_timeout", with = "duration::serde_fmt")]
@@ -461,6 +469,12 @@ mod defaults {
     }
     pub fn pool_idle_timeout() -> Duration {
         Duration::from_secs(90)
+    }
+    pub fn affinity_max() -> usize {
+        64
+    }
+    pub fn affinity_idle_timeout() -> Duration {
+        Duration::from_secs(1)
     }
     pub fn realm() -> String {
         "jwtgate".into()

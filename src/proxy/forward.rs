@@ -1,9 +1,12 @@
-//! Forwarding to the one upstream over a pooled keep-alive HTTP/1.1 client.
-//! Bodies stream both ways; the response head must arrive within
+//! Forwarding to the route's upstream over HTTP/1.1: the client
+//! connection's own upstream connection when it has one (see
+//! [`super::affinity`]), else a pooled keep-alive client. Bodies stream
+//! both ways; the response head must arrive within
 //! `upstream.timeout` (504), a refused or failed connection is a 502, a
 //! request body the client broke aborts the upstream request (400).
 //! WebSocket handshakes use the same client (see [`super::upgrade`]).
 
+use super::affinity::{self, Affine, Pinned, Sent};
 use super::authenticate::Caller;
 use super::pick::{Action, Picked};
 use super::{backchannel, headers, protocol, upgrade, Live};
@@ -17,6 +20,7 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Phase 7, deliver: to the back-channel receiver, or to the route's
@@ -31,13 +35,14 @@ pub async fn deliver(
     req: Request<Incoming>,
     websocket: bool,
     caller: &Caller,
+    pinned: &Pinned,
 ) -> Result<Response<Body>, ProxyError> {
     if picked.action == Action::ReceiveBackchannel {
         return backchannel::receive(&live.rt, revocations, req).await;
     }
     let upstream = live.upstreams.get(picked.route.upstream).ok_or(Fault::NotConfigured)?;
     if !websocket {
-        return upstream.send(req).await;
+        return upstream.send(req, pinned).await;
     }
     let longest = revocations.policy().max_token_lifetime.as_secs() as i64;
     let exp = caller.claims().map(|c| c.exp_unix.unwrap_or(crate::auth::now_unix().saturating_add(longest)));
@@ -63,6 +68,10 @@ enum Fault {
     Uri(#[source] http::Error),
     #[error("upstream request failed")]
     Request(#[source] hyper_util::client::legacy::Error),
+    #[error("cannot open the upstream connection")]
+    Connect(#[source] affinity::ConnectError),
+    #[error("upstream request failed")]
+    Exchange(#[source] hyper::Error),
 }
 
 impl From<Fault> for ProxyError {
@@ -73,6 +82,7 @@ impl From<Fault> for ProxyError {
 
 pub struct Upstream {
     client: Client<HttpConnector, protocol::Inbound>,
+    affine: Arc<Affine>,
     authority: Authority,
     timeout: Duration,
     websocket_idle_timeout: Duration,
@@ -89,8 +99,15 @@ impl Upstream {
             .pool_idle_timeout(settings.pool_idle_timeout)
             .pool_max_idle_per_host(settings.pool_max_idle)
             .build(connector);
+        let limits = affinity::Limits {
+            max: settings.affinity_max,
+            idle_timeout: settings.affinity_idle_timeout,
+            parked_timeout: settings.pool_idle_timeout,
+            connect_timeout: settings.connect_timeout,
+        };
         Self {
             client,
+            affine: Affine::new(settings.authority.clone(), limits),
             authority: settings.authority.clone(),
             timeout: settings.timeout,
             websocket_idle_timeout: settings.websocket_idle_timeout,
@@ -100,8 +117,11 @@ impl Upstream {
     /// Sends `req` upstream: same method, path and query, same body stream.
     /// The caller has prepared the request headers (hop-by-hop removed,
     /// forwarding headers set); this removes the response's hop-by-hop ones.
-    pub async fn send(&self, req: Request<Incoming>) -> Result<Response<Body>, ProxyError> {
-        let mut rsp = self.exchange(req).await?;
+    pub async fn send(&self, req: Request<Incoming>, pinned: &Pinned) -> Result<Response<Body>, ProxyError> {
+        let mut rsp = match req.version() {
+            Version::HTTP_11 | Version::HTTP_10 => self.exchange_pinned(req, pinned).await?,
+            _ => self.exchange(req).await?,
+        };
         if rsp.status() == StatusCode::SWITCHING_PROTOCOLS {
             return Err(Fault::UnaskedSwitch.into());
         }
@@ -132,21 +152,59 @@ impl Upstream {
         Ok(rsp.map(Either::Left))
     }
 
-    /// The round trip: request rewritten for the upstream, response head
-    /// within `timeout`.
+    /// The round trip over the client connection's own upstream
+    /// connection (origin-form URI, the client's Host), or the pool when
+    /// it has none; a request the pinned connection closed on before
+    /// writing it goes to the pool too. Response head within `timeout`.
+    async fn exchange_pinned(
+        &self,
+        mut req: Request<Incoming>,
+        pinned: &Pinned,
+    ) -> Result<Response<Incoming>, ProxyError> {
+        *req.version_mut() = Version::HTTP_11;
+        let (req, body) = protocol::watch_body(req);
+        let sending = async {
+            let req = match pinned.send(&self.affine, req).await.map_err(Fault::Connect)? {
+                Sent::Declined(req) => req,
+                Sent::Sent(response) => match response.await {
+                    Ok(rsp) => return Ok(rsp),
+                    Err(mut unsent) => match unsent.take_message() {
+                        Some(req) => req,
+                        None if body.failed() => return Err(ProxyError::MalformedBody),
+                        None => return Err(Fault::Exchange(unsent.into_error()).into()),
+                    },
+                },
+            };
+            self.pooled(req, &body).await
+        };
+        tokio::time::timeout(self.timeout, sending).await.map_err(|_| ProxyError::UpstreamTimeout(self.timeout))?
+    }
+
+    /// The round trip over the pool: request rewritten for the upstream,
+    /// response head within `timeout`.
     async fn exchange(&self, mut req: Request<Incoming>) -> Result<Response<Incoming>, ProxyError> {
+        *req.version_mut() = Version::HTTP_11;
+        // Hop-by-hop and forwarding headers were set by the gate's phases.
+        let (req, body) = protocol::watch_body(req);
+        tokio::time::timeout(self.timeout, self.pooled(req, &body))
+            .await
+            .map_err(|_| ProxyError::UpstreamTimeout(self.timeout))?
+    }
+
+    async fn pooled(
+        &self,
+        mut req: Request<protocol::Inbound>,
+        body: &protocol::BodyWatch,
+    ) -> Result<Response<Incoming>, ProxyError> {
+        // The pool is keyed by the absolute URI; it writes origin-form.
         let path_and_query = req.uri().path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
         let parts =
             Uri::builder().scheme(Scheme::HTTP).authority(self.authority.clone()).path_and_query(path_and_query);
         *req.uri_mut() = parts.build().map_err(Fault::Uri)?;
-        *req.version_mut() = Version::HTTP_11;
-        // Hop-by-hop and forwarding headers were set by the gate's phases.
-        let (req, body) = protocol::watch_body(req);
-        match tokio::time::timeout(self.timeout, self.client.request(req)).await {
-            Ok(Ok(rsp)) => Ok(rsp),
-            Ok(Err(_)) if body.failed() => Err(ProxyError::MalformedBody),
-            Ok(Err(err)) => Err(Fault::Request(err).into()),
-            Err(_) => Err(ProxyError::UpstreamTimeout(self.timeout)),
+        match self.client.request(req).await {
+            Ok(rsp) => Ok(rsp),
+            Err(_) if body.failed() => Err(ProxyError::MalformedBody),
+            Err(err) => Err(Fault::Request(err).into()),
         }
     }
 }

@@ -19,6 +19,7 @@
 
 pub mod act;
 pub mod admit;
+mod affinity;
 pub mod authenticate;
 mod backchannel;
 mod forward;
@@ -31,6 +32,7 @@ mod upgrade;
 
 pub use upgrade::drain as drain_websockets;
 
+pub use affinity::{Driver as AffinityDriver, Pinned};
 pub use forward::Upstream;
 pub use protocol::{MAX_HEADER_FIELDS, MAX_HEADER_LIST_BYTES};
 
@@ -74,18 +76,21 @@ pub struct Gate {
     pub revocations: Arc<Revocations>,
 }
 
+/// One client connection: who it is, and its upstream affinity.
+pub struct Downstream {
+    pub peer: SocketAddr,
+    pub pinned: Pinned,
+}
+
 impl Gate {
-    pub async fn handle(
-        self: Arc<Self>,
-        req: Request<Incoming>,
-        client: SocketAddr,
-    ) -> Result<Response<Body>, Infallible> {
+    pub async fn handle(&self, req: Request<Incoming>, downstream: &Downstream) -> Result<Response<Body>, Infallible> {
+        let client = downstream.peer;
         // One snapshot per request: a reload never changes a request midway.
         let live = self.live.load_full();
         let method = req.method().clone();
         // The path only: a query can carry secrets (and is the app's business).
         let access = live.rt.access_log.then(|| (std::time::Instant::now(), req.uri().path().to_owned()));
-        let (picked, result) = self.phases(&live, req, client).await;
+        let (picked, result) = self.phases(&live, req, downstream).await;
         let label = picked.map_or(&*labels::UNMATCHED, |route| &route.label);
         let (rsp, outcome) = match result {
             Ok(rsp) => (rsp, "forwarded"),
@@ -125,8 +130,9 @@ impl Gate {
         &self,
         live: &'l Live,
         req: Request<Incoming>,
-        client: SocketAddr,
+        downstream: &Downstream,
     ) -> (Option<&'l Route>, Result<Response<Body>, ProxyError>) {
+        let client = downstream.peer;
         let (rt, revocations) = (&live.rt, &*self.revocations);
         let (mut head, body) = req.into_parts();
         let decided =
@@ -143,7 +149,8 @@ impl Gate {
                 return Ok(answer);
             }
             let websocket = prepare(rt, &picked, &mut head, &caller, client, rewritten)?;
-            forward::deliver(live, revocations, &picked, Request::from_parts(head, body), websocket, &caller).await
+            let req = Request::from_parts(head, body);
+            forward::deliver(live, revocations, &picked, req, websocket, &caller, &downstream.pinned).await
         };
         (Some(route), served.await)
     }

@@ -4,7 +4,7 @@
 //! drain: when `shutdown` resolves the listener closes and in-flight
 //! requests get `DRAIN` to finish.
 
-use crate::proxy::{Gate, MAX_HEADER_LIST_BYTES};
+use crate::proxy::{AffinityDriver, Downstream, Gate, Pinned, MAX_HEADER_LIST_BYTES};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -83,18 +83,37 @@ async fn connection(
     client: SocketAddr,
     tls: bool,
 ) {
+    let pinned = Pinned::default();
     let service = {
-        let gate = gate.clone();
-        service_fn(move |req| gate.clone().handle(req, client))
+        let (gate, downstream) = (gate.clone(), Arc::new(Downstream { peer: client, pinned: pinned.clone() }));
+        service_fn(move |req| {
+            let (gate, downstream) = (gate.clone(), downstream.clone());
+            async move { gate.handle(req, &downstream).await }
+        })
     };
+    let driver = AffinityDriver::new(pinned.clone());
     let served = if tls {
         let Some(stream) = tls_handshake(&gate, stream, client).await else { return };
-        watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned()).await
+        let serving = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+        with_driver(watcher.watch(serving), driver).await
     } else {
-        watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned()).await
+        let serving = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+        with_driver(watcher.watch(serving), driver).await
     };
+    // Its upstream connection is kept for the next client connection.
+    pinned.release();
     if let Err(err) = served {
         tracing::debug!(error = %err, %client, "connection ended with an error");
+    }
+}
+
+/// Serves a client connection and drives its pinned upstream connection
+/// in the same task: a request's round trip wakes no other task.
+async fn with_driver<F: Future>(serving: F, driver: AffinityDriver) -> F::Output {
+    tokio::select! {
+        biased;
+        served = serving => served,
+        never = driver => match never {},
     }
 }
 

@@ -14,6 +14,8 @@ mod access_log;
 #[cfg(test)]
 mod admin;
 #[cfg(test)]
+mod affinity;
+#[cfg(test)]
 mod auth;
 #[cfg(test)]
 mod auth_claims;

@@ -42,6 +42,8 @@ pub enum Behaviour {
     /// Answer with this status and a short text body, whatever was asked
     /// (an app refusing an upgrade).
     Status(u16),
+    /// 200 with `Connection: close`: the app ends the keep-alive connection.
+    Close,
 }
 
 /// One request as the upstream received it.
@@ -58,6 +60,9 @@ pub struct Seen {
     /// Under `Echo`: why the body did not arrive complete (the gate
     /// aborted the request, or the connection closed before its end).
     pub body_error: Option<String>,
+    /// Which of the upstream's connections it came on (1 for the first
+    /// connection accepted, and so on).
+    pub conn: usize,
 }
 
 impl Seen {
@@ -78,6 +83,10 @@ struct State {
     tunnels_closed: std::sync::atomic::AtomicUsize,
     /// Request heads received, including those still reading their body.
     heads: std::sync::atomic::AtomicUsize,
+    /// Connections accepted so far.
+    accepted: std::sync::atomic::AtomicUsize,
+    /// Connections open now (watched: tests wait for it to change).
+    open: tokio::sync::watch::Sender<usize>,
 }
 
 pub struct Upstream {
@@ -95,16 +104,20 @@ impl Upstream {
         let accept = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let st = st.clone();
+                let conn = st.accepted.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                st.open.send_modify(|n| *n += 1);
                 tokio::spawn(async move {
+                    let on_close = st.clone();
                     let svc = hyper::service::service_fn(move |req| {
                         let st = st.clone();
-                        async move { Ok::<_, Infallible>(handle(&st, req).await) }
+                        async move { Ok::<_, Infallible>(handle(&st, req, conn).await) }
                     });
                     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
                     // Far above the gate's 100, so the tests see what the gate forwards
                     // (X-Forwarded-* added to 100 fields, split HTTP/2 cookies).
                     builder.http1().max_headers(500);
                     let _ = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).await;
+                    on_close.open.send_modify(|n| *n -= 1);
                 });
             }
         });
@@ -141,6 +154,24 @@ impl Upstream {
         self.state.heads.load(std::sync::atomic::Ordering::SeqCst)
     }
 
+    /// Connections accepted so far.
+    pub fn connections_accepted(&self) -> usize {
+        self.state.accepted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Connections open right now.
+    pub fn connections_open(&self) -> usize {
+        *self.state.open.borrow()
+    }
+
+    /// Waits (at most `limit`) until at most `n` connections are open;
+    /// returns how many are.
+    pub async fn until_open_at_most(&self, n: usize, limit: Duration) -> usize {
+        let mut open = self.state.open.subscribe();
+        let _ = tokio::time::timeout(limit, open.wait_for(|&now| now <= n)).await;
+        self.connections_open()
+    }
+
     /// `WebSocketEcho` tunnels that have ended (the gate closed its side).
     pub fn tunnels_closed(&self) -> usize {
         self.state.tunnels_closed.load(std::sync::atomic::Ordering::SeqCst)
@@ -160,7 +191,7 @@ impl Drop for Upstream {
     }
 }
 
-async fn handle(st: &Arc<State>, mut req: Request<Incoming>) -> Response<BoxedBody> {
+async fn handle(st: &Arc<State>, mut req: Request<Incoming>, conn: usize) -> Response<BoxedBody> {
     st.heads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let target = req.uri().path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_default();
     let behaviour = {
@@ -179,6 +210,7 @@ async fn handle(st: &Arc<State>, mut req: Request<Incoming>) -> Response<BoxedBo
         body: Bytes::new(),
         body_len: 0,
         body_error: None,
+        conn,
     };
     // Empty unless the request asked for an upgrade (hyper puts it there).
     let on_upgrade = hyper::upgrade::on(&mut req);
@@ -214,6 +246,12 @@ async fn handle(st: &Arc<State>, mut req: Request<Incoming>) -> Response<BoxedBo
             record(st, seen);
             let json = format!(r#"{{"received":{n}}}"#);
             reply(200, Full::new(Bytes::from(json)).boxed())
+        }
+        Behaviour::Close => {
+            record(st, seen);
+            let mut rsp = reply(200, Full::new(Bytes::from_static(b"closing")).boxed());
+            rsp.headers_mut().insert(hyper::header::CONNECTION, hyper::header::HeaderValue::from_static("close"));
+            rsp
         }
         Behaviour::Status(status) => {
             record(st, seen);
