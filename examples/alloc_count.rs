@@ -2,6 +2,9 @@
 //! allocator (issue 12 asks for the count before and after each change).
 //!
 //! cargo run --release --example alloc_count [REQUESTS]
+//! ALLOC_SITES=sites.json cargo run --release --example alloc_count
+//!     # also writes dhat's profile with deep backtraces, for
+//!     # `scripts/alloc-sites.py sites.json` (the sites by count)
 //!
 //! One process: an HTTP/1.1 upstream answering 200, jwtgate started in
 //! process (`jwtgate::start`) with the production-like config of
@@ -33,7 +36,10 @@ const SECRET: &str = "alloc-count-secret-of-at-least-32-bytes!";
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Failure> {
     let requests: u64 = std::env::args().nth(1).map(|n| n.parse()).transpose()?.unwrap_or(5_000);
-    let _profiler = dhat::Profiler::builder().testing().trim_backtraces(Some(1)).build();
+    let _profiler = match std::env::var_os("ALLOC_SITES") {
+        Some(path) => dhat::Profiler::builder().file_name(path).trim_backtraces(Some(24)).build(),
+        None => dhat::Profiler::builder().testing().trim_backtraces(Some(1)).build(),
+    };
     let upstream = spawn_upstream().await?;
     let dir = tempfile::tempdir()?;
     let gate = start_gate(upstream, dir.path()).await?;

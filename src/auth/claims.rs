@@ -2,7 +2,7 @@
 
 use crate::error::Rejection;
 use serde_json::Value;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// Claims of a token whose signature, issuer and audience were verified.
 /// Time checks (`exp`, `nbf`) are re-run per request by [`Claims::check_times`]
@@ -26,6 +26,10 @@ pub struct Claims {
     pub content_sha256: [u8; 32],
     /// The whole payload, for route requirements and forwarded claims.
     pub payload: serde_json::Map<String, Value>,
+    /// The revocation store keys this token is checked against, worked out
+    /// by `revocation` on its first check: a cached token brings them to
+    /// every later request instead of formatting them again.
+    pub store_keys: OnceLock<Box<[String]>>,
 }
 
 impl Claims {

@@ -162,6 +162,7 @@ impl Verifier {
             iat_unix,
             content_sha256: hasher.finalize().into(),
             payload,
+            store_keys: std::sync::OnceLock::new(),
         })
     }
 }

@@ -136,7 +136,8 @@ async fn steps(live: &Live, head: &mut Parts, out: &mut String) -> Result<String
             return Ok(format!("200 {}: answered by jwtgate, not forwarded", picked.route.label));
         }
     }
-    prepare(rt, &picked, head, &caller, std::net::SocketAddr::from(([127, 0, 0, 1], 0)), rewritten)?;
+    let peer = crate::proxy::forwarding::Peer::new(std::net::Ipv4Addr::LOCALHOST.into());
+    prepare(rt, &picked, head, &caller, &peer, rewritten)?;
     for claim in &picked.route.forward_claims {
         let value = head.headers.get(&claim.header).map(|v| v.to_str().unwrap_or("<binary>"));
         let _ = writeln!(out, "header     {}: {}", claim.header, value.unwrap_or("(claim absent, header not set)"));

@@ -22,6 +22,7 @@ use crate::trust::TrustedProxies;
 use http::header::{HeaderName, FORWARDED, HOST};
 use http::{HeaderMap, HeaderValue};
 use std::net::IpAddr;
+use std::sync::OnceLock;
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -54,6 +55,39 @@ const PROXY_ONLY: &[&str] = &[
 /// Headers that replace the request line at the app; removed always.
 const PATH_OVERRIDES: &[&str] = &["x-original-url", "x-rewrite-url"];
 
+/// A client connection's peer, with the header values that depend on it
+/// alone made once per connection instead of once per request.
+pub struct Peer {
+    ip: IpAddr,
+    /// The address as text (`X-Real-IP`, a new `X-Forwarded-For`).
+    text: HeaderValue,
+    /// The `Forwarded` element for the first request's proto and host
+    /// (later requests on the connection nearly always send the same).
+    element: OnceLock<(&'static str, Option<HeaderValue>, HeaderValue)>,
+}
+
+impl Peer {
+    pub fn new(ip: IpAddr) -> Self {
+        let ip = ip.to_canonical();
+        let text = HeaderValue::from_str(&ip.to_string()).unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+        Self { ip, text, element: OnceLock::new() }
+    }
+
+    pub fn ip(&self) -> IpAddr {
+        self.ip
+    }
+
+    fn element(&self, proto: &'static str, host: Option<&HeaderValue>) -> HeaderValue {
+        let make = || value(&forwarded_element(self.ip, proto, host));
+        let (p, h, element) = self.element.get_or_init(|| (proto, host.cloned(), make()));
+        if *p == proto && h.as_ref() == host {
+            element.clone()
+        } else {
+            make()
+        }
+    }
+}
+
 /// Writes the forwarding headers for a request from `peer` (see the module
 /// doc); `authority` is the HTTP/2 `:authority` (used when there is no
 /// Host header), `proto` how the peer reached jwtgate. Returns the client
@@ -61,28 +95,28 @@ const PATH_OVERRIDES: &[&str] = &["x-original-url", "x-rewrite-url"];
 /// right-most `X-Forwarded-For` entry that is not a trusted proxy.
 pub fn set(
     headers: &mut HeaderMap,
-    peer: IpAddr,
+    peer: &Peer,
     authority: Option<&str>,
     trusted_proxies: &TrustedProxies,
     proto: &'static str,
 ) -> IpAddr {
-    let trusted = trusted_proxies.contains(peer);
+    let trusted = trusted_proxies.contains(peer.ip);
     let client = match trusted {
         true => {
             let chain = headers.get_all(&X_FORWARDED_FOR).iter().filter_map(|v| v.to_str().ok());
             let entries: Vec<&str> = chain.flat_map(|v| v.split(',')).collect();
-            trusted_proxies.client_from_chain(peer, entries.into_iter())
+            trusted_proxies.client_from_chain(peer.ip, entries.into_iter()).to_canonical()
         }
-        false => peer,
+        false => peer.ip,
     };
     let host = headers.get(HOST).cloned().or_else(|| authority.and_then(|a| HeaderValue::from_str(a).ok()));
     write(headers, &Hop { peer, trusted, proto, host: host.as_ref(), client });
-    client.to_canonical()
+    client
 }
 
 /// How a request reached jwtgate.
 struct Hop<'a> {
-    peer: IpAddr,
+    peer: &'a Peer,
     trusted: bool,
     proto: &'static str,
     host: Option<&'a HeaderValue>,
@@ -92,21 +126,25 @@ struct Hop<'a> {
 fn write(headers: &mut HeaderMap, hop: &Hop<'_>) {
     remove_underscore_spellings(headers);
     remove_listed(headers, PATH_OVERRIDES);
-    let peer = hop.peer.to_canonical();
+    let peer = &hop.peer.text;
     let xff = match joined(headers, &X_FORWARDED_FOR) {
-        Some(prior) => format!("{prior}, {peer}"),
-        None => peer.to_string(),
+        Some(prior) => value(&format!("{prior}, {}", hop.peer.ip)),
+        None => peer.clone(),
     };
-    insert(headers, &X_FORWARDED_FOR, &xff);
-    let element = forwarded_element(peer, hop.proto, hop.host);
+    headers.insert(X_FORWARDED_FOR.clone(), xff);
+    let element = hop.peer.element(hop.proto, hop.host);
     if hop.trusted {
         let chain = match joined(headers, &FORWARDED) {
-            Some(prior) => format!("{prior}, {element}"),
+            Some(prior) => value(&format!("{prior}, {}", element.to_str().unwrap_or_default())),
             None => element,
         };
-        insert(headers, &FORWARDED, &chain);
+        headers.insert(FORWARDED, chain);
         if !headers.contains_key(&X_REAL_IP) {
-            insert(headers, &X_REAL_IP, &hop.client.to_canonical().to_string());
+            let client = match hop.client == hop.peer.ip {
+                true => peer.clone(),
+                false => value(&hop.client.to_string()),
+            };
+            headers.insert(X_REAL_IP.clone(), client);
         }
         if !headers.contains_key(&X_FORWARDED_PROTO) {
             headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(hop.proto));
@@ -116,8 +154,8 @@ fn write(headers: &mut HeaderMap, hop: &Hop<'_>) {
         }
     } else {
         remove_listed(headers, PROXY_ONLY);
-        insert(headers, &FORWARDED, &element);
-        insert(headers, &X_REAL_IP, &peer.to_string());
+        headers.insert(FORWARDED, element);
+        headers.insert(X_REAL_IP.clone(), peer.clone());
         headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(hop.proto));
         match hop.host {
             Some(host) => headers.insert(X_FORWARDED_HOST.clone(), host.clone()),
@@ -137,10 +175,10 @@ fn joined(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
     (!values.is_empty()).then(|| values.join(", "))
 }
 
-fn insert(headers: &mut HeaderMap, name: &HeaderName, value: &str) {
-    if let Ok(v) = HeaderValue::from_str(value) {
-        headers.insert(name.clone(), v);
-    }
+/// A header value of text jwtgate wrote (addresses, and hosts that passed
+/// as header values already): never invalid, but not a reason to panic.
+fn value(text: &str) -> HeaderValue {
+    HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 /// One RFC 7239 element: `for=192.0.2.1;proto=https;host=api.example`
@@ -221,7 +259,7 @@ mod tests {
     fn an_untrusted_peer_can_only_be_itself() {
         let mut h = spoofed();
         h.insert(HOST, HeaderValue::from_static("api.example:8443"));
-        let client = set(&mut h, "192.0.2.7".parse().unwrap(), None, &trusting("10.0.0.0/8"), "http");
+        let client = set(&mut h, &Peer::new("192.0.2.7".parse().unwrap()), None, &trusting("10.0.0.0/8"), "http");
         assert_eq!(client.to_string(), "192.0.2.7");
         assert_eq!(h["x-forwarded-for"], "203.0.113.66, 198.51.100.1, 192.0.2.7", "appended, the convention");
         assert_eq!(h["x-real-ip"], "192.0.2.7");
@@ -234,9 +272,30 @@ mod tests {
     }
 
     #[test]
+    fn a_connection_reuses_its_forwarded_element_only_for_the_same_host() {
+        let peer = Peer::new("192.0.2.7".parse().unwrap());
+        for host in ["a.example", "b.example", "a.example"] {
+            let mut h = HeaderMap::new();
+            h.insert(HOST, HeaderValue::from_static(host));
+            set(&mut h, &peer, None, &trusting("10.0.0.0/8"), "https");
+            assert_eq!(h["forwarded"], format!("for=192.0.2.7;proto=https;host={host}"));
+        }
+        let mut h = HeaderMap::new();
+        set(&mut h, &peer, None, &trusting("10.0.0.0/8"), "https");
+        assert_eq!(h["forwarded"], "for=192.0.2.7;proto=https", "no host, none in the element");
+        let mapped = Peer::new("::ffff:192.0.2.9".parse().unwrap());
+        let mut h = HeaderMap::new();
+        set(&mut h, &mapped, None, &trusting("10.0.0.0/8"), "http");
+        assert_eq!(
+            (&h["x-real-ip"], &h["x-forwarded-for"]),
+            (&"192.0.2.9".parse::<HeaderValue>().unwrap(), &"192.0.2.9".parse::<HeaderValue>().unwrap())
+        );
+    }
+
+    #[test]
     fn a_trusted_peer_keeps_and_extends_its_chains() {
         let mut h = spoofed();
-        let client = set(&mut h, "fd00::5".parse().unwrap(), None, &trusting("fd00::/8"), "http");
+        let client = set(&mut h, &Peer::new("fd00::5".parse().unwrap()), None, &trusting("fd00::/8"), "http");
         assert_eq!(client.to_string(), "198.51.100.1", "the right-most untrusted entry");
         assert_eq!(h["forwarded"], "for=203.0.113.66, for=\"[fd00::5]\";proto=http");
         assert_eq!(h["x-real-ip"], "203.0.113.66", "kept from the trusted proxy");

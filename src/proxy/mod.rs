@@ -78,13 +78,20 @@ pub struct Gate {
 
 /// One client connection: who it is, and its upstream affinity.
 pub struct Downstream {
-    pub peer: SocketAddr,
-    pub pinned: Pinned,
+    addr: SocketAddr,
+    peer: forwarding::Peer,
+    pinned: Pinned,
+}
+
+impl Downstream {
+    pub fn new(addr: SocketAddr, pinned: Pinned) -> Self {
+        Self { addr, peer: forwarding::Peer::new(addr.ip()), pinned }
+    }
 }
 
 impl Gate {
     pub async fn handle(&self, req: Request<Incoming>, downstream: &Downstream) -> Result<Response<Body>, Infallible> {
-        let client = downstream.peer;
+        let client = downstream.addr;
         // One snapshot per request: a reload never changes a request midway.
         let live = self.live.load_full();
         let method = req.method().clone();
@@ -132,7 +139,6 @@ impl Gate {
         req: Request<Incoming>,
         downstream: &Downstream,
     ) -> (Option<&'l Route>, Result<Response<Body>, ProxyError>) {
-        let client = downstream.peer;
         let (rt, revocations) = (&live.rt, &*self.revocations);
         let (mut head, body) = req.into_parts();
         let decided =
@@ -148,7 +154,7 @@ impl Gate {
             if let Some(answer) = act(rt, revocations, &picked, &caller).await? {
                 return Ok(answer);
             }
-            let websocket = prepare(rt, &picked, &mut head, &caller, client, rewritten)?;
+            let websocket = prepare(rt, &picked, &mut head, &caller, &downstream.peer, rewritten)?;
             let req = Request::from_parts(head, body);
             forward::deliver(live, revocations, &picked, req, websocket, &caller, &downstream.pinned).await
         };

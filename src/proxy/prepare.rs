@@ -15,7 +15,6 @@ use crate::routes::Route;
 use crate::runtime::Runtime;
 use http::header::AUTHORIZATION;
 use http::request::Parts;
-use std::net::SocketAddr;
 
 /// Rewrites `head` for the upstream; true when it is a WebSocket handshake
 /// to forward with its upgrade pair (jwtgate's own paths never switch).
@@ -24,7 +23,7 @@ pub fn prepare(
     picked: &Picked<'_>,
     head: &mut Parts,
     caller: &Caller,
-    client: SocketAddr,
+    peer: &forwarding::Peer,
     rewritten: Option<String>,
 ) -> Result<bool, ProxyError> {
     let route = picked.route;
@@ -42,9 +41,9 @@ pub fn prepare(
     }
     let credential = credential_cookie(rt, route, claims.is_some(), &head.headers);
     cookie::forward(&mut head.headers, rt.cookie.as_deref(), credential);
-    let authority = head.uri.authority().map(|a| a.as_str().to_owned());
+    let authority = head.uri.authority().map(|a| a.as_str());
     let proto = rt.upstream.forwarded_proto;
-    forwarding::set(&mut head.headers, client.ip(), authority.as_deref(), &rt.trusted_proxies, proto);
+    forwarding::set(&mut head.headers, peer, authority, &rt.trusted_proxies, proto);
     if let Some(path) = rewritten {
         head.uri = with_path(&head.uri, &path)?;
     }

@@ -32,7 +32,7 @@ use flight::SingleFlight;
 use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -92,8 +92,46 @@ struct Flown {
     from_cache: bool,
 }
 
-fn count_check(source: &'static str) {
-    metrics::counter!("jwtgate_revocation_checks_total", "source" => source).increment(1);
+/// `jwtgate_revocation_checks_total` by source, resolved at the first
+/// check (after the recorder is installed) instead of once per request.
+#[derive(Default)]
+struct CheckCounters {
+    cache: OnceLock<metrics::Counter>,
+    store_hit: OnceLock<metrics::Counter>,
+    store_miss: OnceLock<metrics::Counter>,
+}
+
+impl CheckCounters {
+    fn count(&self, source: &'static str) {
+        let cell = match source {
+            "cache" => &self.cache,
+            "store_hit" => &self.store_hit,
+            _ => &self.store_miss,
+        };
+        cell.get_or_init(|| metrics::counter!("jwtgate_revocation_checks_total", "source" => source)).increment(1);
+    }
+}
+
+/// The kind of each of a token's store keys, in [`Revocations::lookup_keys`]
+/// order: the token's own key, then its subject and session cut-offs, then
+/// legacy keys.
+#[derive(Clone, Copy)]
+struct Kinds {
+    cut_offs: usize,
+}
+
+impl Kinds {
+    fn of(claims: &Claims) -> Self {
+        Self { cut_offs: usize::from(claims.sub.is_some()) + usize::from(claims.sid.is_some()) }
+    }
+
+    fn iter(self) -> impl Iterator<Item = KeyKind> {
+        (0..).map(move |i| match i {
+            0 => KeyKind::Token,
+            i if i <= self.cut_offs => KeyKind::CutOff,
+            _ => KeyKind::Legacy,
+        })
+    }
 }
 
 /// Cache + store + policy: the revocation phase of the request path.
@@ -103,6 +141,7 @@ pub struct Revocations {
     flights: SingleFlight<Fetched>,
     breaker: Breaker,
     policy: Policy,
+    checks: CheckCounters,
 }
 
 impl Revocations {
@@ -111,7 +150,7 @@ impl Revocations {
     pub fn new(store: Arc<dyn RevocationStore>, policy: Policy, push: bool) -> Self {
         let cache = Arc::new(LocalCache::new(policy.cache_entries, policy.not_revoked_ttl, !push));
         let breaker = Breaker::new(policy.circuit_failures, policy.circuit_cooldown);
-        Self { store, cache, flights: SingleFlight::default(), breaker, policy }
+        Self { store, cache, flights: SingleFlight::default(), breaker, policy, checks: CheckCounters::default() }
     }
 
     pub fn cache(&self) -> &Arc<LocalCache> {
@@ -136,19 +175,18 @@ impl Revocations {
         }
     }
 
-    fn lookup_keys(&self, claims: &Claims, raw: &str) -> Result<(Vec<String>, Vec<KeyKind>), Rejection> {
+    /// The token's store keys (see [`Kinds`] for their order), worked out
+    /// once per verified token: the policy outlives reloads, and `raw` is
+    /// the text the cached claims were verified from.
+    fn lookup_keys<'c>(&self, claims: &'c Claims, raw: &str) -> Result<&'c [String], Rejection> {
+        if let Some(keys) = claims.store_keys.get() {
+            return Ok(keys);
+        }
         let mut keys = vec![self.token_key(claims)?];
-        let mut kinds = vec![KeyKind::Token];
         let (sub, sid) = keys::grouping_keys(&self.policy.key_prefix, claims);
-        for key in [sub, sid].into_iter().flatten() {
-            keys.push(key);
-            kinds.push(KeyKind::CutOff);
-        }
-        for key in self.policy.legacy.keys_for(claims, raw) {
-            keys.push(key);
-            kinds.push(KeyKind::Legacy);
-        }
-        Ok((keys, kinds))
+        keys.extend([sub, sid].into_iter().flatten());
+        keys.extend(self.policy.legacy.keys_for(claims, raw));
+        Ok(claims.store_keys.get_or_init(|| keys.into_boxed_slice()))
     }
 
     /// Ok when the token is not revoked (or the store is down under
@@ -160,28 +198,43 @@ impl Revocations {
         if claims.exp_unix.is_some_and(|exp| exp.saturating_sub(crate::auth::now_unix()) > max) {
             return Err(Rejection::InvalidClaims("token lives longer than revocation.max_token_lifetime").into());
         }
-        let (keys, kinds) = self.lookup_keys(claims, raw)?;
-        let slots = match self.cached(&keys) {
-            Some(slots) => {
-                count_check("cache");
-                slots
+        let keys = self.lookup_keys(claims, raw)?;
+        let kinds = Kinds::of(claims);
+        let is_revoked = match self.cached_verdict(keys, kinds, claims) {
+            Some(is_revoked) => {
+                self.checks.count("cache");
+                is_revoked
             }
-            None => match self.fetch(&keys, &kinds, claims).await {
-                Ok(slots) => slots,
+            None => match self.fetch(keys, kinds, claims).await {
+                Ok(slots) => revoked(claims, kinds, &slots),
                 Err(err) => return self.on_store_error(err),
             },
         };
-        if revoked(claims, &kinds, &slots) {
+        if is_revoked {
             return Err(Rejection::Revoked.into());
         }
         Ok(())
+    }
+
+    /// The verdict from the cache alone, `None` when a key is not cached.
+    /// One cached key that revokes settles it (the verdict is an "any").
+    fn cached_verdict(&self, keys: &[String], kinds: Kinds, claims: &Claims) -> Option<bool> {
+        let mut all_cached = true;
+        for (key, kind) in keys.iter().zip(kinds.iter()) {
+            match self.cache.lookup(key) {
+                Some(slot) if revokes(claims, kind, slot) => return Some(true),
+                Some(_) => {}
+                None => all_cached = false,
+            }
+        }
+        all_cached.then_some(false)
     }
 
     fn cached(&self, keys: &[String]) -> Option<Vec<Slot>> {
         keys.iter().map(|k| self.cache.lookup(k)).collect()
     }
 
-    async fn fetch(&self, keys: &[String], kinds: &[KeyKind], claims: &Claims) -> Result<Vec<Slot>, StoreError> {
+    async fn fetch(&self, keys: &[String], kinds: Kinds, claims: &Claims) -> Result<Vec<Slot>, StoreError> {
         // Keyed by the whole key list: two tokens sharing a jti but not a
         // sub (an issuer reusing jtis) must not share an answer. The leader
         // caches the answer *inside* the flight, with the epoch taken before
@@ -204,7 +257,7 @@ impl Revocations {
                 Ok(Flown { slots, from_cache: false })
             })
             .await?;
-        count_check(match (fetched.from_cache, revoked(claims, kinds, &fetched.slots)) {
+        self.checks.count(match (fetched.from_cache, revoked(claims, kinds, &fetched.slots)) {
             (true, _) => "cache",
             (false, true) => "store_hit",
             (false, false) => "store_miss",
@@ -213,10 +266,10 @@ impl Revocations {
     }
 
     /// Store values as slots; a legacy value not in `values` means absent.
-    fn slots(&self, values: &[Option<String>], kinds: &[KeyKind]) -> Vec<Slot> {
+    fn slots(&self, values: &[Option<String>], kinds: Kinds) -> Vec<Slot> {
         values
             .iter()
-            .zip(kinds)
+            .zip(kinds.iter())
             .map(|(value, kind)| match (value, kind) {
                 (None, _) => Slot::Absent,
                 (Some(v), KeyKind::Legacy) if !self.policy.legacy.value_means_revoked(v) => Slot::Absent,
@@ -225,11 +278,11 @@ impl Revocations {
             .collect()
     }
 
-    fn remember(&self, keys: &[String], kinds: &[KeyKind], slots: &[Slot], claims: &Claims, epoch: cache::Epoch) {
+    fn remember(&self, keys: &[String], kinds: Kinds, slots: &[Slot], claims: &Claims, epoch: cache::Epoch) {
         let token_until = Instant::now() + secs_until(self.expires_at(claims));
-        for ((key, kind), slot) in keys.iter().zip(kinds).zip(slots) {
-            let present_until = (*kind == KeyKind::Token).then_some(token_until);
-            if *kind == KeyKind::Legacy {
+        for ((key, kind), slot) in keys.iter().zip(kinds.iter()).zip(slots) {
+            let present_until = (kind == KeyKind::Token).then_some(token_until);
+            if kind == KeyKind::Legacy {
                 // Legacy lists are written by the app, not announced: cache briefly.
                 self.cache.remember_fetched_for(key.clone(), *slot, epoch, self.policy.legacy.cache_ttl);
             } else {
@@ -337,12 +390,16 @@ impl Revocations {
 
 /// The decision: any present token key, a cut-off at or after the token's
 /// `iat` (or any cut-off when the token has no `iat`), or a legacy hit.
-fn revoked(claims: &Claims, kinds: &[KeyKind], slots: &[Slot]) -> bool {
-    kinds.iter().zip(slots).any(|(kind, slot)| match (kind, slot) {
+fn revoked(claims: &Claims, kinds: Kinds, slots: &[Slot]) -> bool {
+    kinds.iter().zip(slots).any(|(kind, slot)| revokes(claims, kind, *slot))
+}
+
+fn revokes(claims: &Claims, kind: KeyKind, slot: Slot) -> bool {
+    match (kind, slot) {
         (_, Slot::Absent) => false,
         (KeyKind::Token | KeyKind::Legacy, Slot::Present(_)) => true,
-        (KeyKind::CutOff, Slot::Present(cut_off)) => claims.iat_unix.is_none_or(|iat| iat <= *cut_off),
-    })
+        (KeyKind::CutOff, Slot::Present(cut_off)) => claims.iat_unix.is_none_or(|iat| iat <= cut_off),
+    }
 }
 
 fn secs_until(unix: i64) -> Duration {

@@ -85,7 +85,7 @@ async fn connection(
 ) {
     let pinned = Pinned::default();
     let service = {
-        let (gate, downstream) = (gate.clone(), Arc::new(Downstream { peer: client, pinned: pinned.clone() }));
+        let (gate, downstream) = (gate.clone(), Arc::new(Downstream::new(client, pinned.clone())));
         service_fn(move |req| {
             let (gate, downstream) = (gate.clone(), downstream.clone());
             async move { gate.handle(req, &downstream).await }
