@@ -2,8 +2,8 @@
 //! connection of its own, driven in the client connection's task. A
 //! request then goes straight to that connection's dispatcher: no pool
 //! checkout under a lock, no absolute URI to rebuild, no hand-off to a
-//! connection task on another queue. Measured at 1.15x the pooled client's
-//! throughput on a bare hyper proxy (bench/results).
+//! connection task on another queue (bench/results/issue12-*.md has the
+//! figures).
 //!
 //! Bounded, so a legacy app with a thread per connection does not get one
 //! per idle client:
@@ -12,9 +12,9 @@
 //! - a client connection is pinned from its second request (one-shot
 //!   clients stay on the pool);
 //! - a pinned connection unused for `affinity_idle_timeout`, or whose
-//!   client connection closed, is parked: handed to its own task and kept
-//!   for the next client connection that needs one, for up to
-//!   `pool_idle_timeout`.
+//!   client connection closed, is parked: driven by a task of its own and
+//!   kept for the next client connection that needs one (which takes its
+//!   future back into its own task), for up to `pool_idle_timeout`.
 //!
 //! WebSocket handshakes and HTTP/2 clients (concurrent requests on one
 //! connection) use the pool.
@@ -33,7 +33,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Sleep;
 
 type Conn = Connection<TokioIo<TcpStream>, Inbound>;
@@ -60,11 +60,13 @@ pub struct Affine {
 }
 
 /// An idle upstream connection between two client connections; its
-/// connection future runs in a task of its own meanwhile.
+/// connection future runs in a task of its own meanwhile ([`keep_parked`]).
 struct Parked {
     sender: SendRequest<Inbound>,
     permit: OwnedSemaphorePermit,
     since: Instant,
+    give_back: oneshot::Sender<()>,
+    returned: oneshot::Receiver<Pin<Box<Conn>>>,
 }
 
 /// Why no affine connection could be opened (the request gets a 502).
@@ -99,35 +101,45 @@ impl Affine {
         self.parked.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// A parked connection still open and fresh, newest first.
-    fn unpark(&self) -> Option<(SendRequest<Inbound>, OwnedSemaphorePermit)> {
-        let mut parked = self.lock_parked();
-        while let Some(p) = parked.pop() {
-            if !p.sender.is_closed() && p.sender.is_ready() && p.since.elapsed() < self.limits.parked_timeout {
-                return Some((p.sender, p.permit));
+    /// A parked connection still open and fresh, newest first, with its
+    /// connection future handed back by its parking task.
+    async fn unpark(&self) -> Option<(SendRequest<Inbound>, OwnedSemaphorePermit, Pin<Box<Conn>>)> {
+        loop {
+            let p = {
+                let mut parked = self.lock_parked();
+                let fresh = |p: &Parked| {
+                    !p.sender.is_closed() && p.sender.is_ready() && p.since.elapsed() < self.limits.parked_timeout
+                };
+                loop {
+                    match parked.pop() {
+                        Some(p) if fresh(&p) => break p,
+                        Some(_) => continue,
+                        None => return None,
+                    }
+                }
+            };
+            if p.give_back.send(()).is_err() {
+                continue;
+            }
+            // Gone only if the upstream closed it meanwhile: try the next.
+            if let Ok(conn) = p.returned.await {
+                return Some((p.sender, p.permit, conn));
             }
         }
-        None
     }
 
-    /// Keeps an idle connection for the next client connection; a busy or
-    /// closed one is dropped (which closes it).
-    fn park(
-        self: &Arc<Self>,
-        sender: SendRequest<Inbound>,
-        permit: OwnedSemaphorePermit,
-        conn: Option<Pin<Box<Conn>>>,
-    ) {
+    /// Keeps an idle connection for the next client connection: its future
+    /// is driven by a task of its own meanwhile (so a close by the upstream
+    /// is noticed), which hands it back on request. A busy or closed one is
+    /// dropped (which closes it).
+    fn park(self: &Arc<Self>, sender: SendRequest<Inbound>, permit: OwnedSemaphorePermit, conn: Pin<Box<Conn>>) {
         if sender.is_closed() || !sender.is_ready() {
             return;
         }
-        if let Some(conn) = conn {
-            tokio::spawn(async move {
-                // Ends when the upstream closes it or its sender is dropped.
-                let _ = conn.await;
-            });
-        }
-        self.lock_parked().push(Parked { sender, permit, since: Instant::now() });
+        let (give_back, asked) = oneshot::channel();
+        let (hand_back, returned) = oneshot::channel();
+        tokio::spawn(keep_parked(conn, asked, hand_back));
+        self.lock_parked().push(Parked { sender, permit, since: Instant::now(), give_back, returned });
         if !self.sweeping.swap(true, Ordering::AcqRel) {
             tokio::spawn(sweep(Arc::downgrade(self)));
         }
@@ -145,6 +157,26 @@ impl Affine {
         let keepalive = socket2::TcpKeepalive::new().with_time(Duration::from_secs(60));
         let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
         http1::Builder::new().handshake(TokioIo::new(stream)).await.map_err(ConnectError::Handshake)
+    }
+}
+
+/// A parked connection's task: drives it until it is asked back (then
+/// hands it over) or the upstream closes it; ends when its [`Parked`] is
+/// dropped (swept), closing it.
+async fn keep_parked(
+    mut conn: Pin<Box<Conn>>,
+    mut asked: oneshot::Receiver<()>,
+    hand_back: oneshot::Sender<Pin<Box<Conn>>>,
+) {
+    let asked_back = std::future::poll_fn(|cx| {
+        if let Poll::Ready(asked) = Pin::new(&mut asked).poll(cx) {
+            return Poll::Ready(asked.is_ok());
+        }
+        conn.as_mut().poll(cx).map(|_| false)
+    })
+    .await;
+    if asked_back {
+        let _ = hand_back.send(conn);
     }
 }
 
@@ -172,8 +204,7 @@ pub struct Pinned(Arc<Mutex<Slot>>);
 #[derive(Default)]
 struct Slot {
     held: Option<Held>,
-    /// The held connection's future, when it is driven here (a connection
-    /// taken from the parked ones runs in its own task).
+    /// The held connection's future, driven here (`None` once it ended).
     driving: Option<Pin<Box<Conn>>>,
     waker: Option<Waker>,
     /// A request used the held connection since the driver last looked.
@@ -231,13 +262,13 @@ impl Pinned {
     /// Pins a parked or new connection to `affine`; false when the cap is
     /// reached.
     async fn acquire(&self, affine: &Arc<Affine>) -> Result<bool, ConnectError> {
-        if let Some((sender, permit)) = affine.unpark() {
-            self.lock().pin(Held { affine: affine.clone(), sender, permit }, None);
+        if let Some((sender, permit, conn)) = affine.unpark().await {
+            self.lock().pin(Held { affine: affine.clone(), sender, permit }, conn);
             return Ok(true);
         }
         let Ok(permit) = affine.permits.clone().try_acquire_owned() else { return Ok(false) };
         let (sender, conn) = affine.connect().await?;
-        self.lock().pin(Held { affine: affine.clone(), sender, permit }, Some(Box::pin(conn)));
+        self.lock().pin(Held { affine: affine.clone(), sender, permit }, Box::pin(conn));
         Ok(true)
     }
 
@@ -272,10 +303,10 @@ impl Slot {
         }
     }
 
-    fn pin(&mut self, held: Held, conn: Option<Pin<Box<Conn>>>) {
+    fn pin(&mut self, held: Held, conn: Pin<Box<Conn>>) {
         self.park();
         self.held = Some(held);
-        self.driving = conn;
+        self.driving = Some(conn);
         self.used = true;
         if let Some(waker) = &self.waker {
             // The driver polls the new connection from the next poll on.
@@ -283,9 +314,10 @@ impl Slot {
         }
     }
 
+    /// Parks the held connection; one whose future has ended is closed
+    /// and simply dropped.
     fn park(&mut self) {
-        let conn = self.driving.take();
-        if let Some(held) = self.held.take() {
+        if let (Some(held), Some(conn)) = (self.held.take(), self.driving.take()) {
             held.affine.park(held.sender, held.permit, conn);
         }
     }
