@@ -356,15 +356,23 @@ impl Future for Driver {
             this.idle = None;
             return Poll::Pending;
         };
-        let timer = this.idle.get_or_insert_with(|| Box::pin(tokio::time::sleep(idle_timeout)));
-        while timer.as_mut().poll(cx).is_ready() {
+        let Some(timer) = this.idle.as_mut() else {
+            // Polled once to register this task's waker; from then on only
+            // an elapsed timer needs polling (the driver is polled on every
+            // wake of its task, and polling a timer is not free).
+            let mut timer = Box::pin(tokio::time::sleep(idle_timeout));
+            let _ = timer.as_mut().poll(cx);
+            this.idle = Some(timer);
+            return Poll::Pending;
+        };
+        while timer.is_elapsed() {
             if !std::mem::take(&mut slot.used) {
                 slot.park();
                 this.idle = None;
                 break;
             }
-            let next = tokio::time::Instant::now() + idle_timeout;
-            timer.as_mut().reset(next);
+            timer.as_mut().reset(tokio::time::Instant::now() + idle_timeout);
+            let _ = timer.as_mut().poll(cx);
         }
         Poll::Pending
     }

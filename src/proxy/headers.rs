@@ -7,17 +7,41 @@
 use crate::auth::Claims;
 use crate::error::Rejection;
 use crate::routes::ClaimHeader;
-use http::header::{HeaderName, CONNECTION, PROXY_AUTHORIZATION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
+use http::header::{
+    HeaderName, CONNECTION, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
+};
 use http::HeaderMap;
 
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 static HTTP2_SETTINGS: HeaderName = HeaderName::from_static("http2-settings");
 
+/// The hop-by-hop headers removed in both directions (RFC 9110 §7.6.1,
+/// plus `Keep-Alive`, `Proxy-Connection` and the h2c upgrade pair).
+/// `Proxy-Authenticate` is hop-by-hop too, but only on responses; it is
+/// removed from requests as well (no client should send it).
+static HOP_BY_HOP: [&HeaderName; 10] = [
+    &CONNECTION,
+    &KEEP_ALIVE,
+    &PROXY_CONNECTION,
+    &PROXY_AUTHORIZATION,
+    &PROXY_AUTHENTICATE,
+    &TE,
+    &TRAILER,
+    &TRANSFER_ENCODING,
+    &UPGRADE,
+    &HTTP2_SETTINGS,
+];
+
 /// Removes hop-by-hop headers, including every header `Connection` names,
 /// except `Host`: routing decided on it, so `Connection: host` must not
-/// leave the app reading another one.
+/// leave the app reading another one. One pass over the names first: most
+/// messages carry none of them, and a `remove` per listed name would hash
+/// each one.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    if !headers.keys().any(|name| HOP_BY_HOP.contains(&name)) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(CONNECTION)
         .iter()
@@ -29,21 +53,9 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in named {
         headers.remove(name);
     }
-    for name in [
-        &CONNECTION,
-        &KEEP_ALIVE,
-        &PROXY_CONNECTION,
-        &PROXY_AUTHORIZATION,
-        &TE,
-        &TRAILER,
-        &TRANSFER_ENCODING,
-        &UPGRADE,
-        &HTTP2_SETTINGS,
-    ] {
+    for name in HOP_BY_HOP {
         headers.remove(name);
     }
-    // Proxy-Authenticate is hop-by-hop too, but only on responses.
-    headers.remove(http::header::PROXY_AUTHENTICATE);
 }
 
 /// Headers through which app frameworks (Express `method-override`,
@@ -145,5 +157,20 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1, "{h:?}");
         assert!(h.contains_key("x-end-to-end"));
+    }
+
+    #[test]
+    fn each_hop_by_hop_header_alone_is_removed_and_others_are_kept() {
+        for name in HOP_BY_HOP {
+            let mut h = HeaderMap::new();
+            h.insert(name.clone(), HeaderValue::from_static("x-also-gone"));
+            h.insert("x-also-gone", HeaderValue::from_static("1"));
+            h.insert("x-end-to-end", HeaderValue::from_static("kept"));
+            strip_hop_by_hop(&mut h);
+            let mut left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+            left.sort_unstable();
+            let want: &[&str] = if *name == CONNECTION { &["x-end-to-end"] } else { &["x-also-gone", "x-end-to-end"] };
+            assert_eq!(left, want, "{name}");
+        }
     }
 }
