@@ -24,7 +24,6 @@ use http::uri::Authority;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, Connection, SendRequest};
-use hyper::client::conn::TrySendError;
 use hyper_util::rt::TokioIo;
 use std::future::Future;
 use std::pin::Pin;
@@ -38,9 +37,6 @@ use tokio::time::Sleep;
 
 type Conn = Connection<TokioIo<TcpStream>, Inbound>;
 
-/// A failed exchange; with the request back when it was never written.
-pub type Unsent = TrySendError<Request<Inbound>>;
-
 /// How an upstream's affine connections are made and bounded.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -48,6 +44,9 @@ pub struct Limits {
     pub idle_timeout: Duration,
     pub parked_timeout: Duration,
     pub connect_timeout: Duration,
+    /// `upstream.timeout`: the response head is due this long after the
+    /// request was handed to the connection.
+    pub response_timeout: Duration,
 }
 
 /// One upstream's affine connections: the cap, and the parked ones.
@@ -211,6 +210,13 @@ struct Slot {
     used: bool,
     /// Requests seen on this client connection.
     requests: u32,
+    /// When the response head of the request in flight is due.
+    awaiting: Option<Instant>,
+    /// The request in flight missed `awaiting`: its round trip ends in 504.
+    timed_out: bool,
+    /// The driver's one timer, for the next idle check or response deadline:
+    /// one timer per connection instead of a timeout per request.
+    timer: Option<Pin<Box<Sleep>>>,
 }
 
 struct Held {
@@ -219,13 +225,18 @@ struct Held {
     permit: OwnedSemaphorePermit,
 }
 
-/// What became of a request offered to the affine connection.
+/// How a request offered to the client connection's own upstream
+/// connection fared.
 #[allow(clippy::large_enum_variant)] // moved once per request; boxing would allocate
-pub enum Sent<F> {
-    /// On its way: await the response.
-    Sent(F),
-    /// Not taken (first request, cap reached, connection busy): use the pool.
+pub enum RoundTrip {
+    Answered(Response<Incoming>),
+    /// Not taken (first request, cap reached, connection busy), or the
+    /// connection closed before the request was written: use the pool.
     Declined(Request<Inbound>),
+    /// No response head within the upstream's timeout; the connection is
+    /// closed.
+    TimedOut,
+    Failed(hyper::Error),
 }
 
 impl Pinned {
@@ -234,29 +245,50 @@ impl Pinned {
     }
 
     /// Sends `req` over this client connection's upstream connection to
-    /// `affine`'s upstream, opening or unparking one when allowed.
-    pub async fn send(
-        &self,
-        affine: &Arc<Affine>,
-        req: Request<Inbound>,
-    ) -> Result<Sent<impl Future<Output = Result<Response<Incoming>, Unsent>>>, ConnectError> {
+    /// `affine`'s upstream (opening or unparking one when allowed) and
+    /// waits for the response head.
+    pub async fn round_trip(&self, affine: &Arc<Affine>, req: Request<Inbound>) -> Result<RoundTrip, ConnectError> {
         let ready = {
             let mut slot = self.lock();
             slot.requests = slot.requests.saturating_add(1);
             if slot.requests < 2 {
-                return Ok(Sent::Declined(req));
+                return Ok(RoundTrip::Declined(req));
             }
             slot.ready_for(affine)
         };
         if !ready && !self.acquire(affine).await? {
-            return Ok(Sent::Declined(req));
+            return Ok(RoundTrip::Declined(req));
         }
-        let mut slot = self.lock();
-        slot.used = true;
-        match slot.held.as_mut() {
-            Some(held) => Ok(Sent::Sent(held.sender.try_send_request(req))),
-            None => Ok(Sent::Declined(req)),
+        let response = {
+            let mut slot = self.lock();
+            let Some(held) = slot.held.as_mut() else { return Ok(RoundTrip::Declined(req)) };
+            let response = held.sender.try_send_request(req);
+            let due = Instant::now() + held.affine.limits.response_timeout;
+            slot.sent(due);
+            response
+        };
+        let mut response = std::pin::pin!(response);
+        let answered = std::future::poll_fn(|cx| match response.as_mut().poll(cx) {
+            Poll::Ready(answered) => Poll::Ready(Some(answered)),
+            Poll::Pending if self.lock().timed_out => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        })
+        .await;
+        {
+            let mut slot = self.lock();
+            slot.awaiting = None;
+            slot.timed_out = false;
         }
+        Ok(match answered {
+            Some(Ok(rsp)) => RoundTrip::Answered(rsp),
+            Some(Err(mut unsent)) => match unsent.take_message() {
+                Some(req) => RoundTrip::Declined(req),
+                None => RoundTrip::Failed(unsent.into_error()),
+            },
+            // Dropping the response future closes the connection (hyper
+            // cannot abort one HTTP/1.1 request and keep it).
+            None => RoundTrip::TimedOut,
+        })
     }
 
     /// Pins a parked or new connection to `affine`; false when the cap is
@@ -308,8 +340,25 @@ impl Slot {
         self.held = Some(held);
         self.driving = Some(conn);
         self.used = true;
+        self.wake_driver();
+    }
+
+    /// A request is on its way; its response head is due at `due`.
+    fn sent(&mut self, due: Instant) {
+        self.used = true;
+        self.awaiting = Some(due);
+        // Usually the timer already fires before `due` (the idle check is
+        // sooner than any sane upstream timeout); if not, bring it forward.
+        if let Some(timer) = self.timer.as_mut() {
+            if timer.deadline() > due.into() {
+                timer.as_mut().reset(due.into());
+                self.wake_driver();
+            }
+        }
+    }
+
+    fn wake_driver(&self) {
         if let Some(waker) = &self.waker {
-            // The driver polls the new connection from the next poll on.
             waker.wake_by_ref();
         }
     }
@@ -317,63 +366,87 @@ impl Slot {
     /// Parks the held connection; one whose future has ended is closed
     /// and simply dropped.
     fn park(&mut self) {
+        self.timer = None;
         if let (Some(held), Some(conn)) = (self.held.take(), self.driving.take()) {
             held.affine.park(held.sender, held.permit, conn);
         }
     }
+
+    /// The timer's work: a request whose response head is overdue is told
+    /// so (it closes the connection); a connection idle (no request since
+    /// the last look, and no response still streaming) is parked.
+    fn on_timer(&mut self, cx: &mut Context<'_>) {
+        let Some(held) = self.held.as_ref() else {
+            self.timer = None;
+            return;
+        };
+        let idle_timeout = held.affine.limits.idle_timeout;
+        let timer = match self.timer.as_mut() {
+            Some(timer) if !timer.is_elapsed() => return,
+            Some(timer) => timer,
+            None => {
+                // Polled once to register this task's waker; from then on
+                // it is polled only once elapsed (the driver is polled on
+                // every wake of its task, and polling a timer is not free).
+                let next =
+                    self.awaiting.map_or(Instant::now() + idle_timeout, |due| due.min(Instant::now() + idle_timeout));
+                let timer = self.timer.insert(Box::pin(tokio::time::sleep_until(next.into())));
+                let _ = timer.as_mut().poll(cx);
+                return;
+            }
+        };
+        let now = Instant::now();
+        match self.awaiting {
+            Some(due) if now >= due => {
+                self.awaiting = None;
+                self.timed_out = true;
+                // The request's future looks at `timed_out` when next polled.
+                cx.waker().wake_by_ref();
+            }
+            Some(_) => {}
+            None if !std::mem::take(&mut self.used) && held.sender.is_ready() => {
+                self.park();
+                return;
+            }
+            None => {}
+        }
+        let next = self.awaiting.map_or(now + idle_timeout, |due| due.min(now + idle_timeout));
+        timer.as_mut().reset(next.into());
+        let _ = timer.as_mut().poll(cx);
+    }
 }
 
 /// Drives a client connection's pinned upstream connection, polled with
-/// the client connection itself; parks it after `affinity_idle_timeout`
-/// without a request. Never completes.
+/// the client connection itself: the connection's I/O, the response
+/// deadline of the request in flight, and the hand-back after
+/// `affinity_idle_timeout` without a request. Never completes.
 pub struct Driver {
     pinned: Pinned,
-    idle: Option<Pin<Box<Sleep>>>,
 }
 
 impl Driver {
     pub fn new(pinned: Pinned) -> Self {
-        Self { pinned, idle: None }
+        Self { pinned }
     }
 }
 
 impl Future for Driver {
     type Output = std::convert::Infallible;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = &mut *self;
-        let mut slot = this.pinned.lock();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut slot = self.pinned.lock();
         if !slot.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
             slot.waker = Some(cx.waker().clone());
         }
         if let Some(conn) = slot.driving.as_mut() {
             if conn.as_mut().poll(cx).is_ready() {
-                // Closed by the upstream or failed: the sender now says so.
+                // Closed by the upstream, failed, or given up on: its
+                // permit goes back (a request in flight got its error).
                 slot.driving = None;
+                slot.held = None;
             }
         }
-        let Some(idle_timeout) = slot.held.as_ref().map(|h| h.affine.limits.idle_timeout) else {
-            this.idle = None;
-            return Poll::Pending;
-        };
-        let Some(timer) = this.idle.as_mut() else {
-            // Polled once to register this task's waker; from then on only
-            // an elapsed timer needs polling (the driver is polled on every
-            // wake of its task, and polling a timer is not free).
-            let mut timer = Box::pin(tokio::time::sleep(idle_timeout));
-            let _ = timer.as_mut().poll(cx);
-            this.idle = Some(timer);
-            return Poll::Pending;
-        };
-        while timer.is_elapsed() {
-            if !std::mem::take(&mut slot.used) {
-                slot.park();
-                this.idle = None;
-                break;
-            }
-            timer.as_mut().reset(tokio::time::Instant::now() + idle_timeout);
-            let _ = timer.as_mut().poll(cx);
-        }
+        slot.on_timer(cx);
         Poll::Pending
     }
 }

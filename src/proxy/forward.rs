@@ -6,7 +6,7 @@
 //! request body the client broke aborts the upstream request (400).
 //! WebSocket handshakes use the same client (see [`super::upgrade`]).
 
-use super::affinity::{self, Affine, Pinned, Sent};
+use super::affinity::{self, Affine, Pinned, RoundTrip};
 use super::authenticate::Caller;
 use super::pick::{Action, Picked};
 use super::{backchannel, headers, protocol, upgrade, Live};
@@ -104,6 +104,7 @@ impl Upstream {
             idle_timeout: settings.affinity_idle_timeout,
             parked_timeout: settings.pool_idle_timeout,
             connect_timeout: settings.connect_timeout,
+            response_timeout: settings.timeout,
         };
         Self {
             client,
@@ -153,9 +154,9 @@ impl Upstream {
     }
 
     /// The round trip over the client connection's own upstream
-    /// connection (origin-form URI, the client's Host), or the pool when
-    /// it has none; a request the pinned connection closed on before
-    /// writing it goes to the pool too. Response head within `timeout`.
+    /// connection (origin-form URI, the client's Host, the response
+    /// deadline kept by its driver), or the pool when it has none or
+    /// closed before the request was written.
     async fn exchange_pinned(
         &self,
         mut req: Request<Incoming>,
@@ -163,21 +164,16 @@ impl Upstream {
     ) -> Result<Response<Incoming>, ProxyError> {
         *req.version_mut() = Version::HTTP_11;
         let (req, body) = protocol::watch_body(req);
-        let sending = async {
-            let req = match pinned.send(&self.affine, req).await.map_err(Fault::Connect)? {
-                Sent::Declined(req) => req,
-                Sent::Sent(response) => match response.await {
-                    Ok(rsp) => return Ok(rsp),
-                    Err(mut unsent) => match unsent.take_message() {
-                        Some(req) => req,
-                        None if body.failed() => return Err(ProxyError::MalformedBody),
-                        None => return Err(Fault::Exchange(unsent.into_error()).into()),
-                    },
-                },
-            };
-            self.pooled(req, &body).await
+        let req = match pinned.round_trip(&self.affine, req).await.map_err(Fault::Connect)? {
+            RoundTrip::Answered(rsp) => return Ok(rsp),
+            RoundTrip::Declined(req) => req,
+            RoundTrip::TimedOut => return Err(ProxyError::UpstreamTimeout(self.timeout)),
+            RoundTrip::Failed(_) if body.failed() => return Err(ProxyError::MalformedBody),
+            RoundTrip::Failed(err) => return Err(Fault::Exchange(err).into()),
         };
-        tokio::time::timeout(self.timeout, sending).await.map_err(|_| ProxyError::UpstreamTimeout(self.timeout))?
+        tokio::time::timeout(self.timeout, self.pooled(req, &body))
+            .await
+            .map_err(|_| ProxyError::UpstreamTimeout(self.timeout))?
     }
 
     /// The round trip over the pool: request rewritten for the upstream,

@@ -15,7 +15,11 @@ use std::time::Duration;
 
 /// A gate whose upstream section has these extra fields.
 async fn gate_with(app: &Upstream, upstream_fields: &str) -> Gate {
-    let yaml = Cfg::new(app).yaml();
+    gate_on(Cfg::new(app), upstream_fields).await
+}
+
+async fn gate_on(cfg: Cfg, upstream_fields: &str) -> Gate {
+    let yaml = cfg.yaml();
     let fields: String = upstream_fields.lines().map(|l| format!("  {}\n", l.trim())).collect();
     let yaml = yaml.replacen("  connect_timeout: 2s\n", &format!("  connect_timeout: 2s\n{fields}"), 1);
     assert!(yaml.contains(upstream_fields.lines().next().unwrap_or_default().trim()), "{yaml}");
@@ -41,16 +45,21 @@ impl Client {
         Client { send, token: token::mint(), task }
     }
 
-    /// GET `path` on this connection; the upstream connection it arrived
-    /// on, as `app` saw it.
-    async fn get(&mut self, app: &Upstream, path: &str) -> usize {
+    /// GET `path` on this connection (the response head).
+    async fn head(&mut self, path: &str) -> hyper::Response<hyper::body::Incoming> {
         self.send.ready().await.expect("gate connection ready");
         let req = hyper::Request::get(path)
             .header("host", "api.example")
             .header("authorization", format!("Bearer {}", self.token))
             .body(Empty::new())
             .expect("request");
-        let rsp = self.send.send_request(req).await.expect("response from the gate");
+        self.send.send_request(req).await.expect("response from the gate")
+    }
+
+    /// GET `path` on this connection; the upstream connection it arrived
+    /// on, as `app` saw it.
+    async fn get(&mut self, app: &Upstream, path: &str) -> usize {
+        let rsp = self.head(path).await;
         assert_eq!(rsp.status(), 200, "{path}");
         rsp.into_body().collect().await.expect("body");
         let seen = app.requests().into_iter().rev().find(|s| s.target == path).expect("the app saw the request");
@@ -191,4 +200,44 @@ async fn affinity_max_zero_sends_every_request_through_the_pool_and_bad_values_a
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("upstream.affinity_idle_timeout"), "{err}");
     assert!(err.contains(":6:3: upstream.affinity_idle_timeout"), "the line of the field: {err}");
+}
+
+#[tokio::test]
+async fn a_response_still_streaming_keeps_its_connection_past_the_idle_timeout() {
+    let app = Upstream::spawn().await;
+    const SIZE: u64 = 32 << 20;
+    app.on("/api/big", Behaviour::Stream(SIZE));
+    let gate = gate_with(&app, "affinity_idle_timeout: 100ms").await;
+    let mut client = Client::connect(&gate).await;
+    client.get(&app, "/api/r0").await;
+    let pinned = client.get(&app, "/api/r1").await;
+    let rsp = client.head("/api/big").await;
+    assert_eq!(rsp.status(), 200);
+    // A slow reader (the behaviour under test, not a wait for an event):
+    // the body is stalled far past the idle timeout, with no new request.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let body = rsp.into_body().collect().await.expect("the whole body").to_bytes();
+    assert_eq!(body.len() as u64, SIZE, "a busy connection is never handed back");
+    assert_eq!(client.get(&app, "/api/r2").await, pinned, "and stays pinned");
+}
+
+#[tokio::test]
+async fn a_pinned_request_without_a_response_head_in_time_gets_504_and_the_next_a_new_connection() {
+    let app = Upstream::spawn().await;
+    app.on("/api/slow", Behaviour::Sleep(Duration::from_secs(5)));
+    let cfg = Cfg { upstream_timeout: "300ms".into(), ..Cfg::new(&app) };
+    let gate = gate_on(cfg, "affinity_max: 4").await;
+    let mut client = Client::connect(&gate).await;
+    client.get(&app, "/api/r0").await;
+    let pinned = client.get(&app, "/api/r1").await;
+    let started = std::time::Instant::now();
+    let rsp = client.head("/api/slow").await;
+    let took = started.elapsed();
+    assert_eq!(rsp.status(), 504);
+    assert!(took >= Duration::from_millis(300) && took < Duration::from_secs(2), "{took:?}");
+    assert_eq!(app.requests().iter().find(|s| s.target == "/api/slow").map(|s| s.conn), Some(pinned));
+    // The timed-out connection is closed; the client's next request is served.
+    let next = client.get(&app, "/api/r2").await;
+    assert_ne!(next, pinned);
+    assert_eq!(client.get(&app, "/api/r3").await, next);
 }
