@@ -25,6 +25,8 @@
 #
 # Scenarios: direct (wrk → upstream), nginx-proxy (the peer: one worker,
 # access_log off, keepalive 256, HTTP/1.1 upstream, proxy_buffering off),
+# bare-hyper (examples/bare_proxy.rs: the hyper floor, no auth; not in the
+# default set),
 # gate-HS256 and gate-ES256 (production-like: Redis store, admin listener so
 # the metrics recorder runs, access log off), gate-memory (HS256, memory
 # store, no admin), gate-access-log (gate-HS256 plus access_log: true),
@@ -45,6 +47,7 @@ OTHER_CPU=${OTHER_CPU:-0}
 JWTGATE=${JWTGATE:-target/release/jwtgate}
 BASELINE=${BASELINE:-}
 TOKEN_BIN=${TOKEN_BIN:-target/release/examples/bench_token}
+BARE_BIN=${BARE_BIN:-target/release/examples/bare_proxy}
 SKIP_BUILD=${SKIP_BUILD:-0}
 RESULTS=${RESULTS-bench/results/latest.md}
 KEEP_TMP=${KEEP_TMP:-0}
@@ -144,7 +147,7 @@ done
 (($(nproc) >= 2)) || die "needs two cores: the candidate alone on one"
 if [[ $SKIP_BUILD != 1 ]]; then
     log "building (release): jwtgate + example bench_token"
-    cargo build --release --bin jwtgate --example bench_token >&2
+    cargo build --release --bin jwtgate --example bench_token --example bare_proxy >&2
 fi
 [[ -x $JWTGATE ]] || die "$JWTGATE not found"
 [[ -x $TOKEN_BIN ]] || die "$TOKEN_BIN not found (cargo build --release --example bench_token)"
@@ -248,6 +251,13 @@ start_candidate() { # NAME
             URL[$name]="http://127.0.0.1:$port"; TOKEN[$name]=$TOKEN_HS256; PID[$name]=$STARTED_PID
             LABEL[$name]="nginx plain proxy (no auth)"
             wait_for "$STARTED_PID" "${URL[$name]}/"
+            return 0
+            ;;
+        bare-hyper)
+            [[ -x $BARE_BIN ]] || die "$BARE_BIN not found (cargo build --release --example bare_proxy)"
+            start "$name" "$CANDIDATE_CPU" "$BARE_BIN" 127.0.0.1:0 "${UPSTREAM_URL#http://}"
+            URL[$name]=$(listening_url "$name" "bare proxy"); TOKEN[$name]=$TOKEN_HS256; PID[$name]=$STARTED_PID
+            LABEL[$name]="bare hyper proxy (no auth; examples/bare_proxy.rs)"
             return 0
             ;;
         gate-HS256) gate_config "$cfg" HS256 redis 1 false; LABEL[$name]="jwtgate HS256, Redis, admin" ;;
