@@ -66,8 +66,8 @@ fn bearer(headers: &HeaderMap) -> Result<Option<&str>, Rejection> {
     if token.is_empty() {
         return Err(Rejection::InvalidRequest("empty bearer token"));
     }
-    // A byte loop: `contains` with a char set walks the text char by char.
-    if token.bytes().any(|b| matches!(b, b' ' | b',' | b'\t')) {
+    // memchr's SIMD scan: a byte loop over a long token showed in profiles.
+    if memchr::memchr3(b' ', b',', b'\t', token.as_bytes()).is_some() {
         return Err(Rejection::InvalidRequest("more than one bearer token"));
     }
     Ok(Some(token))
