@@ -30,7 +30,10 @@
 # gate-HS256 and gate-ES256 (production-like: Redis store, admin listener so
 # the metrics recorder runs, access log off), gate-memory (HS256, memory
 # store, no admin), gate-access-log (gate-HS256 plus access_log: true),
-# baseline (gate-HS256's config on $BASELINE).
+# baseline (gate-HS256's config on $BASELINE), gate-distinct (gate-HS256
+# with DISTINCT=10000 tokens, one in REVOKED_SHARE=100 revoked through the
+# admin API, drawn at random per request by bench/distinct.lua; after the
+# runs every token is sent once and each must get 401 if revoked, else 200).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -51,7 +54,7 @@ BARE_BIN=${BARE_BIN:-target/release/examples/bare_proxy}
 SKIP_BUILD=${SKIP_BUILD:-0}
 RESULTS=${RESULTS-bench/results/latest.md}
 KEEP_TMP=${KEEP_TMP:-0}
-DEFAULT_SCENARIOS="direct nginx-proxy gate-HS256 gate-ES256 gate-memory gate-access-log"
+DEFAULT_SCENARIOS="direct nginx-proxy gate-HS256 gate-distinct gate-ES256 gate-memory gate-access-log"
 [[ -n $BASELINE ]] && DEFAULT_SCENARIOS="$DEFAULT_SCENARIOS baseline"
 read -r -a SCENARIOS <<<"${SCENARIOS:-$DEFAULT_SCENARIOS}"
 
@@ -200,6 +203,9 @@ mint() {
     "$TOKEN_BIN" --alg "$1" "${key_args[@]}" --iss "$ISSUER" --aud "$AUDIENCE" --kid "$KID" --ttl-secs 3600
 }
 TOKEN_HS256=$(mint HS256)
+DISTINCT=${DISTINCT:-10000}          # tokens in the distinct-token scenario
+REVOKED_SHARE=${REVOKED_SHARE:-100}  # one in this many is revoked
+TOKENS_FILE="$TMP/distinct-tokens.txt"
 TOKEN_ES256=$(mint ES256)
 export JWTGATE_ADMIN_TOKEN="bench-admin-token-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 
@@ -261,6 +267,10 @@ start_candidate() { # NAME
             return 0
             ;;
         gate-HS256) gate_config "$cfg" HS256 redis 1 false; LABEL[$name]="jwtgate HS256, Redis, admin" ;;
+        gate-distinct)
+            gate_config "$cfg" HS256 redis 1 false
+            LABEL[$name]="jwtgate HS256, Redis, admin, $DISTINCT distinct tokens (1/$REVOKED_SHARE revoked), random order"
+            ;;
         gate-ES256) gate_config "$cfg" ES256 redis 1 false; LABEL[$name]="jwtgate ES256, Redis, admin" ;;
         gate-memory) gate_config "$cfg" HS256 memory 0 false; LABEL[$name]="jwtgate HS256, memory store, no admin" ;;
         gate-access-log) gate_config "$cfg" HS256 redis 1 true; LABEL[$name]="jwtgate HS256, Redis, admin, access log" ;;
@@ -276,15 +286,58 @@ start_candidate() { # NAME
     URL[$name]=$(listening_url "$name" jwtgate)
     TOKEN[$name]=$TOKEN_HS256
     [[ $name == gate-ES256 ]] && TOKEN[$name]=$TOKEN_ES256
+    [[ $name == gate-distinct ]] && revoke_share "$name"
     # Sanity: a gate that forwarded everything would flatter the numbers.
     [[ $(status_of "${URL[$name]}$BENCH_PATH") == 401 ]] || die "$name answered a request without a token with other than 401"
     return 0
 }
 
+# revoke_share NAME: mints $DISTINCT tokens, revokes every $REVOKED_SHARE-th
+# through NAME's admin API (so Redis and the other replicas' channel have
+# them), and keeps both lists for the exactness check.
+revoke_share() {
+    local admin i=0 token
+    admin=$(grep -m1 -oE "admin listening on http://[0-9.]+:[0-9]+" "$TMP/$1.out" | grep -oE 'http://.*')
+    "$TOKEN_BIN" --alg HS256 --secret-file "$SECRET_FILE" --iss "$ISSUER" --aud "$AUDIENCE" --kid "$KID" \
+        --ttl-secs 3600 --count "$DISTINCT" >"$TOKENS_FILE"
+    : >"$TMP/revoked.txt"
+    while read -r token; do
+        if ((i++ % REVOKED_SHARE == 0)); then
+            echo "$token" >>"$TMP/revoked.txt"
+            curl -sf -o /dev/null -H "Authorization: Bearer $JWTGATE_ADMIN_TOKEN" \
+                -d "{\"token\": \"$token\"}" "$admin/revocations" || die "admin revoke failed"
+        fi
+    done <"$TOKENS_FILE"
+    log "$1: $DISTINCT tokens, $(wc -l <"$TMP/revoked.txt") revoked"
+}
+
+# exact NAME: every token once, in order: each revoked one must get 401,
+# every other one 200 (nothing refused or let through by mistake).
+exact() {
+    python3 - "${URL[$1]}$BENCH_PATH" "$TOKENS_FILE" "$TMP/revoked.txt" <<'PY'
+import http.client, sys, urllib.parse
+url, tokens, revoked = sys.argv[1], open(sys.argv[2]).read().split(), set(open(sys.argv[3]).read().split())
+u = urllib.parse.urlsplit(url)
+conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
+wrong = 0
+for t in tokens:
+    conn.request("GET", u.path, headers={"Authorization": "Bearer " + t})
+    r = conn.getresponse(); r.read()
+    want = 401 if t in revoked else 200
+    wrong += r.status != want
+print(f"{len(tokens)} {len(revoked)} {wrong}")
+PY
+}
+
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo -; }
+
+declare -A IDLE_RSS
 for s in "${SCENARIOS[@]}"; do start_candidate "$s"; done
 for s in "${SCENARIOS[@]}"; do
     code=$(status_of "${URL[$s]}$BENCH_PATH" "${TOKEN[$s]}")
     [[ $code == 200 ]] || die "$s: GET with its token answered $code, want 200"
+    # Idle: started, keys loaded, one request served.
+    [[ -n ${PID[$s]} ]] && IDLE_RSS[$s]=$(rss_kib "${PID[$s]}")
 done
 
 # ---------------------------------------------------------------- load
@@ -294,8 +347,10 @@ run() {
     local s=$1 conns=$2 dur=$3 out=$4 before after
     local pid=${PID[$s]}
     [[ -n $pid ]] && before=$(cpu_ticks "$pid")
-    (exec taskset -c "$OTHER_CPU" timeout -k 5 $(($(secs "$dur") + 30)) wrk -t"$THREADS" -c"$conns" -d"$dur" \
-        --timeout 5s --latency -H "Authorization: Bearer ${TOKEN[$s]}" "${URL[$s]}$BENCH_PATH") >"$out" 2>&1 &
+    local auth=(-H "Authorization: Bearer ${TOKEN[$s]}")
+    [[ $s == gate-distinct ]] && auth=(-s "$ROOT/bench/distinct.lua")
+    (TOKENS_FILE=$TOKENS_FILE exec taskset -c "$OTHER_CPU" timeout -k 5 $(($(secs "$dur") + 30)) wrk -t"$THREADS" \
+        -c"$conns" -d"$dur" --timeout 5s --latency "${auth[@]}" "${URL[$s]}$BENCH_PATH") >"$out" 2>&1 &
     LOAD_PID=$!
     wait "$LOAD_PID" || die "wrk failed against $s: $(tail -n 3 "$out" | tr '\n' ' ')"
     LOAD_PID=""
@@ -343,6 +398,9 @@ for pass in "${passes[@]}"; do
         done
     done
 done
+
+EXACT=""
+[[ " ${SCENARIOS[*]} " == *" gate-distinct "* ]] && EXACT=$(exact gate-distinct)
 
 # ---------------------------------------------------------------- report
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
@@ -398,6 +456,15 @@ REPORT=$(
     echo "- columns: medians over the rounds; the × columns are medians of the per-round ratios (same round, so drift cancels)"
     echo
     table
+    echo
+    for s in "${SCENARIOS[@]}"; do
+        [[ -n ${IDLE_RSS[$s]:-} ]] && echo "- RSS of ${LABEL[$s]}: idle $(awk -v k="${IDLE_RSS[$s]}" 'BEGIN { printf "%.1f", k / 1024 }') MiB, after the runs $(awk -v k="$(rss_kib "${PID[$s]}")" 'BEGIN { printf "%.1f", k / 1024 }') MiB"
+    done
+    if [[ -n $EXACT ]]; then
+        read -r total revoked wrong <<<"$EXACT"
+        echo "- distinct tokens: $(paired gate-distinct gate-HS256 4)x the repeated token's req/s (paired rounds; needs gate-HS256 in the run); errors column = the revoked tokens' 401s"
+        echo "- exactness after the runs: $total tokens sent once each, $revoked revoked: $wrong answered otherwise than 401 for revoked and 200 for the rest"
+    fi
     echo
     echo "<details><summary>per-run results</summary>"
     echo

@@ -12,12 +12,13 @@
 //! `aud`, `sub`, `iat`, `nbf`, `exp` and a random `jti`.
 
 use std::error::Error;
+use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 
 const USAGE: &str = "usage: bench_token --alg HS256|ES256 \
-(--secret-file FILE | --key EC_PKCS8_PEM) [--iss ISS] [--aud AUD] [--kid KID] [--ttl-secs N]";
+(--secret-file FILE | --key EC_PKCS8_PEM) [--iss ISS] [--aud AUD] [--kid KID] [--ttl-secs N] [--count N]";
 
 struct Args {
     alg: Algorithm,
@@ -27,6 +28,8 @@ struct Args {
     aud: String,
     kid: Option<String>,
     ttl_secs: u64,
+    /// Tokens to print, one per line, each with its own `jti` and `sub`.
+    count: u64,
 }
 
 fn parse_args() -> Result<Args, Box<dyn Error>> {
@@ -37,6 +40,7 @@ fn parse_args() -> Result<Args, Box<dyn Error>> {
     let mut aud = String::from("bench-api");
     let mut kid = None;
     let mut ttl_secs: u64 = 3600;
+    let mut count: u64 = 1;
 
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -59,12 +63,13 @@ fn parse_args() -> Result<Args, Box<dyn Error>> {
             "--aud" => aud = value,
             "--kid" => kid = Some(value),
             "--ttl-secs" => ttl_secs = value.parse().map_err(|e| format!("--ttl-secs {value:?}: {e}"))?,
+            "--count" => count = value.parse().map_err(|e| format!("--count {value:?}: {e}"))?,
             other => return Err(format!("unknown argument {other:?}\n{USAGE}").into()),
         }
     }
 
     let alg = alg.ok_or_else(|| format!("--alg is required\n{USAGE}"))?;
-    Ok(Args { alg, secret_file, key, iss, aud, kid, ttl_secs })
+    Ok(Args { alg, secret_file, key, iss, aud, kid, ttl_secs, count })
 }
 
 fn encoding_key(args: &Args) -> Result<EncodingKey, Box<dyn Error>> {
@@ -118,23 +123,24 @@ fn run() -> Result<(), Box<dyn Error>> {
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?;
     let iat = now.as_secs();
     let exp = iat.checked_add(args.ttl_secs).ok_or("--ttl-secs is too large")?;
-    // Unique per invocation: wall-clock nanoseconds plus 64 random bits.
-    let jti = format!("{:x}-{:016x}", now.as_nanos(), rand::random::<u64>());
-
-    let claims = serde_json::json!({
-        "iss": args.iss,
-        "aud": args.aud,
-        "sub": "bench-user",
-        "iat": iat,
-        "nbf": iat,
-        "exp": exp,
-        "jti": jti,
-    });
-
     let mut header = Header::new(args.alg);
     header.kid = args.kid.clone();
-
-    let token = encode(&header, &claims, &key)?;
-    println!("{token}");
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for i in 0..args.count {
+        // Unique per token: wall-clock nanoseconds plus 64 random bits.
+        let jti = format!("{:x}-{:016x}", now.as_nanos(), rand::random::<u64>());
+        let sub = if args.count == 1 { "bench-user".to_owned() } else { format!("bench-user-{i}") };
+        let claims = serde_json::json!({
+            "iss": args.iss,
+            "aud": args.aud,
+            "sub": sub,
+            "iat": iat,
+            "nbf": iat,
+            "exp": exp,
+            "jti": jti,
+        });
+        writeln!(out, "{}", encode(&header, &claims, &key)?)?;
+    }
+    out.flush()?;
     Ok(())
 }
