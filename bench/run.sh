@@ -302,7 +302,7 @@ revoke_share() {
         --ttl-secs 3600 --count "$DISTINCT" >"$TOKENS_FILE"
     : >"$TMP/revoked.txt"
     while read -r token; do
-        if ((i++ % REVOKED_SHARE == 0)); then
+        if ((++i % REVOKED_SHARE == 0)); then
             echo "$token" >>"$TMP/revoked.txt"
             curl -sf -o /dev/null -H "Authorization: Bearer $JWTGATE_ADMIN_TOKEN" \
                 -d "{\"token\": \"$token\"}" "$admin/revocations" || die "admin revoke failed"
