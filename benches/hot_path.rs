@@ -116,5 +116,40 @@ fn forwarding_headers(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, verification, routing, revocation_cache, forwarding_headers);
+/// Phase 3's first step on the request head wrk sends: the bearer token
+/// (a real one's length) out of the Authorization header.
+fn token_extraction(c: &mut Criterion) {
+    let token = format!("{}.{}.{}", "e".repeat(36), "p".repeat(180), "s".repeat(43));
+    let mut head = http::HeaderMap::new();
+    head.insert("host", http::HeaderValue::from_static("127.0.0.1:8080"));
+    head.insert("authorization", http::HeaderValue::from_str(&format!("Bearer {token}")).unwrap());
+    c.bench_function("extract_bearer", |b| b.iter(|| black_box(jwtgate::auth::extract(black_box(&head), None))));
+}
+
+/// Header preparation of a response: nginx's answer carries
+/// `Connection: keep-alive`, which sends it down the stripping path.
+fn hop_by_hop(c: &mut Criterion) {
+    let mut head = http::HeaderMap::new();
+    for (name, value) in [
+        ("server", "nginx"),
+        ("date", "Wed, 02 Dec 2026 05:00:00 GMT"),
+        ("content-type", "text/plain"),
+        ("content-length", "3"),
+        ("connection", "keep-alive"),
+    ] {
+        head.insert(name, http::HeaderValue::from_static(value));
+    }
+    c.bench_function("strip_hop_by_hop_keep_alive_response", |b| {
+        b.iter_batched(
+            || head.clone(),
+            |mut h| {
+                jwtgate::proxy::headers::strip_hop_by_hop(&mut h);
+                black_box(h)
+            },
+            criterion::BatchSize::SmallInput,
+        )
+    });
+}
+
+criterion_group!(benches, verification, routing, revocation_cache, forwarding_headers, token_extraction, hop_by_hop);
 criterion_main!(benches);

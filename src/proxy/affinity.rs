@@ -90,11 +90,6 @@ impl Affine {
         })
     }
 
-    /// Pinned or parked connections right now (for tests of the bound).
-    pub fn held(&self) -> usize {
-        self.limits.max - self.permits.available_permits()
-    }
-
     fn lock_parked(&self) -> MutexGuard<'_, Vec<Parked>> {
         // A poisoned list only ever lost a push or a pop: still consistent.
         self.parked.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
