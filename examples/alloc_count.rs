@@ -13,7 +13,7 @@
 //! connection sending the same token. The client and the upstream allocate
 //! too, so the same requests are also sent directly to the upstream: the
 //! difference is what jwtgate allocates per request (its server side, its
-//! phases and its pooled upstream client). A current-thread runtime keeps
+//! phases and its upstream connection). A current-thread runtime keeps
 //! the count free of other threads' work.
 
 use bytes::Bytes;
