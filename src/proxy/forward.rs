@@ -84,6 +84,9 @@ pub struct Upstream {
     client: Client<HttpConnector, protocol::Inbound>,
     affine: Arc<Affine>,
     authority: Authority,
+    /// `Host` for a request that came without one (HTTP/1.0): what the pool
+    /// writes from the absolute URI, so both paths send the same.
+    host: Option<http::HeaderValue>,
     timeout: Duration,
     websocket_idle_timeout: Duration,
 }
@@ -109,6 +112,7 @@ impl Upstream {
         Self {
             client,
             affine: Affine::new(settings.authority.clone(), limits),
+            host: http::HeaderValue::from_str(settings.authority.as_str()).ok(),
             authority: settings.authority.clone(),
             timeout: settings.timeout,
             websocket_idle_timeout: settings.websocket_idle_timeout,
@@ -163,6 +167,9 @@ impl Upstream {
         pinned: &Pinned,
     ) -> Result<Response<Incoming>, ProxyError> {
         *req.version_mut() = Version::HTTP_11;
+        if let Some(host) = self.host.as_ref().filter(|_| !req.headers().contains_key(http::header::HOST)) {
+            req.headers_mut().insert(http::header::HOST, host.clone());
+        }
         let (req, body) = protocol::watch_body(req);
         let req = match pinned.round_trip(&self.affine, req).await.map_err(Fault::Connect)? {
             RoundTrip::Answered(rsp) => return Ok(rsp),

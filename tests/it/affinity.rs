@@ -241,3 +241,25 @@ async fn a_pinned_request_without_a_response_head_in_time_gets_504_and_the_next_
     assert_ne!(next, pinned);
     assert_eq!(client.get(&app, "/api/r3").await, next);
 }
+
+#[tokio::test]
+async fn a_request_without_host_gets_the_upstream_authority_on_the_pinned_connection_too() {
+    let app = Upstream::spawn().await;
+    let gate = gate_with(&app, "affinity_max: 4").await;
+    let token = token::mint();
+    let mut stream = tokio::net::TcpStream::connect(gate.addr).await.expect("connect to the gate");
+    for i in 0..3 {
+        // HTTP/1.0 keeps the connection open when asked, and needs no Host.
+        let req =
+            format!("GET /api/no-host/{i} HTTP/1.0\r\nConnection: keep-alive\r\nAuthorization: Bearer {token}\r\n\r\n");
+        tokio::io::AsyncWriteExt::write_all(&mut stream, req.as_bytes()).await.expect("send");
+        let rsp = crate::support::gate::read_response(&mut stream).await.expect("a response");
+        assert_eq!(rsp.status, 200, "request {i}");
+    }
+    let seen: Vec<_> = (0..3).map(|i| app.one(&format!("/api/no-host/{i}"))).collect();
+    assert_ne!(seen[0].conn, seen[1].conn, "the second request went over the client's own connection");
+    let authority = app.addr.to_string();
+    for s in &seen {
+        assert_eq!(s.header("host"), Some(authority.as_str()), "{}: as the pool sends it", s.target);
+    }
+}
