@@ -94,16 +94,13 @@ fn revocation_cache(c: &mut Criterion) {
 /// The forwarding headers of a request from an untrusted peer, on the
 /// head wrk sends (Host, Authorization) plus a browser-like few.
 fn forwarding_headers(c: &mut Criterion) {
-    let mut head = http::HeaderMap::new();
-    for (name, value) in [
+    let head = header_map(&[
         ("host", "127.0.0.1:8080"),
         ("authorization", "Bearer x.y.z"),
         ("accept", "*/*"),
         ("user-agent", "bench"),
         ("accept-encoding", "gzip"),
-    ] {
-        head.insert(name, http::HeaderValue::from_static(value));
-    }
+    ]);
     let trusted = jwtgate::trust::TrustedProxies::new(Vec::new());
     // One connection's peer, as the server makes it once per connection.
     let peer = jwtgate::proxy::forwarding::Peer::new([127, 0, 0, 1].into());
@@ -129,16 +126,13 @@ fn token_extraction(c: &mut Criterion) {
 /// Header preparation of a response: nginx's answer carries
 /// `Connection: keep-alive`, which sends it down the stripping path.
 fn hop_by_hop(c: &mut Criterion) {
-    let mut head = http::HeaderMap::new();
-    for (name, value) in [
+    let head = header_map(&[
         ("server", "nginx"),
         ("date", "Wed, 02 Dec 2026 05:00:00 GMT"),
         ("content-type", "text/plain"),
         ("content-length", "3"),
         ("connection", "keep-alive"),
-    ] {
-        head.insert(name, http::HeaderValue::from_static(value));
-    }
+    ]);
     c.bench_function("strip_hop_by_hop_keep_alive_response", |b| {
         b.iter_batched(
             || head.clone(),
@@ -149,6 +143,14 @@ fn hop_by_hop(c: &mut Criterion) {
             criterion::BatchSize::SmallInput,
         )
     });
+}
+
+fn header_map(fields: &[(&'static str, &'static str)]) -> http::HeaderMap {
+    let mut head = http::HeaderMap::new();
+    for (name, value) in fields {
+        head.insert(*name, http::HeaderValue::from_static(value));
+    }
+    head
 }
 
 criterion_group!(benches, verification, routing, revocation_cache, forwarding_headers, token_extraction, hop_by_hop);

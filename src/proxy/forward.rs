@@ -178,9 +178,7 @@ impl Upstream {
             RoundTrip::Failed(_) if body.failed() => return Err(ProxyError::MalformedBody),
             RoundTrip::Failed(err) => return Err(Fault::Exchange(err).into()),
         };
-        tokio::time::timeout(self.timeout, self.pooled(req, &body))
-            .await
-            .map_err(|_| ProxyError::UpstreamTimeout(self.timeout))?
+        self.pooled(req, &body).await
     }
 
     /// The round trip over the pool: request rewritten for the upstream,
@@ -189,11 +187,10 @@ impl Upstream {
         *req.version_mut() = Version::HTTP_11;
         // Hop-by-hop and forwarding headers were set by the gate's phases.
         let (req, body) = protocol::watch_body(req);
-        tokio::time::timeout(self.timeout, self.pooled(req, &body))
-            .await
-            .map_err(|_| ProxyError::UpstreamTimeout(self.timeout))?
+        self.pooled(req, &body).await
     }
 
+    /// Through the pool, response head within `timeout`.
     async fn pooled(
         &self,
         mut req: Request<protocol::Inbound>,
@@ -204,10 +201,11 @@ impl Upstream {
         let parts =
             Uri::builder().scheme(Scheme::HTTP).authority(self.authority.clone()).path_and_query(path_and_query);
         *req.uri_mut() = parts.build().map_err(Fault::Uri)?;
-        match self.client.request(req).await {
-            Ok(rsp) => Ok(rsp),
-            Err(_) if body.failed() => Err(ProxyError::MalformedBody),
-            Err(err) => Err(Fault::Request(err).into()),
+        match tokio::time::timeout(self.timeout, self.client.request(req)).await {
+            Ok(Ok(rsp)) => Ok(rsp),
+            Ok(Err(_)) if body.failed() => Err(ProxyError::MalformedBody),
+            Ok(Err(err)) => Err(Fault::Request(err).into()),
+            Err(_) => Err(ProxyError::UpstreamTimeout(self.timeout)),
         }
     }
 }

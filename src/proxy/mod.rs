@@ -76,21 +76,27 @@ pub struct Gate {
     pub revocations: Arc<Revocations>,
 }
 
-/// One client connection: who it is, and its upstream affinity.
+/// One client connection: the gate it is served by, who it is, and its
+/// upstream affinity (one `Arc` of it per request).
 pub struct Downstream {
+    gate: Arc<Gate>,
     addr: SocketAddr,
     peer: forwarding::Peer,
     pinned: Pinned,
 }
 
 impl Downstream {
-    pub fn new(addr: SocketAddr, pinned: Pinned) -> Self {
-        Self { addr, peer: forwarding::Peer::new(addr.ip()), pinned }
+    pub fn new(gate: Arc<Gate>, addr: SocketAddr, pinned: Pinned) -> Self {
+        Self { gate, addr, peer: forwarding::Peer::new(addr.ip()), pinned }
+    }
+
+    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+        self.gate.handle(req, &self).await
     }
 }
 
 impl Gate {
-    pub async fn handle(&self, req: Request<Incoming>, downstream: &Downstream) -> Result<Response<Body>, Infallible> {
+    async fn handle(&self, req: Request<Incoming>, downstream: &Downstream) -> Result<Response<Body>, Infallible> {
         let client = downstream.addr;
         // One snapshot per request: a reload never changes a request midway.
         let live = self.live.load_full();

@@ -101,14 +101,22 @@ struct CheckCounters {
     store_miss: OnceLock<metrics::Counter>,
 }
 
+/// Where a revocation verdict came from (the `source` label).
+#[derive(Clone, Copy)]
+enum CheckSource {
+    Cache,
+    StoreHit,
+    StoreMiss,
+}
+
 impl CheckCounters {
-    fn count(&self, source: &'static str) {
-        let cell = match source {
-            "cache" => &self.cache,
-            "store_hit" => &self.store_hit,
-            _ => &self.store_miss,
+    fn count(&self, source: CheckSource) {
+        let (cell, label) = match source {
+            CheckSource::Cache => (&self.cache, "cache"),
+            CheckSource::StoreHit => (&self.store_hit, "store_hit"),
+            CheckSource::StoreMiss => (&self.store_miss, "store_miss"),
         };
-        cell.get_or_init(|| metrics::counter!("jwtgate_revocation_checks_total", "source" => source)).increment(1);
+        cell.get_or_init(|| metrics::counter!("jwtgate_revocation_checks_total", "source" => label)).increment(1);
     }
 }
 
@@ -202,7 +210,7 @@ impl Revocations {
         let kinds = Kinds::of(claims);
         let is_revoked = match self.cached_verdict(keys, kinds, claims) {
             Some(is_revoked) => {
-                self.checks.count("cache");
+                self.checks.count(CheckSource::Cache);
                 is_revoked
             }
             None => match self.fetch(keys, kinds, claims).await {
@@ -258,9 +266,9 @@ impl Revocations {
             })
             .await?;
         self.checks.count(match (fetched.from_cache, revoked(claims, kinds, &fetched.slots)) {
-            (true, _) => "cache",
-            (false, true) => "store_hit",
-            (false, false) => "store_miss",
+            (true, _) => CheckSource::Cache,
+            (false, true) => CheckSource::StoreHit,
+            (false, false) => CheckSource::StoreMiss,
         });
         Ok(fetched.slots.to_vec())
     }

@@ -85,11 +85,8 @@ async fn connection(
 ) {
     let pinned = Pinned::default();
     let service = {
-        let (gate, downstream) = (gate.clone(), Arc::new(Downstream::new(client, pinned.clone())));
-        service_fn(move |req| {
-            let (gate, downstream) = (gate.clone(), downstream.clone());
-            async move { gate.handle(req, &downstream).await }
-        })
+        let downstream = Arc::new(Downstream::new(gate.clone(), client, pinned.clone()));
+        service_fn(move |req| downstream.clone().handle(req))
     };
     let driver = AffinityDriver::new(pinned.clone());
     let served = if tls {
