@@ -22,6 +22,10 @@
 #   SKIP_BUILD=0                     1 = use the binaries already built
 #   RESULTS=bench/results/latest.md  markdown report ('' to skip)
 #   KEEP_TMP=0                       1 = keep configs, logs and raw wrk output
+#   PERF=                            a scenario to profile: after the rounds, one more
+#                                    load run with `perf record -g` on its process
+#   PERF_OUT=perf.data               where that profile goes (build with
+#                                    RUSTFLAGS="-C force-frame-pointers=yes" for call stacks)
 #
 # Scenarios: direct (wrk → upstream), nginx-proxy (the peer: one worker,
 # access_log off, keepalive 256, HTTP/1.1 upstream, proxy_buffering off),
@@ -398,6 +402,17 @@ for pass in "${passes[@]}"; do
         done
     done
 done
+
+if [[ -n ${PERF:-} ]]; then
+    [[ -n ${PID[$PERF]:-} ]] || die "PERF=$PERF: not a running scenario of this run"
+    command -v perf >/dev/null || die "PERF needs perf (apt-get install linux-perf)"
+    perf record -q -g -o "${PERF_OUT:-perf.data}" -p "${PID[$PERF]}" -- sleep "$(secs "$DURATION")" \
+        >"$TMP/perf.out" 2>"$TMP/perf.err" &
+    perf_pid=$!
+    run "$PERF" "$CONNS" "$DURATION" "$TMP/perf-$PERF.txt" >/dev/null
+    wait "$perf_pid" || die "perf record failed: $(tail -n 3 "$TMP/perf.err" | tr '\n' ' ')"
+    log "profile of $PERF under load: ${PERF_OUT:-perf.data}"
+fi
 
 EXACT=""
 [[ " ${SCENARIOS[*]} " == *" gate-distinct "* ]] && EXACT=$(exact gate-distinct)

@@ -150,7 +150,11 @@ impl Affine {
         let _ = stream.set_nodelay(true);
         let keepalive = socket2::TcpKeepalive::new().with_time(Duration::from_secs(60));
         let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
-        http1::Builder::new().handshake(TokioIo::new(stream)).await.map_err(ConnectError::Handshake)
+        http1::Builder::new()
+            .max_buf_size(super::protocol::UPSTREAM_READ_BUF_BYTES)
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(ConnectError::Handshake)
     }
 }
 

@@ -101,6 +101,7 @@ impl Upstream {
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(settings.pool_idle_timeout)
             .pool_max_idle_per_host(settings.pool_max_idle)
+            .http1_max_buf_size(protocol::UPSTREAM_READ_BUF_BYTES)
             .build(connector);
         let limits = affinity::Limits {
             max: settings.affinity_max,
