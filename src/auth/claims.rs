@@ -2,7 +2,7 @@
 
 use crate::error::Rejection;
 use serde_json::Value;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Claims of a token whose signature, issuer and audience were verified.
 /// Time checks (`exp`, `nbf`) are re-run per request by [`Claims::check_times`]
@@ -30,6 +30,36 @@ pub struct Claims {
     /// by `revocation` on its first check: a cached token brings them to
     /// every later request instead of formatting them again.
     pub store_keys: OnceLock<Box<[String]>>,
+    /// `revocation`'s last "not revoked" verdict for this token, kept with
+    /// what it rests on (see [`VerdictMemo`]).
+    pub verdict: VerdictMemo,
+}
+
+/// A "not revoked" verdict reached from the revocation cache alone: the
+/// cache epoch it was reached at and the earliest expiry of the cached
+/// answers it rests on. `revocation` trusts it while the epoch is
+/// unchanged (no revocation, deletion or lost push since) and that expiry
+/// is ahead, so a repeated token skips its key look-ups. Opaque here.
+#[derive(Debug, Default)]
+pub struct VerdictMemo(Mutex<Option<(u64, tokio::time::Instant)>>);
+
+impl VerdictMemo {
+    pub fn get(&self) -> Option<(u64, tokio::time::Instant)> {
+        self.0.lock().ok().and_then(|memo| *memo)
+    }
+
+    pub fn set(&self, epoch: u64, until: tokio::time::Instant) {
+        if let Ok(mut memo) = self.0.lock() {
+            *memo = Some((epoch, until));
+        }
+    }
+}
+
+/// A copy starts without a verdict: the memo belongs to one cached token.
+impl Clone for VerdictMemo {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
 }
 
 impl Claims {

@@ -163,6 +163,7 @@ impl Verifier {
             content_sha256: hasher.finalize().into(),
             payload,
             store_keys: std::sync::OnceLock::new(),
+            verdict: Default::default(),
         })
     }
 }

@@ -39,7 +39,8 @@ pub async fn act(
     caller: &Caller,
 ) -> Result<Option<Response<Body>>, ProxyError> {
     match plan(rt, picked, caller) {
-        Some(effect) => apply(effect, revocations).await,
+        // Boxed: only logouts carry the store write's future.
+        Some(effect) => Box::pin(apply(effect, revocations)).await,
         None => Ok(None),
     }
 }

@@ -255,7 +255,9 @@ impl Pinned {
             }
             slot.ready_for(affine)
         };
-        if !ready && !self.acquire(affine).await? {
+        // Boxed: connecting is once per connection, and its future (TCP
+        // connect, handshake) would otherwise be in every request's.
+        if !ready && !Box::pin(self.acquire(affine)).await? {
             return Ok(RoundTrip::Declined(req));
         }
         let response = {

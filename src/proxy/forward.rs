@@ -13,6 +13,7 @@ use super::{backchannel, headers, protocol, upgrade, Live};
 use crate::error::{Body, Cause, ProxyError};
 use crate::revocation::Revocations;
 use crate::runtime::UpstreamSettings;
+use futures_util::future::Either as Path;
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::Either;
@@ -20,6 +21,7 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,26 +30,34 @@ use std::time::Duration;
 /// for as long as the handshake's token lives (a token without `exp`,
 /// under `require_exp: false`, gets `max_token_lifetime`, as its
 /// revocation does; no token, no bound).
-pub async fn deliver(
-    live: &Live,
-    revocations: &Revocations,
+pub fn deliver<'a>(
+    live: &'a Live,
+    revocations: &'a Revocations,
     picked: &Picked<'_>,
     req: Request<Incoming>,
     websocket: bool,
     caller: &Caller,
-    pinned: &Pinned,
-) -> Result<Response<Body>, ProxyError> {
+    pinned: &'a Pinned,
+) -> impl Future<Output = Result<Response<Body>, ProxyError>> + Send + 'a {
+    // Not an async fn: an ordinary request awaits `send`'s future itself,
+    // one nesting level (and one copy of it) fewer. The rare paths are
+    // boxed, so that future does not carry their state either.
+    let Some(upstream) = live.upstreams.get(picked.route.upstream) else {
+        return Path::Right(Box::pin(std::future::ready(Err(Fault::NotConfigured.into()))) as Rare<'a>);
+    };
     if picked.action == Action::ReceiveBackchannel {
-        return backchannel::receive(&live.rt, revocations, req).await;
+        return Path::Right(Box::pin(backchannel::receive(&live.rt, revocations, req)));
     }
-    let upstream = live.upstreams.get(picked.route.upstream).ok_or(Fault::NotConfigured)?;
     if !websocket {
-        return upstream.send(req, pinned).await;
+        return Path::Left(upstream.send(req, pinned));
     }
     let longest = revocations.policy().max_token_lifetime.as_secs() as i64;
     let exp = caller.claims().map(|c| c.exp_unix.unwrap_or(crate::auth::now_unix().saturating_add(longest)));
-    upstream.upgrade(req, exp).await
+    Path::Right(Box::pin(upstream.upgrade(req, exp)))
 }
+
+/// A boxed response future of a path few requests take.
+type Rare<'a> = std::pin::Pin<Box<dyn Future<Output = Result<Response<Body>, ProxyError>> + Send + 'a>>;
 
 /// Why a request got a 502: what the log line says (the client only sees
 /// `upstream_unavailable`).
@@ -123,16 +133,45 @@ impl Upstream {
     /// Sends `req` upstream: same method, path and query, same body stream.
     /// The caller has prepared the request headers (hop-by-hop removed,
     /// forwarding headers set); this removes the response's hop-by-hop ones.
-    pub async fn send(&self, req: Request<Incoming>, pinned: &Pinned) -> Result<Response<Body>, ProxyError> {
-        let mut rsp = match req.version() {
-            Version::HTTP_11 | Version::HTTP_10 => self.exchange_pinned(req, pinned).await?,
-            _ => self.exchange(req).await?,
-        };
-        if rsp.status() == StatusCode::SWITCHING_PROTOCOLS {
-            return Err(Fault::UnaskedSwitch.into());
+    /// HTTP/1 clients go over their own upstream connection (origin-form
+    /// URI, the client's Host, the response deadline kept by its driver),
+    /// or the pool when it has none or closed before the request was
+    /// written; HTTP/2 clients over the pool. The request is prepared here,
+    /// before the returned future, so that future holds it once.
+    pub fn send<'a>(
+        &'a self,
+        mut req: Request<Incoming>,
+        pinned: &'a Pinned,
+    ) -> impl Future<Output = Result<Response<Body>, ProxyError>> + Send + 'a {
+        let affine = matches!(req.version(), Version::HTTP_11 | Version::HTTP_10);
+        *req.version_mut() = Version::HTTP_11;
+        if let Some(host) = self.host.as_ref().filter(|_| affine && !req.headers().contains_key(http::header::HOST)) {
+            req.headers_mut().insert(http::header::HOST, host.clone());
         }
-        headers::strip_hop_by_hop(rsp.headers_mut());
-        Ok(rsp.map(Either::Left))
+        let (req, body) = protocol::watch_body(req);
+        async move {
+            let answered = match affine {
+                true => match pinned.round_trip(&self.affine, req).await.map_err(Fault::Connect)? {
+                    RoundTrip::Answered(rsp) => Ok(rsp),
+                    RoundTrip::Declined(req) => Err(req),
+                    RoundTrip::TimedOut => return Err(ProxyError::UpstreamTimeout(self.timeout)),
+                    RoundTrip::Failed(_) if body.failed() => return Err(ProxyError::MalformedBody),
+                    RoundTrip::Failed(err) => return Err(Fault::Exchange(err).into()),
+                },
+                false => Err(req),
+            };
+            let mut rsp = match answered {
+                Ok(rsp) => rsp,
+                // Boxed: a pinned connection's requests (nearly all) do not
+                // carry the pool's future in theirs.
+                Err(req) => Box::pin(self.pooled(req, &body)).await?,
+            };
+            if rsp.status() == StatusCode::SWITCHING_PROTOCOLS {
+                return Err(Fault::UnaskedSwitch.into());
+            }
+            headers::strip_hop_by_hop(rsp.headers_mut());
+            Ok(rsp.map(Either::Left))
+        }
     }
 
     /// Sends a WebSocket handshake (`Connection: upgrade` / `Upgrade:
@@ -156,30 +195,6 @@ impl Upstream {
         let from_upstream = hyper::upgrade::on(&mut rsp);
         upgrade::splice(from_client, from_upstream, exp, self.websocket_idle_timeout);
         Ok(rsp.map(Either::Left))
-    }
-
-    /// The round trip over the client connection's own upstream
-    /// connection (origin-form URI, the client's Host, the response
-    /// deadline kept by its driver), or the pool when it has none or
-    /// closed before the request was written.
-    async fn exchange_pinned(
-        &self,
-        mut req: Request<Incoming>,
-        pinned: &Pinned,
-    ) -> Result<Response<Incoming>, ProxyError> {
-        *req.version_mut() = Version::HTTP_11;
-        if let Some(host) = self.host.as_ref().filter(|_| !req.headers().contains_key(http::header::HOST)) {
-            req.headers_mut().insert(http::header::HOST, host.clone());
-        }
-        let (req, body) = protocol::watch_body(req);
-        let req = match pinned.round_trip(&self.affine, req).await.map_err(Fault::Connect)? {
-            RoundTrip::Answered(rsp) => return Ok(rsp),
-            RoundTrip::Declined(req) => req,
-            RoundTrip::TimedOut => return Err(ProxyError::UpstreamTimeout(self.timeout)),
-            RoundTrip::Failed(_) if body.failed() => return Err(ProxyError::MalformedBody),
-            RoundTrip::Failed(err) => return Err(Fault::Exchange(err).into()),
-        };
-        self.pooled(req, &body).await
     }
 
     /// The round trip over the pool: request rewritten for the upstream,

@@ -49,6 +49,10 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     if !present.contains(&true) {
         return;
     }
+    if present[1..] == [false; HOP_BY_HOP.len() - 1] && connection_names_nothing(headers) {
+        headers.remove(CONNECTION);
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(CONNECTION)
         .iter()
@@ -65,6 +69,17 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
     for (name, _) in HOP_BY_HOP.iter().zip(present).filter(|(_, present)| *present) {
         headers.remove(*name);
+    }
+}
+
+/// True when the only `Connection` value is `keep-alive` (what nginx and
+/// most servers put on every response): no other header to look for.
+/// (`close` is a name too: a header called `close` goes with it.)
+fn connection_names_nothing(headers: &HeaderMap) -> bool {
+    let mut values = headers.get_all(CONNECTION).iter();
+    match (values.next(), values.next()) {
+        (Some(only), None) => only.as_bytes().trim_ascii().eq_ignore_ascii_case(b"keep-alive"),
+        _ => false,
     }
 }
 
@@ -174,6 +189,28 @@ mod tests {
         h.insert("x-end-to-end", HeaderValue::from_static("kept"));
         strip_hop_by_hop(&mut h);
         assert_eq!(h.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["x-end-to-end"]);
+    }
+
+    #[test]
+    fn a_lone_keep_alive_goes_and_the_headers_other_connection_values_name_go_too() {
+        let mut h = HeaderMap::new();
+        h.insert(CONNECTION, HeaderValue::from_static(" Keep-Alive "));
+        h.insert("close", HeaderValue::from_static("kept: not named"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["close"]);
+        // Two Connection lines, or one that names more: the full pass.
+        let mut h = HeaderMap::new();
+        h.append(CONNECTION, HeaderValue::from_static("keep-alive"));
+        h.append(CONNECTION, HeaderValue::from_static("x-hop"));
+        h.insert("x-hop", HeaderValue::from_static("1"));
+        h.insert("x-end-to-end", HeaderValue::from_static("kept"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["x-end-to-end"]);
+        let mut h = HeaderMap::new();
+        h.insert(CONNECTION, HeaderValue::from_static("close"));
+        h.insert("close", HeaderValue::from_static("named"));
+        strip_hop_by_hop(&mut h);
+        assert!(h.is_empty(), "{h:?}");
     }
 
     #[test]

@@ -38,8 +38,11 @@ struct Answer {
 }
 
 /// Taken before a store look-up; caching its answer needs it unchanged.
+/// A verdict memoised on a token ([`crate::auth::VerdictMemo`]) holds only
+/// while it is unchanged too: it moves on every applied write, lost or
+/// restored push, and fetched answer that revokes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Epoch(u64);
+pub struct Epoch(pub(super) u64);
 
 pub struct LocalCache {
     answers: Cache<String, Answer>,
@@ -60,8 +63,13 @@ impl LocalCache {
     }
 
     pub fn lookup(&self, key: &str) -> Option<Slot> {
+        self.lookup_at(key, Instant::now()).map(|(slot, _)| slot)
+    }
+
+    /// The cached answer at `now` and until when it holds.
+    pub fn lookup_at(&self, key: &str, now: Instant) -> Option<(Slot, Instant)> {
         let answer = self.answers.get(key)?;
-        (answer.valid_until > Instant::now()).then_some(answer.slot)
+        (answer.valid_until > now).then_some((answer.slot, answer.valid_until))
     }
 
     /// Current epoch, to be passed back to [`LocalCache::remember_fetched`].
@@ -71,36 +79,49 @@ impl LocalCache {
 
     /// Caches a fetched answer unless an invalidation happened since `since`
     /// or pushes are not arriving. Present token keys are kept until
-    /// `present_until` (the revocation's own expiry).
-    pub fn remember_fetched(&self, key: String, slot: Slot, since: Epoch, present_until: Option<Instant>) {
+    /// `present_until` (the revocation's own expiry). True when it cached
+    /// a present answer: the caller then calls [`LocalCache::fetched_present`].
+    pub fn remember_fetched(&self, key: String, slot: Slot, since: Epoch, present_until: Option<Instant>) -> bool {
         if !self.push_healthy.load(Ordering::Acquire) || self.epoch() != since {
-            return;
+            return false;
         }
         let ttl_end = Instant::now() + self.not_revoked_ttl;
         let valid_until = match (slot, present_until) {
             (Slot::Present(_), Some(until)) => until,
-            _ if self.not_revoked_ttl.is_zero() => return,
+            _ if self.not_revoked_ttl.is_zero() => return false,
             _ => ttl_end,
         };
         // A fetched "absent" never replaces a fresher "present" (a pushed
         // revocation that arrived while this look-up was in flight).
         if slot == Slot::Absent && self.lookup(&key).is_some_and(|s| s != Slot::Absent) {
-            return;
+            return false;
         }
         self.answers.insert(key.clone(), Answer { slot, valid_until });
         // An invalidation between the check above and the insert: undo.
         if self.epoch() != since {
             self.answers.remove(key.as_str());
+            return false;
         }
+        slot != Slot::Absent
     }
 
     /// Like `remember_fetched` with an explicit TTL, for keys no replica
     /// announces (legacy blacklists written by the app itself).
-    pub fn remember_fetched_for(&self, key: String, slot: Slot, since: Epoch, ttl: Duration) {
+    pub fn remember_fetched_for(&self, key: String, slot: Slot, since: Epoch, ttl: Duration) -> bool {
         if ttl.is_zero() || !self.push_healthy.load(Ordering::Acquire) || self.epoch() != since {
-            return;
+            return false;
         }
         self.answers.insert(key, Answer { slot, valid_until: Instant::now() + ttl });
+        slot != Slot::Absent
+    }
+
+    /// Present answers were fetched and cached (a write no announcement
+    /// brought, or a cut-off other tokens of the subject share): verdicts
+    /// memoised on tokens end, as after an applied write. Called once the
+    /// whole answer is cached, since moving the epoch earlier would make
+    /// the rest of its keys look raced and go uncached.
+    pub fn fetched_present(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Applies a write announced by any replica (or made by this one).

@@ -16,6 +16,8 @@ mod sentinel;
 mod settings;
 mod single;
 pub mod subscriber;
+#[cfg(test)]
+mod tests;
 
 pub use breaker::Breaker;
 pub use cache::{LocalCache, Slot};
@@ -208,12 +210,19 @@ impl Revocations {
         }
         let keys = self.lookup_keys(claims, raw)?;
         let kinds = Kinds::of(claims);
-        let is_revoked = match self.cached_verdict(keys, kinds, claims) {
+        let now = Instant::now();
+        let cached = match self.memoised_live(claims, now) {
+            true => Some(false),
+            false => self.cached_verdict(keys, kinds, claims, now),
+        };
+        let is_revoked = match cached {
             Some(is_revoked) => {
                 self.checks.count(CheckSource::Cache);
                 is_revoked
             }
-            None => match self.fetch(keys, kinds, claims).await {
+            // Boxed: the store round trip is the rare path, and its future
+            // would otherwise grow every request's.
+            None => match Box::pin(self.fetch(keys, kinds, claims)).await {
                 Ok(slots) => revoked(claims, kinds, &slots),
                 Err(err) => return self.on_store_error(err),
             },
@@ -224,18 +233,36 @@ impl Revocations {
         Ok(())
     }
 
+    /// True when the token's memoised "not revoked" still holds: reached
+    /// at the cache's current epoch (nothing revoked, deleted, fetched as
+    /// present or lost since) and before the earliest expiry of the answers
+    /// it rests on. The same answers would give the same verdict now.
+    fn memoised_live(&self, claims: &Claims, now: Instant) -> bool {
+        claims.verdict.get().is_some_and(|(epoch, until)| now < until && self.cache.epoch() == cache::Epoch(epoch))
+    }
+
     /// The verdict from the cache alone, `None` when a key is not cached.
     /// One cached key that revokes settles it (the verdict is an "any").
-    fn cached_verdict(&self, keys: &[String], kinds: Kinds, claims: &Claims) -> Option<bool> {
+    /// A "not revoked" is memoised on the token with the epoch read before
+    /// the look-ups, so an invalidation racing them voids it.
+    fn cached_verdict(&self, keys: &[String], kinds: Kinds, claims: &Claims, now: Instant) -> Option<bool> {
+        let epoch = self.cache.epoch();
+        let mut until: Option<Instant> = None;
         let mut all_cached = true;
         for (key, kind) in keys.iter().zip(kinds.iter()) {
-            match self.cache.lookup(key) {
-                Some(slot) if revokes(claims, kind, slot) => return Some(true),
-                Some(_) => {}
+            match self.cache.lookup_at(key, now) {
+                Some((slot, _)) if revokes(claims, kind, slot) => return Some(true),
+                Some((_, valid_until)) => until = Some(until.map_or(valid_until, |u| u.min(valid_until))),
                 None => all_cached = false,
             }
         }
-        all_cached.then_some(false)
+        if !all_cached {
+            return None;
+        }
+        if let Some(until) = until {
+            claims.verdict.set(epoch.0, until);
+        }
+        Some(false)
     }
 
     fn cached(&self, keys: &[String]) -> Option<Vec<Slot>> {
@@ -288,14 +315,18 @@ impl Revocations {
 
     fn remember(&self, keys: &[String], kinds: Kinds, slots: &[Slot], claims: &Claims, epoch: cache::Epoch) {
         let token_until = Instant::now() + secs_until(self.expires_at(claims));
+        let mut present = false;
         for ((key, kind), slot) in keys.iter().zip(kinds.iter()).zip(slots) {
             let present_until = (kind == KeyKind::Token).then_some(token_until);
-            if kind == KeyKind::Legacy {
+            present |= if kind == KeyKind::Legacy {
                 // Legacy lists are written by the app, not announced: cache briefly.
-                self.cache.remember_fetched_for(key.clone(), *slot, epoch, self.policy.legacy.cache_ttl);
+                self.cache.remember_fetched_for(key.clone(), *slot, epoch, self.policy.legacy.cache_ttl)
             } else {
-                self.cache.remember_fetched(key.clone(), *slot, epoch, present_until);
-            }
+                self.cache.remember_fetched(key.clone(), *slot, epoch, present_until)
+            };
+        }
+        if present {
+            self.cache.fetched_present();
         }
     }
 

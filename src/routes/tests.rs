@@ -83,6 +83,7 @@ fn claims(payload: serde_json::Value) -> crate::auth::Claims {
         content_sha256: [0; 32],
         payload: payload.as_object().cloned().unwrap_or_default(),
         store_keys: Default::default(),
+        verdict: Default::default(),
     }
 }
 
