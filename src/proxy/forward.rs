@@ -13,7 +13,7 @@ use super::{backchannel, headers, protocol, upgrade, Live};
 use crate::error::{Body, Cause, ProxyError};
 use crate::revocation::Revocations;
 use crate::runtime::UpstreamSettings;
-use futures_util::future::Either as Path;
+use futures_util::future::Either as EitherFuture;
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::Either;
@@ -43,17 +43,17 @@ pub fn deliver<'a>(
     // one nesting level (and one copy of it) fewer. The rare paths are
     // boxed, so that future does not carry their state either.
     let Some(upstream) = live.upstreams.get(picked.route.upstream) else {
-        return Path::Right(Box::pin(std::future::ready(Err(Fault::NotConfigured.into()))) as Rare<'a>);
+        return EitherFuture::Right(Box::pin(std::future::ready(Err(Fault::NotConfigured.into()))) as Rare<'a>);
     };
     if picked.action == Action::ReceiveBackchannel {
-        return Path::Right(Box::pin(backchannel::receive(&live.rt, revocations, req)));
+        return EitherFuture::Right(Box::pin(backchannel::receive(&live.rt, revocations, req)));
     }
     if !websocket {
-        return Path::Left(upstream.send(req, pinned));
+        return EitherFuture::Left(upstream.send(req, pinned));
     }
     let longest = revocations.policy().max_token_lifetime.as_secs() as i64;
     let exp = caller.claims().map(|c| c.exp_unix.unwrap_or(crate::auth::now_unix().saturating_add(longest)));
-    Path::Right(Box::pin(upstream.upgrade(req, exp)))
+    EitherFuture::Right(Box::pin(upstream.upgrade(req, exp)))
 }
 
 /// A boxed response future of a path few requests take.

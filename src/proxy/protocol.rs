@@ -31,14 +31,6 @@ use std::task::{ready, Context, Poll};
 /// fields itself, all `cookie` fields as one (below).
 pub const MAX_HEADER_FIELDS: usize = 100;
 /// A request's header list must stay below this many bytes, measured as
-/// The read buffer of an upstream connection (hyper's default grows to
-/// ~400 KiB): the bound on an upstream's response head (nginx's default
-/// `proxy_buffer_size` is 4–8 KiB) and the largest chunk a streamed
-/// response body is read in. Smaller chunks stay under glibc's mmap
-/// threshold and out of its dynamic adjustment, which otherwise keeps a
-/// few hundred KiB per thread after one large download (bench/stream.sh).
-pub const UPSTREAM_READ_BUF_BYTES: usize = 64 * 1024;
-
 /// RFC 9113 §6.5.2 does (name + value + 32 per field, the request line as
 /// pseudo-headers), on both protocols: 431 otherwise. It is h2's
 /// `SETTINGS_MAX_HEADER_LIST_SIZE` (h2 measures the same way and answers
@@ -49,6 +41,14 @@ pub const UPSTREAM_READ_BUF_BYTES: usize = 64 * 1024;
 /// were 16 KiB (h2) and ~400 KiB (h1); 64 KiB holds a 100-field head of
 /// large cookies and an 8 KiB token.
 pub const MAX_HEADER_LIST_BYTES: usize = 64 * 1024;
+
+/// The read buffer of an upstream connection (hyper's default grows to
+/// ~400 KiB): the bound on an upstream's response head (nginx's default
+/// `proxy_buffer_size` is 4–8 KiB) and the largest chunk a streamed
+/// response body is read in. Smaller chunks stay under glibc's mmap
+/// threshold and out of its dynamic adjustment, which otherwise keeps a
+/// few hundred KiB per thread after one large download (bench/stream.sh).
+pub const UPSTREAM_READ_BUF_BYTES: usize = 64 * 1024;
 
 /// RFC 9113 §6.5.2: each field costs its name and value octets plus 32.
 const FIELD_OVERHEAD: usize = 32;

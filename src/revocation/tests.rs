@@ -71,6 +71,15 @@ async fn memoised(gate: &Revocations, token: &Claims) {
     assert!(token.verdict.get().is_some(), "the cached verdict was memoised");
 }
 
+/// A token with a memoised verdict, then revoked in the store only.
+async fn memoised_then_revoked_unseen() -> (Revocations, Claims) {
+    let (gate, store) = gate();
+    let token = claims("j1", "alice", 100);
+    memoised(&gate, &token).await;
+    unannounced(&store, gate.token_key(&token).unwrap(), "1").await;
+    (gate, token)
+}
+
 #[tokio::test]
 async fn a_logout_ends_the_memoised_verdict_at_once() {
     let (gate, _) = gate();
@@ -84,11 +93,8 @@ async fn a_logout_ends_the_memoised_verdict_at_once() {
 
 #[tokio::test]
 async fn an_announced_write_for_another_key_also_ends_it() {
-    let (gate, store) = gate();
-    let token = claims("j1", "alice", 100);
-    memoised(&gate, &token).await;
     // Unseen while the memo holds: the cache says "not revoked" for its keys.
-    unannounced(&store, gate.token_key(&token).unwrap(), "1").await;
+    let (gate, token) = memoised_then_revoked_unseen().await;
     assert!(is_live(gate.ensure_live(&token, "raw").await), "the memo (and the cache) still answer");
     // Any applied write moves the epoch: the memo is dropped, the cache
     // answers again (still the stale "absent" it holds for this token).
@@ -119,10 +125,7 @@ async fn a_cut_off_fetched_for_another_token_of_the_subject_ends_it() {
 
 #[tokio::test(start_paused = true)]
 async fn the_memo_expires_with_the_answers_it_rests_on() {
-    let (gate, store) = gate();
-    let token = claims("j1", "alice", 100);
-    memoised(&gate, &token).await;
-    unannounced(&store, gate.token_key(&token).unwrap(), "1").await;
+    let (gate, token) = memoised_then_revoked_unseen().await;
     tokio::time::advance(TTL - Duration::from_millis(1)).await;
     assert!(is_live(gate.ensure_live(&token, "raw").await), "within not_revoked_ttl: memo and cache agree");
     tokio::time::advance(Duration::from_millis(2)).await;
