@@ -29,31 +29,72 @@ static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-prot
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
-/// Client-address and scheme headers only a trusted proxy may set; from
-/// anyone else they are removed (what `request-ip`, Rack, Django's
-/// `SECURE_PROXY_SSL_HEADER` recipes and CDNs' conventions read).
-const PROXY_ONLY: &[&str] = &[
-    "x-client-ip",
-    "true-client-ip",
-    "cf-connecting-ip",
-    "fastly-client-ip",
-    "x-cluster-client-ip",
-    "x-forwarded",
-    "forwarded-for",
-    "client-ip",
-    "x-original-forwarded-for",
-    "x-forwarded-port",
-    "x-forwarded-server",
-    "x-forwarded-prefix",
-    "x-forwarded-scheme",
-    "x-forwarded-ssl",
-    "x-scheme",
-    "x-url-scheme",
-    "front-end-https",
-];
+/// A test for membership in a list of header names, as a `match` over
+/// them: one comparison by length and bytes per name looked at, not one
+/// per listed name.
+macro_rules! header_names {
+    ($(#[$doc:meta])* fn $is:ident; [$($name:literal),* $(,)?]) => {
+        $(#[$doc])*
+        fn $is(name: &str) -> bool {
+            matches!(name, $($name)|*)
+        }
+    };
+}
 
-/// Headers that replace the request line at the app; removed always.
-const PATH_OVERRIDES: &[&str] = &["x-original-url", "x-rewrite-url"];
+header_names! {
+    /// Client-address and scheme headers only a trusted proxy may set; from
+    /// anyone else they are removed (what `request-ip`, Rack, Django's
+    /// `SECURE_PROXY_SSL_HEADER` recipes and CDNs' conventions read).
+    fn is_proxy_only; [
+        "x-client-ip",
+        "true-client-ip",
+        "cf-connecting-ip",
+        "fastly-client-ip",
+        "x-cluster-client-ip",
+        "x-forwarded",
+        "forwarded-for",
+        "client-ip",
+        "x-original-forwarded-for",
+        "x-forwarded-port",
+        "x-forwarded-server",
+        "x-forwarded-prefix",
+        "x-forwarded-scheme",
+        "x-forwarded-ssl",
+        "x-scheme",
+        "x-url-scheme",
+        "front-end-https",
+    ]
+}
+
+header_names! {
+    /// Headers that replace the request line at the app; removed always.
+    fn is_path_override; ["x-original-url", "x-rewrite-url"]
+}
+
+/// What one pass over the request's header names found: what `write`
+/// must remove or extend, so that the usual request, which carries none
+/// of these, costs no lookup for them.
+#[derive(Default)]
+struct Found {
+    path_override: bool,
+    proxy_only: bool,
+    underscore: bool,
+    forwarded_for: bool,
+}
+
+impl Found {
+    fn in_names(headers: &HeaderMap) -> Self {
+        let mut found = Found::default();
+        for name in headers.keys() {
+            let name = name.as_str();
+            found.path_override |= is_path_override(name);
+            found.proxy_only |= is_proxy_only(name);
+            found.underscore |= name.as_bytes().contains(&b'_');
+            found.forwarded_for |= name == X_FORWARDED_FOR.as_str();
+        }
+        found
+    }
+}
 
 /// A client connection's peer, with the header values that depend on it
 /// alone made once per connection instead of once per request.
@@ -109,8 +150,11 @@ pub fn set(
         }
         false => peer.ip,
     };
-    let host = headers.get(HOST).cloned().or_else(|| authority.and_then(|a| HeaderValue::from_str(a).ok()));
-    write(headers, &Hop { peer, trusted, proto, host: host.as_ref(), client });
+    let (host, host_header) = match headers.get(HOST) {
+        Some(host) => (Some(host.clone()), true),
+        None => (authority.and_then(|a| HeaderValue::from_str(a).ok()), false),
+    };
+    write(headers, &Hop { peer, trusted, proto, host: host.as_ref(), host_header, client });
     client
 }
 
@@ -120,14 +164,24 @@ struct Hop<'a> {
     trusted: bool,
     proto: &'static str,
     host: Option<&'a HeaderValue>,
+    /// `host` is the request's Host header (else the HTTP/2 `:authority`).
+    host_header: bool,
     client: IpAddr,
 }
 
 fn write(headers: &mut HeaderMap, hop: &Hop<'_>) {
-    remove_underscore_spellings(headers);
-    remove_listed(headers, PATH_OVERRIDES);
+    let found = Found::in_names(headers);
+    if found.underscore {
+        remove_underscore_spellings(headers);
+    }
+    if found.path_override {
+        remove_listed(headers, is_path_override);
+    }
+    // Room for the headers written below, made once.
+    headers.reserve(5);
     let peer = &hop.peer.text;
-    let xff = match joined(headers, &X_FORWARDED_FOR) {
+    let prior = found.forwarded_for.then(|| joined(headers, &X_FORWARDED_FOR)).flatten();
+    let xff = match prior {
         Some(prior) => value(&format!("{prior}, {}", hop.peer.ip)),
         None => peer.clone(),
     };
@@ -153,7 +207,9 @@ fn write(headers: &mut HeaderMap, hop: &Hop<'_>) {
             headers.insert(X_FORWARDED_HOST.clone(), host.clone());
         }
     } else {
-        remove_listed(headers, PROXY_ONLY);
+        if found.proxy_only {
+            remove_listed(headers, is_proxy_only);
+        }
         headers.insert(FORWARDED, element);
         headers.insert(X_REAL_IP.clone(), peer.clone());
         headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(hop.proto));
@@ -162,7 +218,7 @@ fn write(headers: &mut HeaderMap, hop: &Hop<'_>) {
             None => headers.remove(&X_FORWARDED_HOST),
         };
     }
-    if let Some(host) = hop.host.filter(|_| !headers.contains_key(HOST)) {
+    if let Some(host) = hop.host.filter(|_| !hop.host_header && !headers.contains_key(HOST)) {
         headers.insert(HOST, host.clone());
     }
 }
@@ -203,26 +259,23 @@ fn forwarded_element(peer: IpAddr, proto: &str, host: Option<&HeaderValue>) -> S
     element
 }
 
-/// Removes `X_Forwarded_For` and friends: an underscore spelling of a
-/// header this module manages, which CGI-style servers read as the same.
-/// Removes every header named in `listed`. One pass over the request's
-/// names (a handful, and these are almost never among them) instead of a
-/// lookup per listed name, each of which parses and hashes the name.
-fn remove_listed(headers: &mut HeaderMap, listed: &[&str]) {
-    let present: Vec<HeaderName> = headers.keys().filter(|name| listed.contains(&name.as_str())).cloned().collect();
+/// Removes every header `listed` names. One pass over the request's names
+/// (a handful) instead of a lookup per listed name, each of which parses
+/// and hashes the name.
+fn remove_listed(headers: &mut HeaderMap, listed: fn(&str) -> bool) {
+    let present: Vec<HeaderName> = headers.keys().filter(|name| listed(name.as_str())).cloned().collect();
     for name in present {
         headers.remove(name);
     }
 }
 
+/// Removes `X_Forwarded_For` and friends: an underscore spelling of a
+/// header this module manages, which CGI-style servers read as the same.
 fn remove_underscore_spellings(headers: &mut HeaderMap) {
-    if !headers.keys().any(|k| k.as_str().contains('_')) {
-        return;
-    }
     let managed = |dashed: &str| {
         ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-real-ip"].contains(&dashed)
-            || PROXY_ONLY.contains(&dashed)
-            || PATH_OVERRIDES.contains(&dashed)
+            || is_proxy_only(dashed)
+            || is_path_override(dashed)
     };
     let lookalikes: Vec<HeaderName> = headers
         .keys()
@@ -302,5 +355,28 @@ mod tests {
         assert_eq!(h["x-forwarded-proto"], "https", "kept: the ingress terminated TLS");
         assert_eq!(h["true-client-ip"], "203.0.113.66");
         assert!(!h.contains_key("x-original-url") && !h.contains_key("x_real_ip"), "removed whoever the peer");
+    }
+
+    #[test]
+    fn every_listed_name_goes_and_others_stay() {
+        let proxy_only =
+            ["x-client-ip", "true-client-ip", "cf-connecting-ip", "fastly-client-ip", "x-cluster-client-ip"];
+        let proxy_only_more =
+            ["x-forwarded", "forwarded-for", "client-ip", "x-original-forwarded-for", "x-forwarded-port"];
+        let schemes = ["x-forwarded-server", "x-forwarded-prefix", "x-forwarded-scheme", "x-forwarded-ssl", "x-scheme"];
+        let rest = ["x-url-scheme", "front-end-https", "x-original-url", "x-rewrite-url", "x_forwarded_ssl"];
+        let listed: Vec<&str> = [proxy_only, proxy_only_more, schemes, rest].concat();
+        let mut h = HeaderMap::new();
+        for name in &listed {
+            h.insert(HeaderName::from_bytes(name.as_bytes()).unwrap(), HeaderValue::from_static("203.0.113.66"));
+        }
+        h.insert("x-request-id", HeaderValue::from_static("kept"));
+        h.insert("x_request_id", HeaderValue::from_static("kept too: no header of ours"));
+        set(&mut h, &Peer::new("192.0.2.7".parse().unwrap()), None, &trusting("10.0.0.0/8"), "http");
+        for name in &listed {
+            assert!(!h.contains_key(*name), "{name} reached the app");
+        }
+        assert_eq!((&h["x-request-id"], h.contains_key("x_request_id")), (&HeaderValue::from_static("kept"), true));
+        assert_eq!(h["x-forwarded-for"], "192.0.2.7");
     }
 }

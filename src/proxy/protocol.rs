@@ -56,13 +56,52 @@ const FIELD_OVERHEAD: usize = 32;
 /// The first phase: refuses transfer codings jwtgate cannot forward
 /// faithfully, then header blocks over the limits.
 pub fn check_head(req: &Parts) -> Result<(), ProxyError> {
-    if !transfer_codings_are_chunked_only(&req.headers) {
+    let tally = Tally::of(req);
+    if tally.transfer_encoding && !transfer_codings_are_chunked_only(&req.headers) {
         return Err(ProxyError::UnsupportedTransferCoding);
     }
-    if header_fields(&req.headers) > MAX_HEADER_FIELDS || header_list_size(req) >= MAX_HEADER_LIST_BYTES {
+    if tally.fields > MAX_HEADER_FIELDS || tally.list_bytes >= MAX_HEADER_LIST_BYTES {
         return Err(ProxyError::HeadersTooLarge);
     }
     Ok(())
+}
+
+/// What the limits and the framing check need, from one pass over the
+/// fields (instead of a pass and a lookup by name for each).
+struct Tally {
+    /// Header fields as HTTP/1.1 counts them: every field, except that all
+    /// `cookie` fields count as one. HTTP/2 clients split a Cookie header
+    /// into one field per cookie (RFC 9113 §8.2.3), which is one line in
+    /// HTTP/1.1. Pseudo-headers are the request line, not fields.
+    fields: usize,
+    /// The header list size as h2 measures it against
+    /// `SETTINGS_MAX_HEADER_LIST_SIZE` (RFC 9113 §6.5.2): name + value + 32
+    /// per field, the request line counted as the pseudo-headers HTTP/2 sends.
+    list_bytes: usize,
+    transfer_encoding: bool,
+}
+
+impl Tally {
+    fn of(req: &Parts) -> Self {
+        let uri = &req.uri;
+        let pseudo = [
+            Some((":method".len(), req.method.as_str().len())),
+            Some((":path".len(), uri.path_and_query().map_or(0, |p| p.as_str().len()))),
+            uri.scheme_str().map(|s| (":scheme".len(), s.len())),
+            uri.authority().map(|a| (":authority".len(), a.as_str().len())),
+        ];
+        let mut list_bytes: usize = pseudo.into_iter().flatten().map(|(n, v)| n + v + FIELD_OVERHEAD).sum();
+        let (mut cookies, mut others, mut transfer_encoding) = (0, 0, false);
+        for (name, value) in &req.headers {
+            match *name == COOKIE {
+                true => cookies += 1,
+                false => others += 1,
+            }
+            transfer_encoding |= *name == TRANSFER_ENCODING;
+            list_bytes += name.as_str().len() + value.len() + FIELD_OVERHEAD;
+        }
+        Self { fields: others + usize::from(cookies > 0), list_bytes, transfer_encoding }
+    }
 }
 
 /// True without `Transfer-Encoding`, or when all its lines together list
@@ -83,32 +122,6 @@ fn transfer_codings_are_chunked_only(headers: &HeaderMap) -> bool {
         (Some(only), None) => only.eq_ignore_ascii_case(b"chunked"),
         (Some(_), Some(_)) => false,
     }
-}
-
-/// Header fields as HTTP/1.1 counts them: every field, except that all
-/// `cookie` fields count as one. HTTP/2 clients split a Cookie header
-/// into one field per cookie (RFC 9113 §8.2.3), which is one line in
-/// HTTP/1.1. Pseudo-headers are the request line, not fields.
-fn header_fields(headers: &HeaderMap) -> usize {
-    let cookies = headers.get_all(COOKIE).iter().count();
-    headers.len().saturating_sub(cookies) + usize::from(cookies > 0)
-}
-
-/// The header list size as h2 measures it against
-/// `SETTINGS_MAX_HEADER_LIST_SIZE` (RFC 9113 §6.5.2): name + value + 32 per
-/// field, the request line counted as the pseudo-headers HTTP/2 sends.
-fn header_list_size(req: &Parts) -> usize {
-    let uri = &req.uri;
-    let pseudo = [
-        (":method".len(), req.method.as_str().len()),
-        (":path".len(), uri.path_and_query().map_or(0, |p| p.as_str().len())),
-    ];
-    let optional = [
-        uri.scheme_str().map(|s| (":scheme".len(), s.len())),
-        uri.authority().map(|a| (":authority".len(), a.as_str().len())),
-    ];
-    let fields = req.headers.iter().map(|(name, value)| (name.as_str().len(), value.len()));
-    pseudo.into_iter().chain(optional.into_iter().flatten()).chain(fields).map(|(n, v)| n + v + FIELD_OVERHEAD).sum()
 }
 
 /// The request body on its way upstream. An error from it is the client's
@@ -207,7 +220,9 @@ mod tests {
             h.append(COOKIE, HeaderValue::from_str(&format!("c{i}=v")).unwrap());
         }
         h.append("x-a", HeaderValue::from_static("1"));
-        assert_eq!(header_fields(&h), 2);
+        let mut req = Request::builder().uri("/").body(()).unwrap();
+        *req.headers_mut() = h;
+        assert_eq!(Tally::of(&req.into_parts().0).fields, 2);
     }
 
     #[test]
@@ -215,6 +230,6 @@ mod tests {
         let req = Request::builder().uri("http://a.example/p?q").header("x-a", "12345").body(()).unwrap();
         // :method GET, :path /p?q, :scheme http, :authority a.example, x-a.
         let want = (7 + 3) + (5 + 4) + (7 + 4) + (10 + 9) + (3 + 5) + 5 * 32;
-        assert_eq!(header_list_size(&req.into_parts().0), want);
+        assert_eq!(Tally::of(&req.into_parts().0).list_bytes, want);
     }
 }

@@ -4,11 +4,11 @@
 //! drain: when `shutdown` resolves the listener closes and in-flight
 //! requests get `DRAIN` to finish.
 
+use super::drain::{Drain, Watch};
 use crate::proxy::{AffinityDriver, Downstream, Gate, Pinned, MAX_HEADER_LIST_BYTES};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -33,7 +33,7 @@ pub(super) async fn bind(addr: SocketAddr, tls: bool) -> std::io::Result<TcpList
 /// current at accept time, so a renewed certificate serves new connections.
 pub(super) async fn serve(listener: TcpListener, gate: Arc<Gate>, tls: bool, shutdown: impl Future<Output = ()>) {
     let builder = Arc::new(connection_builder());
-    let graceful = GracefulShutdown::new();
+    let drain = Drain::new();
     tokio::pin!(shutdown);
     loop {
         let (stream, client) = tokio::select! {
@@ -49,10 +49,10 @@ pub(super) async fn serve(listener: TcpListener, gate: Arc<Gate>, tls: bool, shu
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        tokio::spawn(connection(gate.clone(), builder.clone(), graceful.watcher(), stream, client, tls));
+        tokio::spawn(connection(gate.clone(), builder.clone(), drain.watch(), stream, client, tls));
     }
     drop(listener);
-    drain(graceful).await;
+    finish(drain).await;
 }
 
 /// HTTP/1.1 and HTTP/2 with jwtgate's limits.
@@ -78,7 +78,7 @@ fn connection_builder() -> auto::Builder<TokioExecutor> {
 async fn connection(
     gate: Arc<Gate>,
     builder: Arc<auto::Builder<TokioExecutor>>,
-    watcher: Watcher,
+    watch: Watch,
     stream: TcpStream,
     client: SocketAddr,
     tls: bool,
@@ -92,10 +92,10 @@ async fn connection(
     let served = if tls {
         let Some(stream) = tls_handshake(&gate, stream, client).await else { return };
         let serving = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
-        with_driver(watcher.watch(serving), driver).await
+        with_driver(watch.serve(serving), driver).await
     } else {
         let serving = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
-        with_driver(watcher.watch(serving), driver).await
+        with_driver(watch.serve(serving), driver).await
     };
     // Its upstream connection is kept for the next client connection.
     pinned.release();
@@ -116,10 +116,10 @@ async fn with_driver<F: Future>(serving: F, driver: AffinityDriver) -> F::Output
 
 /// Lets open connections finish within `DRAIN`, WebSocket tunnels with
 /// what is left of it.
-async fn drain(graceful: GracefulShutdown) {
-    tracing::info!("shutting down; draining connections");
+async fn finish(drain: Drain) {
+    tracing::info!(connections = drain.open(), "shutting down; draining connections");
     let started = tokio::time::Instant::now();
-    if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(DRAIN, drain.shutdown()).await.is_err() {
         tracing::warn!("drain timed out; closing remaining connections");
     }
     // WebSocket tunnels left their HTTP connection behind: they get what

@@ -4,6 +4,7 @@
 //! (swapping configs), `wiring` (what an instance is built from).
 
 mod accept;
+mod drain;
 mod reload;
 mod wiring;
 
