@@ -26,6 +26,13 @@
 #                                    load run with `perf record -g` on its process
 #   PERF_OUT=perf.data               where that profile goes (build with
 #                                    RUSTFLAGS="-C force-frame-pointers=yes" for call stacks)
+#   INSTRUCTIONS=                    N: instead of the load runs, count the user-space
+#                                    instructions each candidate spends per request under
+#                                    callgrind (N requests at 8 connections after 2000 of
+#                                    warm-up, by h2load): repeatable whatever the host's
+#                                    noise, so small changes can be compared. valgrind has
+#                                    no SHA extensions: sha2 runs its portable code there,
+#                                    so a jwtgate's SHA-256 counts far above its real cost.
 #
 # Scenarios: direct (wrk → upstream), nginx-proxy (the peer: one worker,
 # access_log off, keepalive 256, HTTP/1.1 upstream, proxy_buffering off),
@@ -105,10 +112,14 @@ secs() { # a wrk duration in whole seconds
 }
 
 # start NAME CPU CMD...: CMD pinned to CPU in the background (exec'd, so the
-# PID is CMD's own); sets STARTED_PID.
+# PID is CMD's own); sets STARTED_PID. A candidate (CPU = CANDIDATE_CPU)
+# runs under callgrind when INSTRUCTIONS is set.
 start() {
     local name=$1 cpu=$2
     shift 2
+    if [[ -n ${INSTRUCTIONS:-} && $cpu == "$CANDIDATE_CPU" ]]; then
+        set -- valgrind --tool=callgrind --dump-instr=no --callgrind-out-file="$TMP/$name.cg" "$@"
+    fi
     (exec taskset -c "$cpu" "$@") >"$TMP/$name.out" 2>"$TMP/$name.err" </dev/null &
     STARTED_PID=$!
     PIDS+=("$STARTED_PID")
@@ -152,6 +163,13 @@ for tool in wrk nginx redis-server taskset curl python3; do
     command -v "$tool" >/dev/null || die "$tool is required (apt-get install wrk nginx redis-server util-linux curl python3)"
 done
 (($(nproc) >= 2)) || die "needs two cores: the candidate alone on one"
+if [[ -n ${INSTRUCTIONS:-} ]]; then
+    for tool in valgrind callgrind_control h2load; do
+        command -v "$tool" >/dev/null || die "INSTRUCTIONS needs $tool (apt-get install valgrind nghttp2-client)"
+    done
+    [[ " ${SCENARIOS[*]} " == *" direct "* || " ${SCENARIOS[*]} " == *" gate-distinct "* ]] &&
+        die "INSTRUCTIONS: direct and gate-distinct are not counted; pick from nginx-proxy bare-hyper gate-* baseline"
+fi
 if [[ $SKIP_BUILD != 1 ]]; then
     log "building (release): jwtgate + example bench_token"
     cargo build --release --bin jwtgate --example bench_token --example bare_proxy >&2
@@ -343,6 +361,63 @@ for s in "${SCENARIOS[@]}"; do
     # Idle: started, keys loaded, one request served.
     [[ -n ${PID[$s]} ]] && IDLE_RSS[$s]=$(rss_kib "${PID[$s]}")
 done
+
+# ---------------------------------------------------------------- instructions
+# count SCENARIO: h2load's warm-up, then N requests between a zeroing and a
+# dump of the candidate's callgrind counters; prints instructions per request.
+count() {
+    local s=$1 pid=${PID[$1]} dump
+    local load=(h2load --h1 -c 8 -H "authorization: Bearer ${TOKEN[$s]}")
+    taskset -c "$OTHER_CPU" "${load[@]}" -n 2000 "${URL[$s]}$BENCH_PATH" >"$TMP/count-warm-$s.txt" 2>&1 ||
+        die "h2load warm-up against $s failed"
+    callgrind_control -z "$pid" >/dev/null
+    taskset -c "$OTHER_CPU" "${load[@]}" -n "$INSTRUCTIONS" "${URL[$s]}$BENCH_PATH" >"$TMP/count-$s.txt" 2>&1 ||
+        die "h2load against $s failed"
+    grep -q "^status codes: $INSTRUCTIONS 2xx" "$TMP/count-$s.txt" || die "$s: not every counted request got a 2xx"
+    callgrind_control -d "$pid" >/dev/null
+    dump=$(ls -t "$TMP/$s.cg".* | head -n 1)
+    cp "$dump" "$TMP/$s.dump"
+    local sha
+    sha=$(python3 "$ROOT/scripts/callgrind-cost.py" "$dump" "$INSTRUCTIONS" self 400 |
+        awk '$2 == "sha2::sha256::soft::compress" { v = $1 } END { print v + 0 }')
+    awk -v n="$INSTRUCTIONS" -v sha="$sha" '/^summary:/ { printf "%.0f %d\n", $2 / n, sha }' "$dump"
+}
+
+if [[ -n ${INSTRUCTIONS:-} ]]; then
+    declare -A IR SHA
+    for s in "${SCENARIOS[@]}"; do
+        read -r IR[$s] SHA[$s] < <(count "$s")
+        log "$s: ${IR[$s]} instructions per request (${SHA[$s]} in sha2's portable SHA-256)"
+    done
+    REPORT=$(
+        echo "# jwtgate instructions per request (callgrind)"
+        echo
+        echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), commit $(git rev-parse -q --verify --short HEAD 2>/dev/null || echo none)"
+        echo "- binary: $JWTGATE${BASELINE:+; baseline: $BASELINE}"
+        echo "- $INSTRUCTIONS requests at 8 connections (h2load, HTTP/1.1 keep-alive) after 2000 of warm-up; user-space instructions of the candidate only"
+        echo "- valgrind has no SHA extensions: sha2 runs its portable code there (about 17k instructions per SHA-256 of a bench token), far above its cost on a CPU with them"
+        echo
+        echo "| scenario | instructions per request | of which sha2's portable SHA-256 | the rest | the rest × nginx proxy |"
+        echo "|---|---:|---:|---:|---:|"
+        for s in "${SCENARIOS[@]}"; do
+            rest=$((IR[$s] - SHA[$s]))
+            echo "| ${LABEL[$s]} | ${IR[$s]} | ${SHA[$s]} | $rest | $(awk -v a="$rest" -v b="${IR[nginx-proxy]:-}" 'BEGIN { if (b == "") print "-"; else printf "%.2f", a / b }') |"
+        done
+        for s in "${SCENARIOS[@]}"; do
+            echo
+            echo "<details><summary>$s: largest self costs per request</summary>"
+            echo
+            echo '```'
+            python3 "$ROOT/scripts/callgrind-cost.py" "$TMP/$s.dump" "$INSTRUCTIONS" self 25
+            echo '```'
+            echo
+            echo "</details>"
+        done
+    )
+    echo "$REPORT"
+    [[ -n $RESULTS ]] && { mkdir -p "$(dirname "$RESULTS")"; echo "$REPORT" >"$RESULTS"; log "wrote $RESULTS"; }
+    exit 0
+fi
 
 # ---------------------------------------------------------------- load
 # run SCENARIO CONNS DURATION OUT: one wrk run (on OTHER_CPU); prints
