@@ -218,7 +218,9 @@ fn write(headers: &mut HeaderMap, hop: &Hop<'_>) {
             None => headers.remove(&X_FORWARDED_HOST),
         };
     }
-    if let Some(host) = hop.host.filter(|_| !hop.host_header && !headers.contains_key(HOST)) {
+    // Only an HTTP/2 request's `:authority` lacks a Host header here, and
+    // nothing above writes one.
+    if let Some(host) = hop.host.filter(|_| !hop.host_header) {
         headers.insert(HOST, host.clone());
     }
 }
