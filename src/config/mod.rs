@@ -13,7 +13,9 @@ pub mod secret;
 
 pub use duration::{parse_duration, DurationError};
 pub use load::{parse_str, read_file, ConfigError, Origin, Overrides, Source};
-pub use route_spec::{AuthMode, ClaimConditionSpec, HeaderMatchSpec, MatchSpec, RequireSpec, RouteSpec};
+pub use route_spec::{
+    AuthMode, ClaimConditionSpec, CorsSpec, HeaderMatchSpec, MatchSpec, PreflightMode, RequireSpec, RouteSpec,
+};
 pub use secret::{redact_url, SecretSource};
 
 use serde::Deserialize;
@@ -567,6 +569,10 @@ mod defaults {
     }
     pub fn logout_path() -> String {
         "/logout".into()
+    }
+    /// Browsers cap it (Chromium at 2 h); 10 min spares most preflights.
+    pub fn cors_max_age() -> Duration {
+        Duration::from_secs(600)
     }
     pub fn logout_methods() -> Vec<String> {
         vec!["POST".into()]

@@ -78,6 +78,8 @@ fn compile_route(
     route.forward_claims = forward_claims;
     route.strip_authorization = spec.strip_authorization;
     route.upstream = upstream;
+    let cors = spec.cors.as_ref().map(|c| super::cors::compile(c, &route.methods, &format!("{at}.cors"), origin));
+    route.cors = cors.transpose()?.map(Arc::new);
     Ok(route)
 }
 
