@@ -31,7 +31,9 @@ pub struct RevokeArgs {
     /// Revoke every token of this session (sid) issued at or before --before.
     #[arg(long, requires = "iss")]
     sid: Option<String>,
-    #[arg(long)]
+    /// With --sub or --sid: revoke tokens issued at or before this time
+    /// (Unix seconds); default: now.
+    #[arg(long, value_name = "UNIX_SECONDS")]
     before: Option<i64>,
     /// Revoke the token in this file (verified by jwtgate first).
     #[arg(long, conflicts_with_all = ["jti", "sub", "sid"])]

@@ -61,7 +61,7 @@ pub struct Runtime {
 /// over the file).
 pub fn load_file(path: &Path, overrides: &Overrides) -> Result<Compiled, ConfigError> {
     let (file, source) = crate::config::read_file(path, overrides)?;
-    compile(file, &source.origin())
+    compile(file, &source.origin()).map_err(|err| overrides.attribute(err))
 }
 
 /// Validates and compiles a parsed config. Reads key files and secret env

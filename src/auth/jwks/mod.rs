@@ -22,7 +22,7 @@ use std::time::Duration;
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
-pub use fetch::FetchError;
+pub use fetch::{FetchError, KeySummary};
 
 /// Why a JWKS source (or its CA file) was refused at config load. A failed
 /// fetch is a [`FetchError`].
@@ -231,6 +231,17 @@ impl JwksSource {
             tracing::warn!(source = %self.host, error = %Causes(&err), "JWKS not loaded at start; retrying in the background");
         }
         self.spawn();
+    }
+
+    /// The URL fetched (never with credentials: [`new`](Self::new) refuses them).
+    pub fn url(&self) -> String {
+        self.fetcher.url().to_string()
+    }
+
+    /// Fetches once and says what the set holds, for `jwtgate check`: no
+    /// keys are swapped in, nothing is scheduled or counted.
+    pub async fn probe(&self) -> Result<Vec<KeySummary>, FetchError> {
+        self.fetcher.probe().await
     }
 
     /// The current keys; empty until the first good load.
