@@ -288,7 +288,7 @@ impl JwksSource {
     pub fn unknown_kid(self: &Arc<Self>, kid: &str) {
         if self.allow_kick(Instant::now()) {
             let kid: String = kid.chars().take(64).collect();
-            tracing::debug!(source = %self.host, kid = ?kid, "unknown kid; refetching JWK Set");
+            tracing::debug!(source = %self.host, kid = kid.as_str(), "unknown kid; refetching JWK Set");
             self.kick.notify_one();
         }
     }
@@ -323,7 +323,7 @@ impl JwksSource {
                 metrics::counter!("jwtgate_jwks_fetches_total", "source" => self.host.clone(), "result" => "ok")
                     .increment(1);
                 metrics::gauge!("jwtgate_jwks_keys", "source" => self.host.clone()).set(count as f64);
-                tracing::info!(source = %self.host, keys = count, next = ?delay, "JWK Set loaded");
+                tracing::info!(source = %self.host, keys = count, next = %humantime::format_duration(delay), "JWK Set loaded");
                 Ok(delay)
             }
             Err(error) => {
@@ -331,7 +331,7 @@ impl JwksSource {
                 metrics::counter!("jwtgate_jwks_fetches_total", "source" => self.host.clone(), "result" => "error")
                     .increment(1);
                 metrics::counter!("jwtgate_jwks_fetch_errors_total", "source" => self.host.clone()).increment(1);
-                tracing::warn!(source = %self.host, error = %Causes(&error), retry = ?self.settings.retry, "JWK Set fetch failed; keeping last good keys");
+                tracing::warn!(source = %self.host, error = %Causes(&error), retry = %humantime::format_duration(self.settings.retry), "JWK Set fetch failed; keeping last good keys");
                 Err(error)
             }
         }
