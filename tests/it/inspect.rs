@@ -53,8 +53,12 @@ async fn check_accepts_the_example_gateway_config_and_summarises_every_rule() {
     assert!(out.stdout.contains("upstream+  http://127.0.0.1:3001"), "named upstream: {}", out.stdout);
     assert!(out.line("  issuer ").contains("https://auth.example.com/"));
     assert!(out.line("  routes ").contains("8 rule(s)"), "{}", out.stdout);
-    let rules =
-        [(0, "path: /healthz"), (1, "path_glob: /static/**"), (2, "path_prefix: /internal"), (4, "path_regex: /orders/")];
+    let rules = [
+        (0, "path: /healthz"),
+        (1, "path_glob: /static/**"),
+        (2, "path_prefix: /internal"),
+        (4, "path_regex: /orders/"),
+    ];
     for (i, label) in rules.into_iter().chain([(6, "path: /,"), (7, "path_prefix: /beta")]) {
         let line = out.line(&format!("    [{i}] "));
         assert!(line.contains(label), "rule {i}: {line}");
