@@ -106,4 +106,10 @@ async fn revoke_against_an_unreachable_admin_api_says_why() {
     assert!(stderr.starts_with(&format!("jwtgate: cannot reach {admin}/revocations: ")), "{stderr}");
     assert!(stderr.contains("Connection refused (os error 111)"), "the root cause: {stderr}");
     assert!(!stderr.contains("admin-token-for-tests"), "token printed: {stderr}");
+
+    let with_password = admin.replace("http://", "http://ops:hunter2@");
+    let out = cli_env(&["revoke", "--admin", &with_password, "--iss", "idp", "--sub", "u-1"], &env).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot reach http://ops:***@127.0.0.1:"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "password printed: {stderr}");
 }
