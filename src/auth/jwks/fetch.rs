@@ -30,7 +30,7 @@ pub enum FetchError {
     Tls(#[source] Arc<rustls::Error>),
     #[error("CA certificate refused")]
     CaCertificate(#[source] Arc<rustls::Error>),
-    #[error("no complete answer within {0:?}")]
+    #[error("no complete answer within {}", humantime::format_duration(*.0))]
     Timeout(Duration),
     #[error("request not built")]
     Request(#[source] Arc<http::Error>),
