@@ -13,7 +13,7 @@ mod logging;
 pub mod revoke;
 mod spelling;
 
-pub use args::{listen_addr, Cli, Command, SidecarArgs};
+pub use args::{Cli, Command, SidecarArgs};
 pub use error::CliError;
 
 use crate::error::Causes;
