@@ -176,6 +176,8 @@ pub(crate) fn methods(names: &[String], field: &str, origin: &Origin<'_>) -> Res
         .iter()
         .enumerate()
         .map(|(i, m)| {
+            crate::config::check_method(m)
+                .map_err(|why| ConfigError::at_value(origin, format!("{field}[{i}]"), why))?;
             let upper = m.to_ascii_uppercase();
             Method::from_bytes(upper.as_bytes())
                 .map_err(|_| ConfigError::at(origin, format!("{field}[{i}]"), format!("`{m}` is not an HTTP method")))

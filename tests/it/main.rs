@@ -24,6 +24,14 @@ mod backchannel;
 #[cfg(test)]
 mod claim_headers;
 #[cfg(test)]
+mod cli_check;
+#[cfg(test)]
+mod cli_explain;
+#[cfg(test)]
+mod cli_flags;
+#[cfg(test)]
+mod cli_logs;
+#[cfg(test)]
 mod client_address;
 #[cfg(test)]
 mod cluster;
