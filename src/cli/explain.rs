@@ -9,7 +9,8 @@ use super::check::describe_store;
 use crate::error::{Causes, ProxyError};
 use crate::proxy::act::{plan, Effect};
 use crate::proxy::authenticate::{authenticate, Caller};
-use crate::proxy::pick::{pick, Action, Picked};
+use crate::proxy::cors;
+use crate::proxy::pick::{pick, pick_as, Action, Picked};
 use crate::proxy::{admit::admit, prepare::prepare, require, Live};
 use crate::revocation::{MemoryStore, RedisStore, RevocationStore, Revocations, StoreError};
 use crate::runtime::Runtime;
@@ -140,13 +141,36 @@ async fn steps(live: &Live, head: &mut Parts, out: &mut String) -> Result<String
     let rt = &live.rt;
     let host = head.headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("-");
     let _ = writeln!(out, "request    {} {} (host {host})", head.method, head.uri.path());
-    let (picked, rewritten) = {
+    let (picked, preflight, rewritten) = {
         let admitted = admit(rt, head)?;
         if let Some(forwarded) = &admitted.path.rewritten {
             let _ = writeln!(out, "path       decided and forwarded as {forwarded} (repeated slashes merged)");
         }
-        (pick(rt, &live.own_paths, head, &admitted)?, admitted.path.rewritten)
+        let picked = pick(rt, &live.own_paths, head, &admitted)?;
+        let preflight = cors::preflight_method(head).map(|m| (pick_as(rt, &live.own_paths, &admitted, head, &m), m));
+        (picked, preflight, admitted.path.rewritten)
     };
+    if let Some((target, requested)) = preflight {
+        let rule = &target.route.label;
+        match cors::preflight(&target, head, &requested) {
+            cors::Preflight::NoPolicy => {
+                let _ = writeln!(out, "cors       preflight for {requested}: rule {rule} has no cors policy, so it is a request like any other");
+            }
+            cors::Preflight::Answered(answer) => {
+                let _ = writeln!(out, "cors       preflight for {requested}, decided by rule {rule}");
+                return answer.map(|rsp| {
+                    format!("{} {rule}: CORS preflight answered by jwtgate, not forwarded", rsp.status().as_u16())
+                });
+            }
+            cors::Preflight::Forward => {
+                let upstream = rt.upstreams.get(target.route.upstream).map(|u| u.authority.to_string());
+                let upstream = upstream.unwrap_or_else(|| "?".into());
+                return Ok(format!(
+                    "forwarded to http://{upstream} unauthenticated (rule {rule}: cors preflight: forward)"
+                ));
+            }
+        }
+    }
     let _ = writeln!(out, "route      {}", route_line(rt, &picked));
     let revocations = revocations(rt).await?;
     let caller = authenticate(rt, &revocations, picked.route, head).await?;

@@ -23,7 +23,7 @@ pub mod admit;
 mod affinity;
 pub mod authenticate;
 mod backchannel;
-mod cors;
+pub mod cors;
 mod forward;
 pub mod forwarding;
 pub mod headers;

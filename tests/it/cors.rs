@@ -162,3 +162,31 @@ async fn a_closed_route_stays_closed_to_preflights() {
     assert_eq!(rsp.header("access-control-allow-origin"), None);
     assert_eq!(app.total(), 0);
 }
+
+/// `explain` tells a preflight the way the proxy decides it.
+#[tokio::test]
+async fn explain_decides_a_preflight_as_the_proxy_does() {
+    let app = Upstream::spawn().await;
+    let config = crate::support::gate::write_config(&Cfg::new(&app).routes(ROUTES).yaml());
+    let path = config.path().to_str().unwrap();
+    let explain = |url: &'static str, origin: &'static str, method: &'static str| {
+        let (origin, method) = (format!("Origin: {origin}"), format!("Access-Control-Request-Method: {method}"));
+        async move {
+            let args = ["explain", "-c", path, "OPTIONS", url, "-H", &origin, "-H", &method];
+            let out = crate::support::gate::cli(&args).await;
+            (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+        }
+    };
+    let (code, out) = explain("/spa/orders", APP_ORIGIN, "POST").await;
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("204 prefix:/spa: CORS preflight answered by jwtgate"), "{out}");
+    let (code, out) = explain("/spa/orders", "https://evil.example.test", "POST").await;
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("cors_not_allowed"), "{out}");
+    let (code, out) = explain("/legacy/x", APP_ORIGIN, "PUT").await;
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("unauthenticated"), "{out}");
+    let (code, out) = explain("/api/x", APP_ORIGIN, "GET").await;
+    assert_eq!(code, Some(1), "a rule without a policy: a token is needed, as for any request\n{out}");
+    assert!(out.contains("no cors policy"), "{out}");
+}
