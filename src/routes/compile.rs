@@ -67,7 +67,7 @@ fn compile_route(
             1 + upstreams
                 .iter()
                 .position(|u| u == name)
-                .ok_or_else(|| err("upstream", format!("`{name}` is not one of upstreams: {upstreams:?}")))?
+                .ok_or_else(|| err("upstream", format!("`{name}` is not one of upstreams: {}", named(upstreams))))?
         }
     };
     let mut route = Route::simple(path, methods, spec.auth);
@@ -81,6 +81,14 @@ fn compile_route(
     let cors = spec.cors.as_ref().map(|c| super::cors::compile(c, &route.methods, &format!("{at}.cors"), origin));
     route.cors = cors.transpose()?.map(Arc::new);
     Ok(route)
+}
+
+/// `a, b` (or `none` for an empty list), as an error message lists names.
+fn named(names: &[String]) -> String {
+    if names.is_empty() {
+        return "none".into();
+    }
+    names.join(", ")
 }
 
 /// A rule's path form: at most one of path, path_prefix, path_regex,

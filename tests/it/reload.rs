@@ -283,3 +283,33 @@ async fn a_listen_change_warns_once_and_restoring_it_ends_the_warning_while_othe
     let warnings = gate.logs().lines().filter(|l| l.contains("fixed at start")).count();
     assert_eq!(warnings, 1, "only the changed listen is warned about, once:\n{}", gate.logs());
 }
+
+/// A reload registers the new rules' series at 0 too, before any request
+/// reaches them (the recorder was installed long before this config).
+#[tokio::test]
+async fn a_reloaded_rule_has_its_series_at_zero_before_its_first_request() {
+    let app = Upstream::spawn().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("jwtgate.yaml");
+    std::fs::write(&file, yaml(&app, "none", false)).expect("write config");
+    let mut gate = Gate::spawn_file(&file).await;
+    gate.admin_token = Some(crate::support::config::ADMIN_TOKEN.into());
+    let added = r#"route="path:/added""#;
+    assert_eq!(metric(&gate.metrics().await, "jwtgate_requests_total", &[added]), None, "control: not there yet");
+
+    let with_rule =
+        yaml(&app, "none", false).replace("routes:\n", "routes:\n  - match: { path: /added }\n    auth: none\n");
+    replace_file(&file, &with_rule);
+    gate.sighup();
+    eventually(Duration::from_secs(5), "reload logged", || async {
+        gate.logs().contains("config reloaded").then_some(())
+    })
+    .await;
+    let text = gate.metrics().await;
+    for outcome in ["forwarded", "refused", "upstream_error"] {
+        let outcome = format!("outcome=\"{outcome}\"");
+        assert_eq!(metric(&text, "jwtgate_requests_total", &[added, &outcome]), Some(0.0), "{outcome}\n{text}");
+    }
+    assert_eq!(metric(&text, "jwtgate_refusals_total", &[added, r#"reason="missing_token""#]), Some(0.0));
+    assert_eq!(metric(&text, "jwtgate_upstream_duration_seconds_count", &[added]), Some(0.0));
+}
