@@ -124,9 +124,14 @@ fn routes(rt: &Runtime, out: &mut String) {
     for (i, route) in rt.routes.routes().iter().enumerate() {
         let host = route.host.as_ref().map(|h| format!("host: {}, ", spelling::host(h))).unwrap_or_default();
         let header = route.header.as_ref().map(|h| format!(", header: {}", h.name)).unwrap_or_default();
+        let cors = match route.cors.as_deref() {
+            Some(crate::routes::Cors::Answer(_)) => ", cors: preflights answered",
+            Some(crate::routes::Cors::Forward) => ", cors: preflights forwarded unauthenticated",
+            None => "",
+        };
         let _ = writeln!(
             out,
-            "    [{i}] {host}{}, methods: {}{header} -> auth: {}",
+            "    [{i}] {host}{}, methods: {}{header} -> auth: {}{cors}",
             spelling::path(&route.path),
             spelling::list(&route.methods, "any"),
             spelling::auth(route.auth)

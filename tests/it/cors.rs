@@ -177,6 +177,10 @@ async fn explain_decides_a_preflight_as_the_proxy_does() {
             (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
         }
     };
+    let check = crate::support::gate::cli(&["check", "--offline", "-c", path]).await;
+    let summary = String::from_utf8_lossy(&check.stdout);
+    assert!(summary.contains("cors: preflights answered"), "{summary}");
+    assert!(summary.contains("cors: preflights forwarded unauthenticated"), "{summary}");
     let (code, out) = explain("/spa/orders", APP_ORIGIN, "POST").await;
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("204 prefix:/spa: CORS preflight answered by jwtgate"), "{out}");
