@@ -32,6 +32,8 @@ mod config_errors;
 #[cfg(test)]
 mod cookies;
 #[cfg(test)]
+mod dashboard;
+#[cfg(test)]
 mod explain_vs_proxy;
 #[cfg(test)]
 mod faults;
