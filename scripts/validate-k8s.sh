@@ -149,6 +149,8 @@ errors = []
 
 # What each rendering promises: replicas, revocation store.
 expect = {"base": (2, "redis"), "overlays-dev": (1, "memory"), "overlays-prod": (3, "redis")}
+if os.path.exists(os.path.join(tmp, "monitoring.yaml")):
+    expect["monitoring"] = (3, "redis")
 contract = {
     "image": "ghcr.io/jwtgate/jwtgate:0.1.0",
     "ports": [{"name": "jwtgate-http", "containerPort": 8080, "protocol": "TCP"},
@@ -166,6 +168,20 @@ def get(obj, dotted):
     for k in dotted.split("."):
         obj = (obj or {}).get(k)
     return obj
+
+def check_podmonitor(err, monitors, selects):
+    """k8s/monitoring: one PodMonitor scrapes the sidecars' admin /metrics
+    with no credentials (admin.metrics_auth: none opens just that path)."""
+    mine = [m for m in monitors if selects(get(m, "spec.selector.matchLabels"))]
+    if len(mine) != 1:
+        return err(f"expected one PodMonitor selecting the pods, found {len(mine)}")
+    eps = get(mine[0], "spec.podMetricsEndpoints") or []
+    if [(e.get("port"), e.get("path")) for e in eps] != [("jwtgate-admin", "/metrics")]:
+        err(f"PodMonitor endpoints {eps}: expected port jwtgate-admin, path /metrics")
+    for e in eps:
+        creds = sorted(set(e) & {"authorization", "bearerTokenSecret", "bearerTokenFile", "basicAuth", "oauth2"})
+        if creds:
+            err(f"PodMonitor endpoint carries credentials {creds}: Prometheus must never hold the admin token")
 
 def check(name, objs):
     def err(msg): errors.append(f"{name}: {msg}")
@@ -236,14 +252,26 @@ def check(name, objs):
             if p.get("targetPort") not in ("jwtgate-http", 8080):
                 err(f"Service {s['metadata']['name']} exposes targetPort {p.get('targetPort')} around jwtgate")
     nps = [n for n in by("NetworkPolicy") if selects(get(n, "spec.podSelector.matchLabels"))]
+    scrapers = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+    monitoring_rules = 0
     if not nps:
         err("no NetworkPolicy selects the pods")
     for n in nps:
         if "Ingress" not in n["spec"].get("policyTypes", ["Ingress"]):
             err(f"NetworkPolicy {n['metadata']['name']} does not restrict ingress")
-        ports = [p.get("port") for r in n["spec"].get("ingress") or [] for p in r.get("ports") or [None]]
-        if None in ports or any(p not in (8080, "jwtgate-http") for p in ports):
-            err(f"NetworkPolicy {n['metadata']['name']} allows ports {ports}; only 8080 may be open (not 9901)")
+        for r in n["spec"].get("ingress") or []:
+            ports = [p.get("port") for p in r.get("ports") or [None]]
+            if ports and all(p in (8080, "jwtgate-http") for p in ports):
+                continue
+            if name == "monitoring" and ports == [9901] and r.get("from") == [scrapers]:
+                monitoring_rules += 1
+                continue
+            err(f"NetworkPolicy {n['metadata']['name']} allows ports {ports} from {r.get('from', 'anywhere')}; "
+                "only 8080 may be open, and 9901 only to the monitoring namespace in k8s/monitoring")
+    if name == "monitoring":
+        if monitoring_rules != 1:
+            err(f"{monitoring_rules} NetworkPolicy rules admit {scrapers} to 9901, expected 1")
+        check_podmonitor(err, by("PodMonitor"), selects)
     if not any(selects(get(p, "spec.selector.matchLabels")) for p in by("PodDisruptionBudget")):
         err("no PodDisruptionBudget selects the pods")
 
