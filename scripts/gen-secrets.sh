@@ -16,9 +16,14 @@
 # Existing files are kept (re-running never rotates a secret by accident);
 # FORCE=1 replaces them.
 set -euo pipefail
+# A directory argument is relative to where the script is run from.
+case ${1:-} in
+  "") dir= ;;
+  /*) dir=$1 ;;
+  *) dir=$PWD/$1 ;;
+esac
 cd "$(dirname "$0")/.."
-
-dir=${1:-k8s/base/secrets}
+dir=${dir:-k8s/base/secrets}
 mkdir -p "$dir"
 chmod 700 "$dir"
 umask 077
