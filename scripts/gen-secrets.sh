@@ -16,12 +16,11 @@
 # Existing files are kept (re-running never rotates a secret by accident);
 # FORCE=1 replaces them.
 set -euo pipefail
-# A directory argument is relative to where the script is run from.
-case ${1:-} in
-  "") dir= ;;
-  /*) dir=$1 ;;
-  *) dir=$PWD/$1 ;;
-esac
+# Relative paths (the directory argument, JWT_SECRET_FILE) are taken from
+# where the script is run.
+absolute() { case $1 in "" | /*) printf '%s' "$1" ;; *) printf '%s/%s' "$PWD" "$1" ;; esac; }
+dir=$(absolute "${1:-}")
+JWT_SECRET_FILE=$(absolute "${JWT_SECRET_FILE:-}")
 cd "$(dirname "$0")/.."
 dir=${dir:-k8s/base/secrets}
 mkdir -p "$dir"
