@@ -301,6 +301,17 @@ def check(name, objs):
         err(f"config listen {cfg.get('listen')}: must be 0.0.0.0:8080 (port jwtgate-http)")
     if get(cfg, "admin.listen") != "0.0.0.0:9901":
         err(f"config admin.listen {get(cfg, 'admin.listen')}: contract says 0.0.0.0:9901 (kubelet probes)")
+    metrics_auth = get(cfg, "admin.metrics_auth")
+    if name == "monitoring":
+        if metrics_auth != "none":
+            err(f"admin.metrics_auth is {metrics_auth}: the PodMonitor scrapes without a token, so it must be none")
+        base_cfg = yaml.safe_load(open("k8s/base/jwtgate.yaml"))
+        same = yaml.safe_load(text)
+        same["admin"].pop("metrics_auth", None)
+        if same != base_cfg:
+            err("k8s/monitoring/jwtgate.yaml differs from k8s/base/jwtgate.yaml in more than admin.metrics_auth")
+    elif metrics_auth == "none":
+        err("admin.metrics_auth: none outside k8s/monitoring: /metrics would be open to anyone reaching 9901")
     store = get(cfg, "revocation.store")
     if store != want_store:
         err(f"revocation.store {store}, expected {want_store}")
