@@ -1,7 +1,9 @@
 //! The admin listener: its own address (default 127.0.0.1:9901), never the
 //! public port. `/healthz` and `/readyz` answer without credentials (they
 //! reveal nothing, and probes should not carry secrets); everything else
-//! needs `Authorization: Bearer <admin token>`, compared in constant time.
+//! needs `Authorization: Bearer <admin token>`, compared in constant time,
+//! but `/metrics` under `admin.metrics_auth: none` (an explicit opt-in for
+//! scrapers; the revocation endpoints never open).
 //!
 //! - `POST /revocations` with one of `{"iss","jti","exp"}`, `{"token"}` (a
 //!   valid token, verified), `{"iss","sub","before"?}` or `{"iss","sid","before"?}`
@@ -10,10 +12,11 @@
 //! - `GET /metrics`: Prometheus text
 
 use crate::auth::now_unix;
-use crate::config::{OnStoreError, SecretSource};
+use crate::config::{MetricsAuth, OnStoreError};
 use crate::error::{error_response, json_response, Body, Causes, ErrorFields, ProxyError};
 use crate::proxy::Gate;
 use crate::revocation::{keys, Change};
+use crate::runtime::AdminSettings;
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Either, Full, Limited};
@@ -39,11 +42,14 @@ pub struct Admin {
     /// constant-time regardless of the presented token's length.
     token_sha256: [u8; 32],
     pub metrics: Option<PrometheusHandle>,
+    /// `none`: `GET /metrics` without the token (`admin.metrics_auth`).
+    metrics_auth: MetricsAuth,
 }
 
 impl Admin {
-    pub fn new(gate: Arc<Gate>, token: &SecretSource, metrics: Option<PrometheusHandle>) -> Self {
-        Self { gate, token_sha256: Sha256::digest(token.expose()).into(), metrics }
+    pub fn new(gate: Arc<Gate>, settings: &AdminSettings, metrics: Option<PrometheusHandle>) -> Self {
+        let token_sha256 = Sha256::digest(settings.token.expose()).into();
+        Self { gate, token_sha256, metrics, metrics_auth: settings.metrics_auth }
     }
 }
 
@@ -100,6 +106,7 @@ impl Admin {
         match (&method, path.as_str()) {
             (&Method::GET, "/healthz") => return json_response(StatusCode::OK, &json!({ "status": "alive" })),
             (&Method::GET, "/readyz") => return self.ready().await,
+            (&Method::GET, "/metrics") if self.metrics_auth == MetricsAuth::None => return self.metrics(),
             _ => {}
         }
         if !self.authorized(&req) {
@@ -156,6 +163,7 @@ impl Admin {
     }
 
     fn metrics(&self) -> Response<Body> {
+        crate::metrics::process::refresh();
         let text = self.metrics.as_ref().map(PrometheusHandle::render).unwrap_or_default();
         let mut rsp = Response::new(Either::Right(Full::new(Bytes::from(text))));
         rsp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));

@@ -70,6 +70,37 @@ pub enum ProxyError {
     UpstreamTimeout(std::time::Duration),
 }
 
+/// Every code [`ProxyError::code_and_message`] gives a refusal (an error
+/// that is not [`ProxyError::is_server_fault`]): the `reason` label values
+/// registered at 0 for each route. A test checks each refusal is listed.
+pub const REFUSAL_CODES: &[&str] = &[
+    "missing_token",
+    "invalid_request",
+    "malformed_token",
+    "token_too_large",
+    "unsupported_critical_header",
+    "algorithm_not_allowed",
+    "unknown_key",
+    "invalid_signature",
+    "wrong_issuer",
+    "wrong_audience",
+    "token_expired",
+    "token_not_yet_valid",
+    "invalid_claims",
+    "missing_jti",
+    "token_revoked",
+    "insufficient_scope",
+    "ambiguous_path",
+    "repeated_slashes",
+    "ambiguous_method",
+    "ambiguous_host",
+    "forbidden",
+    "method_not_allowed",
+    "unsupported_transfer_coding",
+    "malformed_body",
+    "headers_too_large",
+];
+
 /// What made the store or the upstream fail, for the log line (the client
 /// gets the fixed message). Type-erased so this module, at the bottom of
 /// the crate, names no store or client type; shared because a failed store
@@ -365,6 +396,10 @@ mod tests {
             }
             assert_eq!(err.code_and_message().0, *code);
             assert_eq!(err.is_server_fault(), matches!(status, 502..=504), "{err:?}: whose fault");
+            let listed = REFUSAL_CODES.contains(code);
+            assert_eq!(listed, !err.is_server_fault(), "{code}: a refusal iff in REFUSAL_CODES");
         }
+        let distinct: std::collections::BTreeSet<_> = rows.iter().map(|r| r.3).collect();
+        assert_eq!(distinct.len(), REFUSAL_CODES.len() + 3, "every listed code has a row");
     }
 }

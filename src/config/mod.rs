@@ -81,6 +81,13 @@ pub struct FileConfig {
     /// duration. Never the token, the query or any header.
     #[serde(default)]
     pub access_log: bool,
+    /// With `access_log`: a key (env var or file, >= 16 bytes) to log
+    /// `sub_hmac`, HMAC-SHA256(key, sub) truncated to 128 bits in hex, so
+    /// one user's requests can be followed without the log holding who.
+    #[serde(default)]
+    pub access_log_subject_key_env: Option<String>,
+    #[serde(default)]
+    pub access_log_subject_key_file: Option<String>,
     #[serde(default)]
     pub routes: Vec<RouteSpec>,
 }
@@ -157,6 +164,22 @@ pub struct AdminSpec {
     pub token_file: Option<String>,
     #[serde(default)]
     pub insecure_token: Option<SecretSource>,
+    /// `none` serves `GET /metrics` without the admin token (to a
+    /// Prometheus that should not hold it; restrict the port with a
+    /// NetworkPolicy). Every other admin endpoint keeps the token.
+    #[serde(default)]
+    pub metrics_auth: MetricsAuth,
+}
+
+/// Who may scrape `/metrics` on the admin listener.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetricsAuth {
+    /// The admin token, like every other admin endpoint.
+    #[default]
+    Token,
+    /// Anyone who reaches the admin port (an explicit opt-in).
+    None,
 }
 
 #[derive(Debug, Clone, Deserialize)]

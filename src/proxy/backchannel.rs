@@ -7,6 +7,7 @@
 //! `sub`, every token of that subject (§2.4). 200 on success, 400 with a JSON error
 //! otherwise (§2.8), 503 when the store could not record it.
 
+use super::protocol::Inbound;
 use crate::auth::now_unix;
 use crate::error::{error_response, json_response, Body, ErrorFields, ProxyError};
 use crate::revocation::{keys, Revocations};
@@ -15,7 +16,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
 use serde_json::{Map, Value};
 
 const EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
@@ -24,7 +24,7 @@ const MAX_FORM_BYTES: usize = 16 * 1024;
 pub async fn receive(
     rt: &Runtime,
     revocations: &Revocations,
-    req: Request<Incoming>,
+    req: Request<Inbound>,
 ) -> Result<Response<Body>, ProxyError> {
     if req.method() != Method::POST {
         return Ok(bad("the back-channel logout endpoint accepts POST only"));

@@ -9,7 +9,8 @@
 use super::affinity::{self, Affine, Pinned, RoundTrip};
 use super::authenticate::Caller;
 use super::pick::{Action, Picked};
-use super::{backchannel, headers, protocol, upgrade, Live};
+use super::protocol::{self, BodyWatch, Inbound};
+use super::{backchannel, headers, upgrade, Live};
 use crate::error::{Body, Cause, ProxyError};
 use crate::revocation::Revocations;
 use crate::runtime::UpstreamSettings;
@@ -34,11 +35,11 @@ pub fn deliver<'a>(
     live: &'a Live,
     revocations: &'a Revocations,
     picked: &Picked<'_>,
-    req: Request<Incoming>,
-    websocket: bool,
+    outgoing: Outgoing<'a>,
     caller: &Caller,
     pinned: &'a Pinned,
 ) -> impl Future<Output = Result<Response<Body>, ProxyError>> + Send + 'a {
+    let Outgoing { req, body, websocket } = outgoing;
     // Not an async fn: an ordinary request awaits `send`'s future itself,
     // one nesting level (and one copy of it) fewer. The rare paths are
     // boxed, so that future does not carry their state either.
@@ -49,11 +50,30 @@ pub fn deliver<'a>(
         return EitherFuture::Right(Box::pin(backchannel::receive(&live.rt, revocations, req)));
     }
     if !websocket {
-        return EitherFuture::Left(upstream.send(req, pinned));
+        return EitherFuture::Left(upstream.send(req, body, pinned));
     }
     let longest = revocations.policy().max_token_lifetime.as_secs() as i64;
     let exp = caller.claims().map(|c| c.exp_unix.unwrap_or(crate::auth::now_unix().saturating_add(longest)));
-    EitherFuture::Right(Box::pin(upstream.upgrade(req, exp)))
+    EitherFuture::Right(Box::pin(upstream.upgrade(req, body, exp)))
+}
+
+/// An upstream response as the client gets it: hop-by-hop headers gone,
+/// and HTTP/1.1 whatever the upstream spoke. hyper's server writes a
+/// response in the version it carries: an HTTP/1.0 one would be written
+/// as `HTTP/1.0` without chunked framing, so the client's keep-alive
+/// connection would be closed after it (hyper downgrades to 1.0 itself
+/// for a 1.0 client).
+fn relayable(rsp: &mut Response<Incoming>) {
+    headers::strip_hop_by_hop(rsp.headers_mut());
+    *rsp.version_mut() = Version::HTTP_11;
+}
+
+/// The request as the phases prepared it, the watch on its body, and
+/// whether it is a WebSocket handshake.
+pub struct Outgoing<'a> {
+    pub req: Request<Inbound>,
+    pub body: &'a BodyWatch,
+    pub websocket: bool,
 }
 
 /// A boxed response future of a path few requests take.
@@ -140,7 +160,8 @@ impl Upstream {
     /// before the returned future, so that future holds it once.
     pub fn send<'a>(
         &'a self,
-        mut req: Request<Incoming>,
+        mut req: Request<Inbound>,
+        body: &'a BodyWatch,
         pinned: &'a Pinned,
     ) -> impl Future<Output = Result<Response<Body>, ProxyError>> + Send + 'a {
         let affine = matches!(req.version(), Version::HTTP_11 | Version::HTTP_10);
@@ -148,7 +169,6 @@ impl Upstream {
         if let Some(host) = self.host.as_ref().filter(|_| affine && !req.headers().contains_key(http::header::HOST)) {
             req.headers_mut().insert(http::header::HOST, host.clone());
         }
-        let (req, body) = protocol::watch_body(req);
         async move {
             let answered = match affine {
                 true => match pinned.round_trip(&self.affine, req).await.map_err(Fault::Connect)? {
@@ -164,12 +184,12 @@ impl Upstream {
                 Ok(rsp) => rsp,
                 // Boxed: a pinned connection's requests (nearly all) do not
                 // carry the pool's future in theirs.
-                Err(req) => Box::pin(self.pooled(req, &body)).await?,
+                Err(req) => Box::pin(self.pooled(req, body)).await?,
             };
             if rsp.status() == StatusCode::SWITCHING_PROTOCOLS {
                 return Err(Fault::UnaskedSwitch.into());
             }
-            headers::strip_hop_by_hop(rsp.headers_mut());
+            relayable(&mut rsp);
             Ok(rsp.map(Either::Left))
         }
     }
@@ -179,14 +199,19 @@ impl Upstream {
     /// gets the 101 and a task splices both connections until they close or
     /// `exp` (the handshake token's expiry) passes; any other answer is
     /// relayed like a normal response and the client connection stays HTTP.
-    pub async fn upgrade(&self, mut req: Request<Incoming>, exp: Option<i64>) -> Result<Response<Body>, ProxyError> {
+    pub async fn upgrade(
+        &self,
+        mut req: Request<Inbound>,
+        body: &BodyWatch,
+        exp: Option<i64>,
+    ) -> Result<Response<Body>, ProxyError> {
         // Taken before `req` moves into the upstream call: it resolves to
         // the client connection once hyper has written our 101.
         let from_client = hyper::upgrade::on(&mut req);
         let accept = upgrade::key(req.headers()).map(upgrade::accept_for).ok_or(Fault::NoWebSocketKey)?;
-        let mut rsp = self.exchange(req).await?;
+        let mut rsp = self.exchange(req, body).await?;
         if rsp.status() != StatusCode::SWITCHING_PROTOCOLS {
-            headers::strip_hop_by_hop(rsp.headers_mut());
+            relayable(&mut rsp);
             return Ok(rsp.map(Either::Left));
         }
         if !upgrade::restore_response_headers(rsp.headers_mut(), &accept) {
@@ -199,19 +224,14 @@ impl Upstream {
 
     /// The round trip over the pool: request rewritten for the upstream,
     /// response head within `timeout`.
-    async fn exchange(&self, mut req: Request<Incoming>) -> Result<Response<Incoming>, ProxyError> {
+    async fn exchange(&self, mut req: Request<Inbound>, body: &BodyWatch) -> Result<Response<Incoming>, ProxyError> {
         *req.version_mut() = Version::HTTP_11;
         // Hop-by-hop and forwarding headers were set by the gate's phases.
-        let (req, body) = protocol::watch_body(req);
-        self.pooled(req, &body).await
+        self.pooled(req, body).await
     }
 
     /// Through the pool, response head within `timeout`.
-    async fn pooled(
-        &self,
-        mut req: Request<protocol::Inbound>,
-        body: &protocol::BodyWatch,
-    ) -> Result<Response<Incoming>, ProxyError> {
+    async fn pooled(&self, mut req: Request<Inbound>, body: &BodyWatch) -> Result<Response<Incoming>, ProxyError> {
         // The pool is keyed by the absolute URI; it writes origin-form.
         let path_and_query = req.uri().path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
         let parts =

@@ -17,6 +17,7 @@
 //! 7. [`forward::deliver`]: the upstream (a WebSocket handshake spliced on a
 //!    101, see [`upgrade`]), or the back-channel receiver.
 
+mod access;
 pub mod act;
 pub mod admit;
 mod affinity;
@@ -28,6 +29,7 @@ pub mod headers;
 pub mod pick;
 pub mod prepare;
 mod protocol;
+pub mod request_id;
 mod upgrade;
 
 pub use upgrade::drain as drain_websockets;
@@ -37,9 +39,10 @@ pub use forward::Upstream;
 pub use protocol::{MAX_HEADER_FIELDS, MAX_HEADER_LIST_BYTES};
 
 use crate::error::{Body, Causes, ProxyError, Rejection};
+use crate::metrics::{self, Outcome, RouteMetrics};
 use crate::revocation::Revocations;
-use crate::routes::Route;
 use crate::runtime::Runtime;
+use access::Logged;
 use act::act;
 use admit::admit;
 use arc_swap::ArcSwap;
@@ -59,13 +62,20 @@ pub struct Live {
     pub upstreams: Vec<Upstream>,
     /// The logout, logout-all and back-channel paths as routes.
     pub own_paths: OwnPaths,
+    /// The metrics of requests refused before a route was picked.
+    unmatched: RouteMetrics,
 }
 
 impl Live {
+    /// The snapshot, with every route's metric series registered (at 0).
     pub fn new(rt: Runtime) -> Self {
         let upstreams = rt.upstreams.iter().map(Upstream::new).collect();
         let own_paths = OwnPaths::of(&rt);
-        Self { rt, upstreams, own_paths }
+        for route in rt.routes.routes().iter().chain([rt.routes.default_route()]).chain(own_paths.routes()) {
+            route.metrics();
+        }
+        let unmatched = RouteMetrics::register(labels::UNMATCHED.clone(), crate::error::REFUSAL_CODES);
+        Self { rt, upstreams, own_paths, unmatched }
     }
 }
 
@@ -90,92 +100,164 @@ impl Downstream {
         Self { gate, addr, peer: forwarding::Peer::new(addr.ip()), pinned }
     }
 
-    /// The service: one request through the phases, answered. Written as
-    /// one async fn over as few nested ones as the phases allow: hyper
-    /// moves this future into its dispatcher whole, and every nested
-    /// future is copied into its caller's state (a profile showed
-    /// `memmove` as the largest single cost over a bare hyper proxy).
-    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    /// The service: one request through the phases, answered, counted and
+    /// (with `access_log`) logged. Written as one async fn over as few
+    /// nested ones as the phases allow: hyper moves this future into its
+    /// dispatcher whole, and every nested future is copied into its
+    /// caller's state (a profile showed `memmove` as the largest single
+    /// cost over a bare hyper proxy).
+    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Result<Response<Logged>, Infallible> {
+        let started = std::time::Instant::now();
         let (gate, client) = (&*self.gate, self.addr);
         // One snapshot per request: a reload never changes a request midway.
         let live = gate.live.load_full();
+        let request_id = request_id::of(req.headers());
+        let (req, body_in) = protocol::watch_body(req);
+        let mut record =
+            live.rt.access_log.as_ref().map(|_| access_record(&req, started, &request_id, client, &body_in));
         let method = req.method().clone();
-        // The path only: a query can carry secrets (and is the app's business).
-        let access = live.rt.access_log.then(|| (std::time::Instant::now(), req.uri().path().to_owned()));
-        let (picked, result) = gate.phases(&live, req, &self).await;
-        let label = picked.map_or(&*labels::UNMATCHED, |route| &route.label);
-        let (rsp, outcome) = match result {
-            Ok(rsp) => (rsp, "forwarded"),
+        let ended = gate.phases(&live, req, &body_in, &request_id, &self).await;
+        let (route, action) = match ended.picked {
+            Some(picked) => (picked.route.metrics(), picked.action),
+            None => (&live.unmatched, Action::Forward),
+        };
+        let (mut rsp, outcome, reason) = match ended.result {
+            Ok(rsp) => {
+                let (outcome, reason) = answered(action, ended.preflight, rsp.status());
+                (rsp, outcome, reason)
+            }
             Err(err) => {
                 let (code, _) = err.code_and_message();
                 if err.is_server_fault() {
-                    tracing::warn!(%method, %client, code, error = %Causes(&err), "request failed")
+                    let request_id = request_id.to_str().unwrap_or_default();
+                    tracing::warn!(%method, %client, code, request_id, error = %Causes(&err), "request failed")
                 } else {
                     tracing::debug!(%method, %client, code, "request refused")
                 }
-                (err.into_response(&live.rt.realm), code)
+                let (outcome, reason) = failed(&err);
+                (err.into_response(&live.rt.realm), outcome, reason)
             }
         };
-        if let Some((started, path)) = access {
-            tracing::info!(
-                target: "jwtgate::access",
-                %method,
-                path,
-                status = rsp.status().as_u16(),
-                rule = %label,
-                outcome,
-                %client,
-                duration_us = started.elapsed().as_micros() as u64,
-            );
+        let status = rsp.status().as_u16();
+        let upstream = ended.upstream;
+        route.record(&metrics::Ended { outcome, reason, status, duration: started.elapsed(), upstream });
+        rsp.headers_mut().insert(&request_id::X_REQUEST_ID, request_id);
+        if let Some(record) = record.as_mut() {
+            record.rule = ended.picked.map_or_else(|| labels::UNMATCHED.clone(), |p| p.route.label.clone());
+            (record.status, record.outcome, record.reason, record.upstream) = (status, outcome, reason, upstream);
+            let key = live.rt.access_log.as_ref().and_then(|a| a.subject_key.as_ref());
+            record.caller(ended.claims.as_deref(), key);
         }
-        match (picked, outcome) {
-            (Some(route), "forwarded") => route.forwarded_counter().increment(1),
-            _ => {
-                metrics::counter!("jwtgate_requests_total", "route" => label.clone(), "outcome" => outcome).increment(1)
-            }
-        }
-        Ok(rsp)
+        Ok(rsp.map(|body| Logged::new(body, record)))
     }
 }
 
+/// The access record's request half (boxed: only with `access_log`).
+fn access_record(
+    req: &Request<protocol::Inbound>,
+    started: std::time::Instant,
+    request_id: &http::HeaderValue,
+    client: SocketAddr,
+    body_in: &protocol::BodyWatch,
+) -> Box<access::Record> {
+    Box::new(access::Record {
+        started,
+        request_id: request_id.clone(),
+        method: req.method().clone(),
+        path: req.uri().path().to_owned(),
+        user_agent: req.headers().get(http::header::USER_AGENT).cloned(),
+        client,
+        body_in: body_in.clone(),
+        rule: labels::UNMATCHED.clone(),
+        status: 0,
+        outcome: Outcome::Refused,
+        reason: None,
+        upstream: None,
+        issuer: None,
+        sub_hmac: None,
+    })
+}
+
+/// The outcome of a request that got an answer (the upstream's, or one of
+/// jwtgate's own paths).
+fn answered(action: Action, preflight: bool, status: http::StatusCode) -> (Outcome, Option<&'static str>) {
+    match action {
+        _ if preflight => (Outcome::Preflight, None),
+        Action::Forward => (Outcome::Forwarded, None),
+        Action::Logout => (Outcome::LoggedOut, None),
+        Action::LogoutAll => (Outcome::LoggedOutEverywhere, None),
+        Action::ReceiveBackchannel if status.is_success() => (Outcome::BackchannelLogout, None),
+        // The receiver's own 400 (OIDC Back-Channel Logout §2.8).
+        Action::ReceiveBackchannel => (Outcome::Refused, Some("invalid_request")),
+    }
+}
+
+/// The outcome of a request that ended in an error.
+fn failed(err: &ProxyError) -> (Outcome, Option<&'static str>) {
+    match err {
+        ProxyError::StoreUnavailable(_) => (Outcome::StoreUnavailable, None),
+        ProxyError::UpstreamUnavailable(_) => (Outcome::UpstreamError, None),
+        ProxyError::UpstreamTimeout(_) => (Outcome::UpstreamTimeout, None),
+        refusal => (Outcome::Refused, Some(refusal.code_and_message().0)),
+    }
+}
+
+/// How a request went through the phases.
+struct Passage<'l> {
+    /// `None`: refused before a route was picked.
+    picked: Option<Picked<'l>>,
+    result: Result<Response<Body>, ProxyError>,
+    /// Request sent → upstream response head, when it was sent.
+    upstream: Option<std::time::Duration>,
+    /// The verified caller, for the access log.
+    claims: Option<Arc<crate::auth::Claims>>,
+    /// Answered as a CORS preflight by the route's policy.
+    preflight: bool,
+}
+
 impl Gate {
-    /// The phases in order, with the route picked (`None`: refused before
-    /// one was). Early returns instead of an inner `?` block: that block
-    /// would be one more nested future.
+    /// The phases in order. Early returns instead of an inner `?` block:
+    /// that block would be one more nested future.
     async fn phases<'l>(
         &self,
         live: &'l Live,
-        req: Request<Incoming>,
+        req: Request<protocol::Inbound>,
+        body_in: &protocol::BodyWatch,
+        request_id: &http::HeaderValue,
         downstream: &Downstream,
-    ) -> (Option<&'l Route>, Result<Response<Body>, ProxyError>) {
+    ) -> Passage<'l> {
         let (rt, revocations) = (&live.rt, &*self.revocations);
         let (mut head, body) = req.into_parts();
+        let ended = |picked, result| Passage { picked, result, upstream: None, claims: None, preflight: false };
         let decided =
             admit(rt, &head).and_then(|admitted| Ok((pick(rt, &live.own_paths, &head, &admitted)?, admitted)));
         let (picked, rewritten) = match decided {
             Ok((picked, admitted)) => (picked, admitted.path.rewritten),
-            Err(err) => return (None, Err(err)),
+            Err(err) => return ended(None, Err(err)),
         };
-        let route = Some(picked.route);
         let caller = match authenticate(rt, revocations, picked.route, &head).await {
             Ok(caller) => caller,
-            Err(err) => return (route, Err(err)),
+            Err(err) => return ended(Some(picked), Err(err)),
         };
         let caller = match require(&picked, caller) {
             Ok(caller) => caller,
-            Err(err) => return (route, Err(err)),
+            Err(err) => return ended(Some(picked), Err(err)),
         };
+        let claims = rt.access_log.as_ref().and(caller.claims().cloned());
         match act(rt, revocations, &picked, &caller).await {
-            Ok(Some(answer)) => return (route, Ok(answer)),
+            Ok(Some(answer)) => return Passage { claims, ..ended(Some(picked), Ok(answer)) },
             Ok(None) => {}
-            Err(err) => return (route, Err(err)),
+            Err(err) => return Passage { claims, ..ended(Some(picked), Err(err)) },
         }
         let websocket = match prepare(rt, &picked, &mut head, &caller, &downstream.peer, rewritten) {
             Ok(websocket) => websocket,
-            Err(err) => return (route, Err(err)),
+            Err(err) => return Passage { claims, ..ended(Some(picked), Err(err)) },
         };
-        let req = Request::from_parts(head, body);
-        (route, forward::deliver(live, revocations, &picked, req, websocket, &caller, &downstream.pinned).await)
+        head.headers.insert(&request_id::X_REQUEST_ID, request_id.clone());
+        let outgoing = forward::Outgoing { req: Request::from_parts(head, body), body: body_in, websocket };
+        let sent = std::time::Instant::now();
+        let result = forward::deliver(live, revocations, &picked, outgoing, &caller, &downstream.pinned).await;
+        Passage { upstream: Some(sent.elapsed()), claims, ..ended(Some(picked), result) }
     }
 }
 

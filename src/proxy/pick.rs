@@ -63,6 +63,10 @@ impl OwnPaths {
         Self(own)
     }
 
+    pub fn routes(&self) -> impl Iterator<Item = &Route> {
+        self.0.iter().map(|(route, _)| route)
+    }
+
     fn pick<'a>(&'a self, rt: &'a Runtime, request: &RequestHead<'_>) -> Picked<'a> {
         match self.0.iter().find(|(route, _)| route.matches(request)) {
             Some((route, action)) => Picked { route, action: *action },

@@ -21,7 +21,7 @@ use http::request::Parts;
 use http::{HeaderMap, Request};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
@@ -127,27 +127,40 @@ fn transfer_codings_are_chunked_only(headers: &HeaderMap) -> bool {
 /// The request body on its way upstream. An error from it is the client's
 /// (bad chunk framing, EOF before the end, a reset stream): it is passed
 /// on, so hyper aborts the upstream request and the app never sees it
-/// complete, and recorded for [`BodyWatch::failed`].
+/// complete, and recorded for [`BodyWatch::failed`]. Its bytes are counted
+/// for the access log.
 pub struct Inbound {
     inner: Incoming,
-    failed: Arc<AtomicBool>,
+    watched: Arc<Watched>,
+}
+
+#[derive(Default)]
+struct Watched {
+    failed: AtomicBool,
+    bytes: AtomicU64,
 }
 
 /// Tells, once the upstream call has failed, whether the inbound body
-/// failed first.
-pub struct BodyWatch(Arc<AtomicBool>);
+/// failed first; and how much of it was read.
+#[derive(Clone)]
+pub struct BodyWatch(Arc<Watched>);
 
 impl BodyWatch {
     pub fn failed(&self) -> bool {
-        self.0.load(Ordering::Acquire)
+        self.0.failed.load(Ordering::Acquire)
+    }
+
+    /// Body bytes read from the client so far.
+    pub fn bytes(&self) -> u64 {
+        self.0.bytes.load(Ordering::Relaxed)
     }
 }
 
 /// Wraps the request's body in [`Inbound`].
 pub fn watch_body(req: Request<Incoming>) -> (Request<Inbound>, BodyWatch) {
-    let failed = Arc::new(AtomicBool::new(false));
-    let watch = BodyWatch(failed.clone());
-    (req.map(|inner| Inbound { inner, failed }), watch)
+    let watched = Arc::new(Watched::default());
+    let watch = BodyWatch(watched.clone());
+    (req.map(|inner| Inbound { inner, watched }), watch)
 }
 
 impl Body for Inbound {
@@ -156,11 +169,19 @@ impl Body for Inbound {
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let frame = ready!(Pin::new(&mut self.inner).poll_frame(cx));
-        if let Some(Err(err)) = &frame {
-            // Set before hyper sees the error, so the failed upstream call
-            // that follows always finds it.
-            self.failed.store(true, Ordering::Release);
-            tracing::debug!(error = %err, "request body failed on the client side; upstream request aborted");
+        match &frame {
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    self.watched.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+                }
+            }
+            Some(Err(err)) => {
+                // Set before hyper sees the error, so the failed upstream
+                // call that follows always finds it.
+                self.watched.failed.store(true, Ordering::Release);
+                tracing::debug!(error = %err, "request body failed on the client side; upstream request aborted");
+            }
+            None => {}
         }
         Poll::Ready(frame)
     }

@@ -23,6 +23,7 @@ pub use special::{compile_special, BackchannelRule, LogoutRule, SpecialPaths};
 use crate::config::AuthMode;
 #[cfg(test)]
 use crate::error::ProxyError;
+use crate::metrics::RouteMetrics;
 use http::{HeaderMap, HeaderName, Method};
 use std::sync::{Arc, OnceLock};
 
@@ -58,11 +59,10 @@ pub struct Route {
     pub strip_authorization: bool,
     /// Index into the runtime's upstreams (0 = the default upstream).
     pub upstream: usize,
-    /// `jwtgate_requests_total{route=label, outcome="forwarded"}`, which
-    /// every forwarded request bumps: resolved once, at the first request
-    /// (the recorder is installed after the config is compiled), instead of
-    /// a key built and looked up per request.
-    forwarded: OnceLock<metrics::Counter>,
+    /// This route's metric handles, registered when its snapshot goes live
+    /// (the recorder is installed after the config is compiled), so a
+    /// request bumps a handle instead of building and looking up a key.
+    metrics: OnceLock<RouteMetrics>,
 }
 
 impl Route {
@@ -79,15 +79,14 @@ impl Route {
             forward_claims: Vec::new(),
             strip_authorization: false,
             upstream: 0,
-            forwarded: OnceLock::new(),
+            metrics: OnceLock::new(),
         }
     }
 
-    /// This route's counter of forwarded requests.
-    pub fn forwarded_counter(&self) -> &metrics::Counter {
-        self.forwarded.get_or_init(
-            || metrics::counter!("jwtgate_requests_total", "route" => self.label.clone(), "outcome" => "forwarded"),
-        )
+    /// This route's metric handles (registered on first use: see
+    /// `proxy::Live::new`, which uses them all before serving).
+    pub fn metrics(&self) -> &RouteMetrics {
+        self.metrics.get_or_init(|| RouteMetrics::register(self.label.clone(), crate::error::REFUSAL_CODES))
     }
 
     pub fn matches(&self, head: &RequestHead<'_>) -> bool {

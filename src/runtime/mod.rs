@@ -17,7 +17,8 @@ pub use crate::upstream::UpstreamSettings;
 pub use start::{AdminSettings, StartSettings};
 
 use crate::auth::Verifier;
-use crate::config::{ConfigError, FileConfig, Origin, Overrides};
+use crate::config::{secret, ConfigError, FileConfig, Origin, Overrides, SecretSource};
+use crate::error::Causes;
 use crate::routes::{PathPolicy, RouteTable};
 use std::path::Path;
 use std::sync::Arc;
@@ -43,8 +44,8 @@ pub struct Runtime {
     pub paths: PathPolicy,
     /// Peers whose `X-Forwarded-For`, `Forwarded`, `X-Real-IP` are kept.
     pub trusted_proxies: crate::trust::TrustedProxies,
-    /// One `jwtgate::access` log line per request.
-    pub access_log: bool,
+    /// One `jwtgate::access` log line per request, when set.
+    pub access_log: Option<AccessLog>,
     /// "Log out everywhere": revokes every token of the caller's subject.
     pub logout_all: Option<LogoutRule>,
     pub backchannel: Option<BackchannelRule>,
@@ -55,6 +56,39 @@ pub struct Runtime {
     /// its own from them.
     pub store: StoreSettings,
     pub policy: Policy,
+}
+
+/// What the access log adds to its lines.
+#[derive(Debug, Clone)]
+pub struct AccessLog {
+    /// Key of the `sub_hmac` field (`access_log_subject_key_*`).
+    pub subject_key: Option<SecretSource>,
+}
+
+fn access_log(file: &FileConfig, origin: &Origin<'_>) -> Result<Option<AccessLog>, ConfigError> {
+    let at = |field: &'static str| move |e: secret::SecretError| ConfigError::at(origin, field, Causes(&e).to_string());
+    let (field, key) = match (&file.access_log_subject_key_env, &file.access_log_subject_key_file) {
+        (None, None) => return Ok(file.access_log.then_some(AccessLog { subject_key: None })),
+        (Some(var), None) => {
+            let field = "access_log_subject_key_env";
+            (field, secret::from_env(var).map_err(at(field))?)
+        }
+        (None, Some(path)) => {
+            let field = "access_log_subject_key_file";
+            (field, secret::from_file(&origin.dir.join(path)).map_err(at(field))?)
+        }
+        (Some(_), Some(_)) => {
+            let message = "set one of access_log_subject_key_env, access_log_subject_key_file";
+            return Err(ConfigError::at(origin, "access_log_subject_key_file", message));
+        }
+    };
+    if key.expose().len() < 16 {
+        return Err(ConfigError::at(origin, field, "the key must be at least 16 bytes"));
+    }
+    if !file.access_log {
+        return Err(ConfigError::at(origin, field, "a subject key logs nothing without access_log: true"));
+    }
+    Ok(Some(AccessLog { subject_key: Some(key) }))
 }
 
 /// Reads, parses and compiles a config file (command-line overrides win
@@ -77,6 +111,7 @@ pub fn compile(file: FileConfig, origin: &Origin<'_>) -> Result<Compiled, Config
     let (store, policy) = crate::revocation::compile(&file.revocation, file.jwt.leeway, origin)?;
     let admin = file.admin.as_ref().map(|a| start::admin(a, origin)).transpose()?;
     let trusted_proxies = crate::trust::compile(&file.trusted_proxies, origin)?;
+    let access_log = access_log(&file, origin)?;
     let start = StartSettings { listen, tls: tls.is_some(), admin, store: store.clone(), policy: policy.clone() };
     let runtime = Runtime {
         tls,
@@ -88,7 +123,7 @@ pub fn compile(file: FileConfig, origin: &Origin<'_>) -> Result<Compiled, Config
         logout: special.logout,
         paths: PathPolicy { case_sensitive: file.case_sensitive_paths, repeated_slashes: file.repeated_slashes },
         trusted_proxies,
-        access_log: file.access_log,
+        access_log,
         logout_all: special.logout_all,
         backchannel: special.backchannel,
         realm: file.jwt.realm.replace('"', "").into(),

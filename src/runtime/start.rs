@@ -3,7 +3,7 @@
 //! policy. The process binds, connects and builds its cache once from
 //! them; a reload compiles them again only to say what it cannot apply.
 
-use crate::config::{secret, AdminSpec, ConfigError, Origin, SecretSource};
+use crate::config::{secret, AdminSpec, ConfigError, MetricsAuth, Origin, SecretSource};
 use crate::error::Causes;
 use crate::revocation::{Policy, StoreSettings};
 use std::net::SocketAddr;
@@ -24,6 +24,7 @@ pub struct StartSettings {
 pub struct AdminSettings {
     pub listen: SocketAddr,
     pub token: SecretSource,
+    pub metrics_auth: MetricsAuth,
 }
 
 impl StartSettings {
@@ -33,12 +34,17 @@ impl StartSettings {
     pub fn differences(&self, file: &StartSettings) -> Vec<&'static str> {
         let admin_listen = |s: &StartSettings| s.admin.as_ref().map(|a| a.listen);
         let admin_token = |s: &StartSettings| s.admin.as_ref().map(|a| a.token.clone());
+        let metrics_auth = |s: &StartSettings| s.admin.as_ref().map(|a| a.metrics_auth);
         [
             ("listen", self.listen != file.listen),
             ("revocation store", self.store != file.store),
             ("revocation policy and cache", self.policy != file.policy),
             ("admin.listen", admin_listen(self) != admin_listen(file)),
             ("admin token", admin_listen(self) == admin_listen(file) && admin_token(self) != admin_token(file)),
+            (
+                "admin.metrics_auth",
+                admin_listen(self) == admin_listen(file) && metrics_auth(self) != metrics_auth(file),
+            ),
         ]
         .into_iter()
         .filter_map(|(name, differs)| differs.then_some(name))
@@ -70,7 +76,7 @@ pub(super) fn admin(spec: &AdminSpec, origin: &Origin<'_>) -> Result<AdminSettin
     if token.expose().len() < 16 {
         return Err(ConfigError::at(origin, "admin", "the admin token must be at least 16 bytes"));
     }
-    Ok(AdminSettings { listen, token })
+    Ok(AdminSettings { listen, token, metrics_auth: spec.metrics_auth })
 }
 
 #[cfg(test)]

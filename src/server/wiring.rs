@@ -65,7 +65,7 @@ pub(super) async fn admin(
     let admin_listen = |source| StartError::AdminListen { addr: settings.listen, source };
     let listener = bound.map_err(admin_listen)?;
     let local = listener.local_addr().map_err(admin_listen)?;
-    let admin = Arc::new(crate::admin::Admin::new(gate, &settings.token, metrics));
+    let admin = Arc::new(crate::admin::Admin::new(gate, settings, metrics));
     tasks.spawn(crate::admin::serve(listener, admin));
     Ok(local)
 }

@@ -44,6 +44,8 @@ mod flight;
 #[cfg(test)]
 mod hardening;
 #[cfg(test)]
+mod http10_upstream;
+#[cfg(test)]
 mod in_process;
 #[cfg(test)]
 mod inject;

@@ -1,11 +1,17 @@
 //! Prometheus metrics (served on the admin listener only). Names are
-//! `jwtgate_*`, units in the name; labels never carry `sub` or `jti`.
+//! `jwtgate_*` (and the standard `process_*`), units in the name; labels
+//! never carry `sub` or `jti`. Every series with a known label set exists
+//! at 0 from the start (per route once its config snapshot is live), so a
+//! dashboard or an alert sees it before the first event.
 //!
 //! | metric | labels |
 //! |---|---|
-//! | `jwtgate_requests_total` | `route`, `outcome` (`forwarded` or the refusal code) |
+//! | `jwtgate_requests_total` | `route`, `outcome` ([`Outcome`]) |
+//! | `jwtgate_refusals_total` | `route`, `reason` (the refusal code of the 4xx/501 body) |
+//! | `jwtgate_request_duration_seconds` | `route`, `outcome`, `status_class`: histogram, until the response head |
+//! | `jwtgate_upstream_duration_seconds` | `route`: histogram, request sent → upstream response head |
 //! | `jwtgate_revocation_checks_total` | `source`: `cache`, `store_hit`, `store_miss` |
-//! | `jwtgate_store_errors_total` | `op`, `kind`: `error`, `circuit_open` |
+//! | `jwtgate_store_errors_total` | `op`: `fetch`, `write`; `kind`: `error`, `circuit_open` |
 //! | `jwtgate_store_latency_seconds` | `op` (histogram) |
 //! | `jwtgate_store_circuit_open` | gauge, 1 while the breaker is open |
 //! | `jwtgate_store_circuit_opened_total` | |
@@ -14,8 +20,16 @@
 //! | `jwtgate_propagation_lag_seconds` | histogram: publish → applied here |
 //! | `jwtgate_logouts_total` | `kind`: `token`, `subject`, `backchannel`, `admin` |
 //! | `jwtgate_config_reloads_total` | `result`: `ok`, `error` |
+//! | `jwtgate_jwks_fetches_total` / `jwtgate_jwks_fetch_errors_total` / `jwtgate_jwks_keys` | `source` (+ `result`) |
 //! | `jwtgate_tls_handshake_failures_total` | `reason`: `error`, `timeout` |
 //! | `jwtgate_websocket_tunnels_total` / `jwtgate_websocket_tunnels_open` | counter / gauge |
+//! | `jwtgate_build_info` | `version`, `commit`: gauge, 1 |
+//! | `process_cpu_seconds_total`, `process_resident_memory_bytes`, `process_virtual_memory_bytes`, `process_open_fds`, `process_max_fds`, `process_start_time_seconds` | refreshed on each scrape |
+
+pub mod process;
+mod route;
+
+pub use route::{status_class, Ended, Outcome, RouteMetrics};
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::Mutex;
@@ -53,13 +67,7 @@ pub fn install() -> Result<PrometheusHandle, InstallError> {
         .install_recorder()
         .map_err(InstallError::Build)?;
     describe();
-    // Zero-valued series exist from the start, so dashboards and alerts see them.
-    metrics::gauge!("jwtgate_store_circuit_open").set(0.0);
-    metrics::counter!("jwtgate_pubsub_reconnects_total").increment(0);
-    metrics::counter!("jwtgate_pubsub_messages_total").increment(0);
-    metrics::counter!("jwtgate_store_circuit_opened_total").increment(0);
-    metrics::counter!("jwtgate_websocket_tunnels_total").increment(0);
-    metrics::gauge!("jwtgate_websocket_tunnels_open").set(0.0);
+    zero_series();
     *installed = Some(handle.clone());
     Ok(handle)
 }
@@ -74,9 +82,59 @@ pub async fn upkeep(handle: PrometheusHandle) {
     }
 }
 
+/// The series with a fixed label set, at 0 (route series are registered
+/// with their config snapshot, see [`RouteMetrics`]).
+fn zero_series() {
+    use metrics::{counter, gauge, histogram};
+    let commit = option_env!("JWTGATE_COMMIT").unwrap_or("unknown");
+    gauge!("jwtgate_build_info", "version" => env!("CARGO_PKG_VERSION"), "commit" => commit).set(1.0);
+    gauge!("jwtgate_store_circuit_open").set(0.0);
+    gauge!("jwtgate_pubsub_connected").set(0.0);
+    gauge!("jwtgate_websocket_tunnels_open").set(0.0);
+    for name in [
+        "jwtgate_pubsub_reconnects_total",
+        "jwtgate_pubsub_messages_total",
+        "jwtgate_store_circuit_opened_total",
+        "jwtgate_websocket_tunnels_total",
+    ] {
+        counter!(name).increment(0);
+    }
+    for source in ["cache", "store_hit", "store_miss"] {
+        counter!("jwtgate_revocation_checks_total", "source" => source).increment(0);
+    }
+    for op in ["fetch", "write"] {
+        for kind in ["error", "circuit_open"] {
+            counter!("jwtgate_store_errors_total", "op" => op, "kind" => kind).increment(0);
+        }
+        let _ = histogram!("jwtgate_store_latency_seconds", "op" => op);
+    }
+    let _ = histogram!("jwtgate_propagation_lag_seconds");
+    for kind in ["token", "subject", "backchannel", "admin"] {
+        counter!("jwtgate_logouts_total", "kind" => kind).increment(0);
+    }
+    for result in ["ok", "error"] {
+        counter!("jwtgate_config_reloads_total", "result" => result).increment(0);
+    }
+    for reason in ["error", "timeout"] {
+        counter!("jwtgate_tls_handshake_failures_total", "reason" => reason).increment(0);
+    }
+    process::refresh();
+}
+
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     describe_counter!("jwtgate_requests_total", "Requests by route and outcome");
+    describe_counter!("jwtgate_refusals_total", "Refused requests by route and reason");
+    describe_histogram!(
+        "jwtgate_request_duration_seconds",
+        Unit::Seconds,
+        "Request arrival to response head, by route, outcome and status class"
+    );
+    describe_histogram!("jwtgate_upstream_duration_seconds", Unit::Seconds, "Request sent to upstream response head");
+    describe_gauge!("jwtgate_build_info", "1, labelled with the running version and commit");
+    describe_counter!("jwtgate_jwks_fetches_total", "JWK Set fetches by source and result");
+    describe_counter!("jwtgate_jwks_fetch_errors_total", "Failed JWK Set fetches by source");
+    describe_gauge!("jwtgate_jwks_keys", "Keys in the last good JWK Set, by source");
     describe_counter!("jwtgate_revocation_checks_total", "Revocation checks by answer source");
     describe_counter!("jwtgate_store_errors_total", "Revocation store failures");
     describe_histogram!("jwtgate_store_latency_seconds", Unit::Seconds, "Revocation store call latency");
@@ -91,4 +149,5 @@ fn describe() {
     describe_counter!("jwtgate_tls_handshake_failures_total", "TLS handshakes that failed or timed out");
     describe_counter!("jwtgate_websocket_tunnels_total", "WebSocket tunnels opened");
     describe_gauge!("jwtgate_websocket_tunnels_open", "WebSocket tunnels open now");
+    process::describe();
 }
