@@ -10,9 +10,12 @@ FROM rust:1.95-bookworm AS build
 WORKDIR /src
 # Only what cargo needs to build the binary (Cargo.toml names benches/ as a
 # target, so it must be present); .dockerignore allow-lists the same files.
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock build.rs ./
 COPY src ./src
 COPY benches ./benches
+# The commit for jwtgate_build_info: build.rs reads JWTGATE_COMMIT (the
+# context has no .git), cut to the 12 characters a git build stamps.
+ARG REVISION=unknown
 # BuildKit cache mounts keep the registry and target/ between builds, so a
 # source change recompiles jwtgate only, not its ~300 dependencies. target/
 # is a cache mount, so the binary is copied out in the same step.
@@ -25,7 +28,7 @@ COPY benches ./benches
 # still names its functions.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked --bin jwtgate \
+    JWTGATE_COMMIT="$(printf %.12s "$REVISION")" cargo build --release --locked --bin jwtgate \
     && cp target/release/jwtgate /usr/local/bin/jwtgate \
     && strip --strip-debug /usr/local/bin/jwtgate
 

@@ -117,6 +117,7 @@ if final["image"] not in ("gcr.io/distroless/cc-debian12:nonroot", "gcr.io/distr
 
 # The cargo build command.
 built = []
+build_env = {}  # VAR=value words in front of it
 for st in build:
     for op, args in st["ins"]:
         if op != "RUN":
@@ -124,8 +125,12 @@ for st in build:
         cmd = re.sub(r"--mount=\S+", "", args)
         for part in re.split(r"&&|;|\|\|", cmd):
             w = shlex.split(part)
+            env = dict(x.split("=", 1) for x in w[:next((i for i, x in enumerate(w) if not
+                                                          re.fullmatch(r"\w+=.*", x, re.S)), len(w))])
+            w = w[len(env):]
             if w[:2] != ["cargo", "build"]:
                 continue
+            build_env.update(env)
             built.append(w)
             if "--release" not in w: err(f"`{part.strip()}`: no --release")
             if "--locked" not in w: err(f"`{part.strip()}`: no --locked (Cargo.lock would not be enforced)")
@@ -148,6 +153,19 @@ for st in build:
                     err(f"`{part.strip()}`: package {w[i+1]!r} is not {pkg['name']!r}")
 if not built:
     err("no `cargo build` in any build stage")
+# A build script is part of the package: the build stage must copy it, and
+# when it stamps the commit from JWTGATE_COMMIT, that must be the REVISION
+# argument the revision label shows.
+for t in pkg["targets"]:
+    if "custom-build" in t["kind"]:
+        script = os.path.relpath(t["src_path"])
+        copied = [src for st in build for op, args in st["ins"] if op == "COPY" and "--from" not in args
+                  for src in shlex.split(args)[:-1]]
+        if script not in copied:
+            err(f"the build stage does not COPY {script} (Cargo.toml's build script): cargo would skip it")
+        if "JWTGATE_COMMIT" in open(script).read() and "REVISION" not in build_env.get("JWTGATE_COMMIT", ""):
+            err(f"{script} reads JWTGATE_COMMIT; the cargo build must set it from $REVISION "
+                f"(has {build_env.get('JWTGATE_COMMIT')!r})")
 
 # .dockerignore (last matching pattern wins; a match on a parent dir counts).
 ignore = []
