@@ -163,7 +163,7 @@ YAML
 "${check[@]}" "$tmp/sample.yaml" >/dev/null || die "the inject sample itself is not restricted-clean (fix the sample)"
 "$bin" inject --services -f "$tmp/sample.yaml" >"$tmp/injected.yaml" 2>"$tmp/inject.err" \
   || { cat "$tmp/inject.err" >&2; die "jwtgate inject failed on the sample"; }
-python3 - "$tmp/injected.yaml" <<'PY'
+python3 -B - "$tmp/injected.yaml" <<'PY'
 import sys, yaml
 sys.path.insert(0, "scripts")
 ps = __import__("pod-security")
