@@ -159,7 +159,7 @@ contract = {
     "readinessProbe.httpGet": {"path": "/readyz", "port": "jwtgate-admin"},
     "securityContext": {"runAsNonRoot": True, "runAsUser": 65532, "runAsGroup": 65532,
                         "readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False,
-                        "capabilities": {"drop": ["ALL"]}},
+                        "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}},
     "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}, "limits": {"memory": "128Mi"}},
     "lifecycle": {"preStop": {"sleep": {"seconds": 5}}},
 }
