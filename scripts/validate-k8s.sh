@@ -16,6 +16,10 @@
 #    object whose kind has no schema fails too (the tool only warns), except
 #    Prometheus Operator resources (monitoring.coreos.com), which the
 #    contract checks below cover instead.
+#  - k8s/monitoring: one PodMonitor on jwtgate-admin /metrics without
+#    credentials, 9901 opened to the namespace `monitoring` only, its config
+#    the base's plus admin.metrics_auth: none, and jwtgate run on that
+#    config answers a token-less /metrics 200 and /revocations 401.
 #  - base/dev/prod: the jwtgate container against docs/sidecar-contract.md
 #    (image, args, ports, probes, securityContext, resources, preStop,
 #    grace period, volumes and mounts), pod securityContext, the Service
@@ -350,6 +354,43 @@ def check(name, objs):
     else:
         print(f"validate-k8s: {name}: contract ok; replicas {want_replicas}; store {store}; "
               f"jwtgate check ok on the rendered ConfigMap with the Secret's files")
+        if name == "monitoring":
+            scrape_without_token(err, path)
+
+def scrape_without_token(err, path):
+    """Runs jwtgate on the rendered monitoring config (loopback listeners,
+    memory store: no Redis here) and scrapes as the PodMonitor does: no
+    token. /metrics must answer 200, the rest of the admin API 401."""
+    import time, urllib.error, urllib.request
+    cfg = yaml.safe_load(open(path))
+    cfg["listen"], cfg["admin"]["listen"] = "127.0.0.1:0", "127.0.0.1:0"
+    cfg["revocation"] = {"store": "memory"}
+    run_path = path + ".run.yaml"
+    yaml.safe_dump(cfg, open(run_path, "w"))
+    out = open(run_path + ".out", "w+")
+    proc = subprocess.Popen([jwtgate, "run", "-c", run_path], stdout=out, stderr=subprocess.DEVNULL)
+    try:
+        admin = None
+        for _ in range(100):
+            out.seek(0)
+            admin = next((l.split("http://", 1)[1].strip() for l in out if l.startswith("jwtgate admin listening")), None)
+            if admin or proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        if not admin:
+            return err("jwtgate on the monitoring config printed no admin address")
+        def status(p):
+            try:
+                return urllib.request.urlopen(f"http://{admin}{p}", timeout=5).status
+            except urllib.error.HTTPError as e:
+                return e.code
+        got = {p: status(p) for p in ("/metrics", "/revocations?iss=x&jti=y")}
+        if got != {"/metrics": 200, "/revocations?iss=x&jti=y": 401}:
+            return err(f"without a token the monitoring config answers {got}; expected /metrics 200, /revocations 401")
+        print("validate-k8s: monitoring: a token-less scrape of /metrics is 200, /revocations stays 401")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 for name in expect:
     objs = [o for o in yaml.safe_load_all(open(os.path.join(tmp, name + ".yaml"))) if o]
