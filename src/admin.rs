@@ -186,7 +186,7 @@ impl Admin {
                 error(StatusCode::BAD_REQUEST, code, message)
             })?;
             let revoked = revocations.revoke_token(&claims).await.map_err(store_down)?;
-            tracing::info!(iss = %claims.iss, jti = ?claims.jti, "token revoked by admin");
+            tracing::info!(iss = %claims.iss, jti = claims.jti.as_deref().unwrap_or("(none)"), "token revoked by admin");
             return Ok(json_response(
                 StatusCode::OK,
                 &json!({ "revoked": true, "key": revoked.key, "expires_at": revoked.expires_at }),

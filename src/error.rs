@@ -52,6 +52,9 @@ pub enum ProxyError {
     /// Two Host headers, or a Host that is not ASCII.
     AmbiguousHost,
     Forbidden,
+    /// A CORS preflight the route's policy does not allow: the origin, the
+    /// method or a requested header (the message says which).
+    CorsRefused(&'static str),
     MethodNotAllowed,
     /// A `Transfer-Encoding` other than `chunked` alone (RFC 9112 §6.1).
     UnsupportedTransferCoding,
@@ -95,6 +98,7 @@ pub const REFUSAL_CODES: &[&str] = &[
     "ambiguous_method",
     "ambiguous_host",
     "forbidden",
+    "cors_not_allowed",
     "method_not_allowed",
     "unsupported_transfer_coding",
     "malformed_body",
@@ -208,6 +212,7 @@ impl ProxyError {
             ProxyError::AmbiguousMethod => (StatusCode::BAD_REQUEST, Challenge::None),
             ProxyError::AmbiguousHost => (StatusCode::BAD_REQUEST, Challenge::None),
             ProxyError::Forbidden => (StatusCode::FORBIDDEN, Challenge::None),
+            ProxyError::CorsRefused(_) => (StatusCode::FORBIDDEN, Challenge::None),
             ProxyError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, Challenge::None),
             ProxyError::UnsupportedTransferCoding => (StatusCode::NOT_IMPLEMENTED, Challenge::None),
             ProxyError::MalformedBody => (StatusCode::BAD_REQUEST, Challenge::None),
@@ -231,6 +236,7 @@ impl ProxyError {
             | AmbiguousMethod
             | AmbiguousHost
             | Forbidden
+            | CorsRefused(_)
             | MethodNotAllowed
             | UnsupportedTransferCoding
             | MalformedBody
@@ -249,6 +255,7 @@ impl ProxyError {
             }
             ProxyError::AmbiguousHost => ("ambiguous_host", "more than one Host header, or a Host that is not ASCII"),
             ProxyError::Forbidden => ("forbidden", "this route is closed"),
+            ProxyError::CorsRefused(why) => ("cors_not_allowed", why),
             ProxyError::MethodNotAllowed => ("method_not_allowed", "CONNECT is not supported"),
             ProxyError::UnsupportedTransferCoding => {
                 ("unsupported_transfer_coding", "the only transfer coding accepted is chunked, alone")
@@ -372,6 +379,7 @@ mod tests {
             (ProxyError::AmbiguousMethod, 400, None, "ambiguous_method"),
             (ProxyError::AmbiguousHost, 400, None, "ambiguous_host"),
             (ProxyError::Forbidden, 403, None, "forbidden"),
+            (ProxyError::CorsRefused("x"), 403, None, "cors_not_allowed"),
             (ProxyError::MethodNotAllowed, 405, None, "method_not_allowed"),
             (ProxyError::UnsupportedTransferCoding, 501, None, "unsupported_transfer_coding"),
             (ProxyError::MalformedBody, 400, None, "malformed_body"),

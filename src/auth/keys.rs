@@ -111,7 +111,7 @@ pub fn from_jwks(json: &[u8]) -> Result<Vec<Key>, KeyError> {
         let decoding = match DecodingKey::from_jwk(jwk) {
             Ok(d) => d,
             Err(e) => {
-                tracing::warn!(kid = ?jwk.common.key_id, error = %e, "skipping a JWK this gate cannot use");
+                tracing::warn!(kid = jwk.common.key_id.as_deref().unwrap_or("(none)"), error = %e, "skipping a JWK this gate cannot use");
                 continue;
             }
         };

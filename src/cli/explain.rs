@@ -9,7 +9,8 @@ use super::check::describe_store;
 use crate::error::{Causes, ProxyError};
 use crate::proxy::act::{plan, Effect};
 use crate::proxy::authenticate::{authenticate, Caller};
-use crate::proxy::pick::{pick, Action, Picked};
+use crate::proxy::cors;
+use crate::proxy::pick::{pick, pick_as, Action, Picked};
 use crate::proxy::{admit::admit, prepare::prepare, require, Live};
 use crate::revocation::{MemoryStore, RedisStore, RevocationStore, Revocations, StoreError};
 use crate::runtime::Runtime;
@@ -28,20 +29,46 @@ pub struct Request<'a> {
     pub headers: &'a [String],
 }
 
+/// What became of the request, as the exit code says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Forwarded, or answered by jwtgate itself (a logout, the back-channel
+    /// receiver): exit 0.
+    Passed,
+    /// The proxy would answer with an error status: exit 1.
+    Refused,
+    /// The config or the request on the command line is not usable: exit 2
+    /// (clap's own code for a usage error, too).
+    Unusable,
+}
+
+impl Verdict {
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Verdict::Passed => 0,
+            Verdict::Refused => 1,
+            Verdict::Unusable => 2,
+        }
+    }
+}
+
 /// How `rt` treats `request`, step by step, ending in a `=> verdict` line:
 /// `<status> <code>: <message>` for a refusal (the proxy's own status and
 /// code), `200 ...` for an answer jwtgate gives itself, `forwarded to ...`.
-pub async fn explain(rt: Runtime, request: &Request<'_>) -> String {
+pub async fn explain(rt: Runtime, request: &Request<'_>) -> (String, Verdict) {
     let mut out = String::new();
-    let verdict = match synthetic(request) {
+    let (line, verdict) = match synthetic(request) {
         Ok(mut head) => {
             let live = Live::new(rt);
-            steps(&live, &mut head, &mut out).await.unwrap_or_else(|err| refusal(&err))
+            match steps(&live, &mut head, &mut out).await {
+                Ok(line) => (line, Verdict::Passed),
+                Err(err) => (refusal(&err), Verdict::Refused),
+            }
         }
-        Err(why) => why.to_string(),
+        Err(why) => (why.to_string(), Verdict::Unusable),
     };
-    let _ = writeln!(out, "=> {verdict}");
-    out
+    let _ = writeln!(out, "=> {line}");
+    (out, verdict)
 }
 
 fn refusal(err: &ProxyError) -> String {
@@ -114,13 +141,36 @@ async fn steps(live: &Live, head: &mut Parts, out: &mut String) -> Result<String
     let rt = &live.rt;
     let host = head.headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("-");
     let _ = writeln!(out, "request    {} {} (host {host})", head.method, head.uri.path());
-    let (picked, rewritten) = {
+    let (picked, preflight, rewritten) = {
         let admitted = admit(rt, head)?;
         if let Some(forwarded) = &admitted.path.rewritten {
             let _ = writeln!(out, "path       decided and forwarded as {forwarded} (repeated slashes merged)");
         }
-        (pick(rt, &live.own_paths, head, &admitted)?, admitted.path.rewritten)
+        let picked = pick(rt, &live.own_paths, head, &admitted)?;
+        let preflight = cors::preflight_method(head).map(|m| (pick_as(rt, &live.own_paths, &admitted, head, &m), m));
+        (picked, preflight, admitted.path.rewritten)
     };
+    if let Some((target, requested)) = preflight {
+        let rule = &target.route.label;
+        match cors::preflight(&target, head, &requested) {
+            cors::Preflight::NoPolicy => {
+                let _ = writeln!(out, "cors       preflight for {requested}: rule {rule} has no cors policy, so it is a request like any other");
+            }
+            cors::Preflight::Answered(answer) => {
+                let _ = writeln!(out, "cors       preflight for {requested}, decided by rule {rule}");
+                return answer.map(|rsp| {
+                    format!("{} {rule}: CORS preflight answered by jwtgate, not forwarded", rsp.status().as_u16())
+                });
+            }
+            cors::Preflight::Forward => {
+                let upstream = rt.upstreams.get(target.route.upstream).map(|u| u.authority.to_string());
+                let upstream = upstream.unwrap_or_else(|| "?".into());
+                return Ok(format!(
+                    "forwarded to http://{upstream} unauthenticated (rule {rule}: cors preflight: forward)"
+                ));
+            }
+        }
+    }
     let _ = writeln!(out, "route      {}", route_line(rt, &picked));
     let revocations = revocations(rt).await?;
     let caller = authenticate(rt, &revocations, picked.route, head).await?;
@@ -137,7 +187,15 @@ async fn steps(live: &Live, head: &mut Parts, out: &mut String) -> Result<String
         }
     }
     let peer = crate::proxy::forwarding::Peer::new(std::net::Ipv4Addr::LOCALHOST.into());
+    let sent_authorization = head.headers.contains_key(http::header::AUTHORIZATION);
     prepare(rt, &picked, head, &caller, &peer, rewritten)?;
+    let forwarded_authorization = head.headers.contains_key(http::header::AUTHORIZATION);
+    let _ = writeln!(
+        out,
+        "header     authorization: {} (strip_authorization: {})",
+        authorization_fate(sent_authorization, forwarded_authorization),
+        picked.route.strip_authorization
+    );
     for claim in &picked.route.forward_claims {
         let value = head.headers.get(&claim.header).map(|v| v.to_str().unwrap_or("<binary>"));
         let _ = writeln!(out, "header     {}: {}", claim.header, value.unwrap_or("(claim absent, header not set)"));
@@ -153,6 +211,16 @@ async fn steps(live: &Live, head: &mut Parts, out: &mut String) -> Result<String
     })
 }
 
+/// What happens to the request's Authorization header on its way
+/// upstream, read from the prepared request itself.
+fn authorization_fate(sent: bool, forwarded: bool) -> &'static str {
+    match (sent, forwarded) {
+        (true, false) => "removed before forwarding",
+        (true, true) => "forwarded as sent",
+        (false, _) => "none sent",
+    }
+}
+
 fn route_line(rt: &Runtime, picked: &Picked<'_>) -> String {
     let route = picked.route;
     match picked.action {
@@ -161,7 +229,7 @@ fn route_line(rt: &Runtime, picked: &Picked<'_>) -> String {
         Action::Forward => {
             let index = rt.routes.routes().iter().position(|r| std::ptr::eq(r, route));
             let name = index.map_or_else(|| "no rule matched: default".to_string(), |i| format!("routes[{i}]"));
-            format!("{name} {} -> auth {:?}", route.label, route.auth)
+            format!("{name} {} -> auth: {}", super::spelling::path(&route.path), super::spelling::auth(route.auth))
         }
     }
 }
@@ -173,11 +241,19 @@ fn describe_caller(rt: &Runtime, caller: &Caller, out: &mut String) {
     };
     let _ = writeln!(
         out,
-        "token      valid: iss {}, sub {:?}, jti {:?}, exp {:?}",
-        claims.iss, claims.sub, claims.jti, claims.exp_unix
+        "token      valid: iss {}, sub {}, jti {}, exp {}",
+        claims.iss,
+        or_none(claims.sub.as_deref()),
+        or_none(claims.jti.as_deref()),
+        claims.exp_unix.map_or_else(|| "(none)".to_string(), |exp| exp.to_string())
     );
     let state = if matches!(caller, Caller::Revoked(_)) { "revoked" } else { "not revoked" };
     let _ = writeln!(out, "revocation {state} ({})", describe_store(&rt.store));
+}
+
+/// An optional claim's value, or `(none)`.
+fn or_none(value: Option<&str>) -> &str {
+    value.unwrap_or("(none)")
 }
 
 /// What the plan would write, and whether jwtgate then answers itself.
@@ -185,10 +261,11 @@ fn describe_effect(effect: &Effect<'_>) -> (String, bool) {
     match effect {
         Effect::RevokeToken { claims, again, answer } => {
             let what = if *again { "would store its revocation again" } else { "would revoke" };
-            (format!("{what}: iss {}, jti {:?}", claims.iss, claims.jti), *answer)
+            (format!("{what}: iss {}, jti {}", claims.iss, or_none(claims.jti.as_deref())), *answer)
         }
         Effect::RevokeSubject { claims } => {
-            (format!("would revoke every token of iss {}, sub {:?} issued until now", claims.iss, claims.sub), true)
+            let sub = or_none(claims.sub.as_deref());
+            (format!("would revoke every token of iss {}, sub {sub} issued until now", claims.iss), true)
         }
     }
 }

@@ -1,149 +1,31 @@
 //! The `jwtgate` subcommands, one module each where they are more than a
 //! call: `run` (the proxy), `check` and `explain` (what a config does),
 //! `demo`, `revoke` (an admin API client), `upstream`, `inject` and
-//! `webhook` (Kubernetes, in [`crate::k8s`]). `main.rs` only parses.
+//! `webhook` (Kubernetes, in [`crate::k8s`]). The arguments are in `args`,
+//! the log subscriber in `logging`; `main.rs` only parses.
 
+mod args;
 pub mod check;
 pub mod demo;
 mod error;
 pub mod explain;
+mod logging;
 pub mod revoke;
+mod spelling;
 
+pub use args::{Cli, Command, SidecarArgs};
 pub use error::CliError;
 
 use crate::error::Causes;
 use crate::{config, runtime, server};
-use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
-
-#[derive(Parser)]
-#[command(name = "jwtgate", version, about = "JWT-verifying, revocation-enforcing reverse proxy sidecar")]
-pub struct Cli {
-    /// Log filter (tracing EnvFilter syntax); RUST_LOG overrides it.
-    #[arg(long, global = true, default_value = "info")]
-    pub log: String,
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-#[derive(Subcommand)]
-pub enum Command {
-    /// Run the proxy with a config file.
-    Run {
-        #[arg(short, long)]
-        config: PathBuf,
-        /// Listen address, instead of the file's `listen` (kept on reload).
-        #[arg(long)]
-        listen: Option<String>,
-        /// Default upstream URL, instead of the file's `upstream.url` (kept on
-        /// reload); the sidecar injector sets it per workload.
-        #[arg(long)]
-        upstream: Option<String>,
-    },
-    /// Validate a config file and print a summary; non-zero exit on error.
-    Check {
-        #[arg(short, long)]
-        config: PathBuf,
-    },
-    /// Show how a config treats one request: the matching rule and each
-    /// decision step (auth, token, requirements, revocation, headers).
-    Explain {
-        #[arg(short, long)]
-        config: PathBuf,
-        /// HTTP method, e.g. GET.
-        method: String,
-        /// URL or path, e.g. http://api.example.com/orders/1 or /orders/1.
-        url: String,
-        /// A token to evaluate (or set JWTGATE_EXPLAIN_TOKEN).
-        #[arg(long, env = "JWTGATE_EXPLAIN_TOKEN", hide_env_values = true)]
-        token: Option<String>,
-        /// A request header, `Name: value`, for rules that match headers;
-        /// repeat for more. An `Authorization: Bearer` header is the token
-        /// when --token is not given.
-        #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
-        headers: Vec<String>,
-    },
-    /// Run on the embedded demo config: memory store, built-in upstream,
-    /// fresh HS256 secret; prints a token and curl lines to try.
-    Demo {
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        listen: SocketAddr,
-    },
-    /// Revoke a token, a jti, a subject or a session through a running
-    /// jwtgate's admin API.
-    Revoke(revoke::RevokeArgs),
-    /// Serve the tiny built-in upstream (for demos and benchmarks).
-    Upstream {
-        #[arg(long, default_value = "127.0.0.1:3000")]
-        listen: SocketAddr,
-    },
-    /// Add the jwtgate sidecar to the opted-in workloads of Kubernetes YAML
-    /// (jwtgate.io/inject: "true"); writes every document to stdout.
-    Inject {
-        /// YAML file, or - for stdin.
-        #[arg(short = 'f', long = "filename", default_value = "-")]
-        file: PathBuf,
-        /// Inject every workload that does not opt out.
-        #[arg(long)]
-        all: bool,
-        /// Point Services that select injected pods at the sidecar.
-        #[arg(long)]
-        services: bool,
-        #[command(flatten)]
-        sidecar: SidecarArgs,
-    },
-    /// Serve the mutating admission webhook (HTTPS, POST /mutate).
-    Webhook {
-        #[arg(long, default_value = "0.0.0.0:8443")]
-        listen: SocketAddr,
-        #[arg(long)]
-        tls_cert: PathBuf,
-        #[arg(long)]
-        tls_key: PathBuf,
-        #[command(flatten)]
-        sidecar: SidecarArgs,
-    },
-}
-
-/// What the injected sidecar uses (defaults: docs/sidecar-contract.md).
-#[derive(clap::Args)]
-pub struct SidecarArgs {
-    #[arg(long, default_value = crate::k8s::inject::DEFAULT_IMAGE)]
-    image: String,
-    /// ConfigMap with jwtgate.yaml.
-    #[arg(long, default_value = "jwtgate-config")]
-    config_map: String,
-    /// Secret with jwt-secret and admin-token.
-    #[arg(long, default_value = "jwtgate-secrets")]
-    secret: String,
-}
-
-impl SidecarArgs {
-    fn options(self, all: bool, services: bool) -> crate::k8s::inject::Options {
-        crate::k8s::inject::Options {
-            all,
-            services,
-            image: self.image,
-            config_map: self.config_map,
-            secret: self.secret,
-        }
-    }
-}
 
 /// The whole program after argument parsing: logging, then the command.
 pub fn main(cli: Cli) -> ExitCode {
     // rustls (rediss:// to Redis) uses ring; installed once, before any TLS.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&cli.log))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
-    if let Command::Check { config } = &cli.command {
-        return check(config);
-    }
+    logging::install(&cli.log, log_format(&cli));
     if let Command::Inject { file, all, services, sidecar } = cli.command {
         return inject(&file, sidecar.options(all, services));
     }
@@ -153,13 +35,35 @@ pub fn main(cli: Cli) -> ExitCode {
     // affinity, 28.2 vs 27.5 CPU us per request) and was not faster, so it
     // is not special-cased.
     let built = tokio::runtime::Builder::new_multi_thread().enable_all().build();
-    let runtime = match built {
-        Ok(rt) => rt,
-        Err(e) => return fail(Causes(&CliError::Runtime(e)).to_string()),
+    match built {
+        Ok(rt) => rt.block_on(dispatch(cli.command)),
+        Err(e) => fail(Causes(&CliError::Runtime(e)).to_string()),
+    }
+}
+
+/// `--log-format` (or its environment variable), else the `run` config
+/// file's `log_format`, else text.
+fn log_format(cli: &Cli) -> config::LogFormat {
+    let from_file = || match &cli.command {
+        Command::Run { config, .. } => logging::file_format(config),
+        _ => None,
     };
-    match runtime.block_on(run(cli.command)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => fail(Causes(&err).to_string()),
+    cli.log_format.or_else(from_file).unwrap_or_default()
+}
+
+/// The commands whose exit code says more than success or failure, and
+/// the rest through [`run`].
+async fn dispatch(command: Command) -> ExitCode {
+    match command {
+        Command::Check { config, offline } => check(&config, offline).await,
+        Command::Explain { config, method, url, token, headers } => {
+            let request = explain::Request { method: &method, url: &url, token: token.as_deref(), headers: &headers };
+            explain_command(&config, &request).await
+        }
+        command => match run(command).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => fail(Causes(&err).to_string()),
+        },
     }
 }
 
@@ -168,22 +72,39 @@ pub fn fail(msg: String) -> ExitCode {
     ExitCode::FAILURE
 }
 
-pub fn check(path: &std::path::Path) -> ExitCode {
-    match runtime::load_file(path, &config::Overrides::default()) {
-        Ok(compiled) => {
-            print!("{}", check::summary(path, &compiled));
-            let problems = check::problems(&compiled.runtime);
-            for problem in &problems {
-                eprintln!("jwtgate: {}: {problem}", path.display());
-            }
-            if problems.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            }
-        }
-        Err(err) => fail(err.to_string()),
+/// `jwtgate check`: exit 0 only when the summary's first line says `ok`;
+/// each problem on stderr, `jwtgate: FILE: problem`.
+pub async fn check(path: &std::path::Path, offline: bool) -> ExitCode {
+    let compiled = match runtime::load_file(path, &config::Overrides::default()) {
+        Ok(compiled) => compiled,
+        Err(err) => return fail(err.to_string()),
+    };
+    let checked = check::check(path, &compiled, offline).await;
+    print!("{}", checked.summary);
+    for problem in &checked.problems {
+        eprintln!("jwtgate: {}: {problem}", path.display());
     }
+    if checked.problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// `jwtgate explain`: the exit code is the verdict's (see
+/// [`explain::Verdict::exit_code`]); a config that does not load is 2.
+async fn explain_command(path: &std::path::Path, request: &explain::Request<'_>) -> ExitCode {
+    let runtime = match runtime::load_file(path, &config::Overrides::default()) {
+        Ok(compiled) => compiled.runtime,
+        Err(err) => {
+            eprintln!("jwtgate: {err}");
+            return ExitCode::from(explain::Verdict::Unusable.exit_code());
+        }
+    };
+    runtime.verifier.start_jwks().await;
+    let (text, verdict) = explain::explain(runtime, request).await;
+    print!("{text}");
+    ExitCode::from(verdict.exit_code())
 }
 
 pub fn inject(file: &std::path::Path, options: crate::k8s::inject::Options) -> ExitCode {
@@ -208,7 +129,7 @@ pub fn inject(file: &std::path::Path, options: crate::k8s::inject::Options) -> E
 pub async fn run(command: Command) -> Result<(), CliError> {
     match command {
         Command::Run { config, listen, upstream } => {
-            let overrides = config::Overrides { listen, upstream };
+            let overrides = config::Overrides { listen: listen.map(|a| a.to_string()), upstream };
             let config = server::Config::from_file(&config, overrides).await?;
             let running = crate::start(config, server::shutdown_signal()).await?;
             announce(&running);
@@ -225,18 +146,11 @@ pub async fn run(command: Command) -> Result<(), CliError> {
             tokio::select! { () = demo::serve_upstream(listener) => {}, () = server::shutdown_signal() => {} }
             Ok(())
         }
-        Command::Check { .. } | Command::Inject { .. } => Ok(()),
+        Command::Check { .. } | Command::Explain { .. } | Command::Inject { .. } => Ok(()),
         Command::Webhook { listen, tls_cert, tls_key, sidecar } => {
             let settings =
                 crate::k8s::webhook::Settings { listen, tls_cert, tls_key, options: sidecar.options(false, false) };
             Ok(crate::k8s::webhook::run(settings, server::shutdown_signal()).await?)
-        }
-        Command::Explain { config, method, url, token, headers } => {
-            let runtime = runtime::load_file(&config, &config::Overrides::default())?.runtime;
-            runtime.verifier.start_jwks().await;
-            let request = explain::Request { method: &method, url: &url, token: token.as_deref(), headers: &headers };
-            print!("{}", explain::explain(runtime, &request).await);
-            Ok(())
         }
     }
 }

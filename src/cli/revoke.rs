@@ -31,7 +31,9 @@ pub struct RevokeArgs {
     /// Revoke every token of this session (sid) issued at or before --before.
     #[arg(long, requires = "iss")]
     sid: Option<String>,
-    #[arg(long)]
+    /// With --sub or --sid: revoke tokens issued at or before this time
+    /// (Unix seconds); default: now.
+    #[arg(long, value_name = "UNIX_SECONDS")]
     before: Option<i64>,
     /// Revoke the token in this file (verified by jwtgate first).
     #[arg(long, conflicts_with_all = ["jti", "sub", "sid"])]
@@ -57,6 +59,7 @@ pub enum RevokeError {
         #[source]
         source: http::Error,
     },
+    /// `url` without a password; the causes say why (refused, no route, DNS).
     #[error("cannot reach {url}")]
     Unreachable {
         url: String,
@@ -87,9 +90,10 @@ pub async fn run(args: RevokeArgs) -> Result<(), RevokeError> {
         .header(header::AUTHORIZATION, format!("Bearer {admin_token}"))
         .header(header::CONTENT_TYPE, "application/json")
         .body(Full::new(Bytes::from(body.to_string())))
-        .map_err(|source| RevokeError::BadUrl { url: url.clone(), source })?;
+        .map_err(|source| RevokeError::BadUrl { url: crate::config::redact_url(&url), source })?;
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let rsp = client.request(req).await.map_err(|source| RevokeError::Unreachable { url: url.clone(), source })?;
+    let shown = crate::config::redact_url(&url);
+    let rsp = client.request(req).await.map_err(|source| RevokeError::Unreachable { url: shown, source })?;
     let status = rsp.status();
     let text = rsp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     println!("{}", String::from_utf8_lossy(&text));

@@ -50,6 +50,21 @@ impl ConfigError {
     }
 }
 
+impl ConfigError {
+    /// Like [`at`](Self::at), placed at the value itself as the YAML
+    /// parser reads it (an item of a flow sequence, `methods: [GET, GTE]`,
+    /// has its own column), falling back to `at`'s search.
+    pub fn at_value(origin: &Origin<'_>, field: impl Into<String>, message: impl Into<String>) -> Self {
+        let field = field.into();
+        let exact = origin.text.and_then(|t| super::position::of(t, &field));
+        let mut err = Self::at(origin, field, message);
+        if exact.is_some() {
+            err.line_col = exact;
+        }
+        err
+    }
+}
+
 /// Where a config came from: its display name, its directory (relative key
 /// paths resolve against it) and its text (to find line numbers).
 pub struct Origin<'a> {
@@ -65,6 +80,20 @@ pub struct Origin<'a> {
 pub struct Overrides {
     pub listen: Option<String>,
     pub upstream: Option<String>,
+}
+
+impl Overrides {
+    /// An error at a field a flag replaced is the flag's: it names the
+    /// flag (`--upstream: ...`), not a line of the file the value did not
+    /// come from.
+    pub fn attribute(&self, err: ConfigError) -> ConfigError {
+        let flag = match err.field.as_str() {
+            "listen" if self.listen.is_some() => "--listen",
+            "upstream.url" if self.upstream.is_some() => "--upstream",
+            _ => return err,
+        };
+        ConfigError { origin: flag.to_string(), line_col: None, field: String::new(), message: err.message }
+    }
 }
 
 /// A config file as read: the name, directory and text its errors point

@@ -7,13 +7,17 @@
 
 mod duration;
 pub mod load;
+mod method;
 mod position;
 mod route_spec;
 pub mod secret;
 
 pub use duration::{parse_duration, DurationError};
 pub use load::{parse_str, read_file, ConfigError, Origin, Overrides, Source};
-pub use route_spec::{AuthMode, ClaimConditionSpec, HeaderMatchSpec, MatchSpec, RequireSpec, RouteSpec};
+pub use method::check_method;
+pub use route_spec::{
+    AuthMode, ClaimConditionSpec, CorsSpec, HeaderMatchSpec, MatchSpec, PreflightMode, RequireSpec, RouteSpec,
+};
 pub use secret::{redact_url, SecretSource};
 
 use serde::Deserialize;
@@ -76,9 +80,11 @@ pub struct FileConfig {
     /// believed: an ingress or load balancer in front. Default: none.
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
-    /// One log line per request (target `jwtgate::access`, level info):
-    /// method, path without the query, status, rule, outcome, client and
-    /// duration. Never the token, the query or any header.
+    /// One log line per request (target `jwtgate::access`, level info),
+    /// written when the response body ends: request id, method, path
+    /// without the query, rule, status, outcome and reason, latencies,
+    /// bytes, user agent, client, issuer. Never the token, the query, a
+    /// cookie or a credential header.
     #[serde(default)]
     pub access_log: bool,
     /// With `access_log`: a key (env var or file, >= 16 bytes) to log
@@ -88,8 +94,35 @@ pub struct FileConfig {
     pub access_log_subject_key_env: Option<String>,
     #[serde(default)]
     pub access_log_subject_key_file: Option<String>,
+    /// Log line format of `jwtgate run` (`--log-format` and
+    /// `JWTGATE_LOG_FORMAT` win). Read once at start, before the first log
+    /// line: a reload does not change it.
+    #[serde(default)]
+    pub log_format: Option<LogFormat>,
     #[serde(default)]
     pub routes: Vec<RouteSpec>,
+}
+
+/// How log lines are written to stderr.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    #[default]
+    Text,
+    /// One JSON object per line: `time` (RFC 3339, UTC), `level`, `target`,
+    /// `message` and the event's own fields, all at the top level.
+    Json,
+}
+
+impl LogFormat {
+    /// The spelling in the YAML and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
+    }
 }
 
 /// What a request path with repeated slashes gets.
@@ -567,6 +600,10 @@ mod defaults {
     }
     pub fn logout_path() -> String {
         "/logout".into()
+    }
+    /// Browsers cap it (Chromium at 2 h); 10 min spares most preflights.
+    pub fn cors_max_age() -> Duration {
+        Duration::from_secs(600)
     }
     pub fn logout_methods() -> Vec<String> {
         vec!["POST".into()]

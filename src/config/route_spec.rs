@@ -23,6 +23,51 @@ pub struct RouteSpec {
     /// A name from `upstreams:`; the default upstream otherwise.
     #[serde(default)]
     pub upstream: Option<String>,
+    /// CORS for browsers on other origins (absent: preflights are treated
+    /// like any request, as without jwtgate's help).
+    #[serde(default)]
+    pub cors: Option<CorsSpec>,
+}
+
+/// A route's CORS policy. A preflight (`OPTIONS` with `Origin` and
+/// `Access-Control-Request-Method`) is decided by the rule the actual
+/// request would match (its method is the requested one).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorsSpec {
+    /// `answer` (default): jwtgate answers preflights from this policy and
+    /// adds the CORS headers to the route's responses; the app sees
+    /// neither. `forward`: preflights go to the app, unauthenticated (its
+    /// CORS code answers them); no other field may be set.
+    #[serde(default)]
+    pub preflight: PreflightMode,
+    /// Exact origins (`https://app.example.com`), or `"*"`.
+    #[serde(default)]
+    pub allow_origins: Vec<String>,
+    /// Default: the rule's `match.methods` (any, when it lists none).
+    #[serde(default)]
+    pub allow_methods: Vec<String>,
+    /// Request headers a cross-origin request may send (`authorization`
+    /// must be listed for bearer tokens: `*` never covers it).
+    #[serde(default)]
+    pub allow_headers: Vec<String>,
+    /// Response headers the browser lets the page read.
+    #[serde(default)]
+    pub expose_headers: Vec<String>,
+    /// Cookies and HTTP auth on cross-origin requests (never with `"*"`).
+    #[serde(default)]
+    pub allow_credentials: bool,
+    /// How long a browser may cache a preflight answer (`Access-Control-Max-Age`).
+    #[serde(default = "super::defaults::cors_max_age", with = "super::duration::serde_fmt")]
+    pub max_age: std::time::Duration,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PreflightMode {
+    #[default]
+    Answer,
+    Forward,
 }
 
 /// Every field present must match. Exactly one path form.

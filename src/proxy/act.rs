@@ -52,7 +52,7 @@ async fn apply(effect: Effect<'_>, revocations: &Revocations) -> Result<Option<R
                 true => revocations.revoke_token_again(claims).await?,
                 false => revocations.revoke_token(claims).await?,
             };
-            tracing::info!(iss = %claims.iss, jti = ?claims.jti, again, "token revoked by logout");
+            tracing::info!(iss = %claims.iss, jti = claims.jti.as_deref().unwrap_or("(none)"), again, "token revoked by logout");
             let body = serde_json::json!({ "revoked": true, "jti": revoked.jti, "expires_at": revoked.expires_at });
             Ok(answer.then(|| json_response(StatusCode::OK, &body)))
         }

@@ -23,6 +23,7 @@ pub mod admit;
 mod affinity;
 pub mod authenticate;
 mod backchannel;
+pub mod cors;
 mod forward;
 pub mod forwarding;
 pub mod headers;
@@ -41,6 +42,7 @@ pub use protocol::{MAX_HEADER_FIELDS, MAX_HEADER_LIST_BYTES};
 use crate::error::{Body, Causes, ProxyError, Rejection};
 use crate::metrics::{self, Outcome, RouteMetrics};
 use crate::revocation::Revocations;
+use crate::routes::{Cors, CorsPolicy};
 use crate::runtime::Runtime;
 use access::Logged;
 use act::act;
@@ -142,6 +144,9 @@ impl Downstream {
         let upstream = ended.upstream;
         route.record(&metrics::Ended { outcome, reason, status, duration: started.elapsed(), upstream });
         rsp.headers_mut().insert(&request_id::X_REQUEST_ID, request_id);
+        if let Some((policy, origin)) = &ended.cors {
+            cors::decorate(policy, origin.as_ref(), rsp.headers_mut());
+        }
         if let Some(record) = record.as_mut() {
             record.rule = ended.picked.map_or_else(|| labels::UNMATCHED.clone(), |p| p.route.label.clone());
             (record.status, record.outcome, record.reason, record.upstream) = (status, outcome, reason, upstream);
@@ -213,6 +218,9 @@ struct Passage<'l> {
     claims: Option<Arc<crate::auth::Claims>>,
     /// Answered as a CORS preflight by the route's policy.
     preflight: bool,
+    /// The route's CORS policy and the request's `Origin`: the response
+    /// gets the policy's headers.
+    cors: Option<(&'l CorsPolicy, Option<http::HeaderValue>)>,
 }
 
 impl Gate {
@@ -228,36 +236,66 @@ impl Gate {
     ) -> Passage<'l> {
         let (rt, revocations) = (&live.rt, &*self.revocations);
         let (mut head, body) = req.into_parts();
-        let ended = |picked, result| Passage { picked, result, upstream: None, claims: None, preflight: false };
-        let decided =
-            admit(rt, &head).and_then(|admitted| Ok((pick(rt, &live.own_paths, &head, &admitted)?, admitted)));
-        let (picked, rewritten) = match decided {
-            Ok((picked, admitted)) => (picked, admitted.path.rewritten),
+        let ended =
+            |picked, result| Passage { picked, result, upstream: None, claims: None, preflight: false, cors: None };
+        let decided = admit(rt, &head).and_then(|admitted| {
+            let picked = pick(rt, &live.own_paths, &head, &admitted)?;
+            // A preflight is decided by the rule its actual request would match.
+            let preflight =
+                cors::preflight_method(&head).map(|m| (pick::pick_as(rt, &live.own_paths, &admitted, &head, &m), m));
+            Ok((picked, preflight, admitted.path.rewritten))
+        });
+        let (picked, preflight, rewritten) = match decided {
+            Ok(decided) => decided,
             Err(err) => return ended(None, Err(err)),
         };
-        let caller = match authenticate(rt, revocations, picked.route, &head).await {
-            Ok(caller) => caller,
-            Err(err) => return ended(Some(picked), Err(err)),
+        let forward_preflight = match preflight.map(|(target, m)| (target, cors::preflight(&target, &head, &m))) {
+            None | Some((_, cors::Preflight::NoPolicy)) => None,
+            Some((target, cors::Preflight::Answered(result))) => {
+                return Passage { preflight: result.is_ok(), ..ended(Some(target), result) }
+            }
+            Some((target, cors::Preflight::Forward)) => Some(target),
         };
-        let caller = match require(&picked, caller) {
-            Ok(caller) => caller,
-            Err(err) => return ended(Some(picked), Err(err)),
+        let (picked, caller) = match forward_preflight {
+            // Unauthenticated, as a browser sends it: the app's CORS code answers.
+            Some(target) => (target, Caller::Anonymous),
+            None => match authenticate(rt, revocations, picked.route, &head).await.and_then(|c| require(&picked, c)) {
+                Ok(caller) => (picked, caller),
+                Err(err) => return Passage { cors: cors_of(&picked, &head), ..ended(Some(picked), Err(err)) },
+            },
         };
+        let cors = cors_of(&picked, &head);
         let claims = rt.access_log.as_ref().and(caller.claims().cloned());
         match act(rt, revocations, &picked, &caller).await {
-            Ok(Some(answer)) => return Passage { claims, ..ended(Some(picked), Ok(answer)) },
+            Ok(Some(answer)) => return Passage { claims, cors, ..ended(Some(picked), Ok(answer)) },
             Ok(None) => {}
-            Err(err) => return Passage { claims, ..ended(Some(picked), Err(err)) },
+            Err(err) => return Passage { claims, cors, ..ended(Some(picked), Err(err)) },
         }
         let websocket = match prepare(rt, &picked, &mut head, &caller, &downstream.peer, rewritten) {
             Ok(websocket) => websocket,
-            Err(err) => return Passage { claims, ..ended(Some(picked), Err(err)) },
+            Err(err) => return Passage { claims, cors, ..ended(Some(picked), Err(err)) },
         };
+        if forward_preflight.is_some() {
+            // Never verified: the app must not take it for a checked one.
+            head.headers.remove(http::header::AUTHORIZATION);
+        }
         head.headers.insert(&request_id::X_REQUEST_ID, request_id.clone());
         let outgoing = forward::Outgoing { req: Request::from_parts(head, body), body: body_in, websocket };
         let sent = std::time::Instant::now();
         let result = forward::deliver(live, revocations, &picked, outgoing, &caller, &downstream.pinned).await;
-        Passage { upstream: Some(sent.elapsed()), claims, ..ended(Some(picked), result) }
+        Passage { upstream: Some(sent.elapsed()), claims, cors, ..ended(Some(picked), result) }
+    }
+}
+
+/// The rule's answer policy and the request's `Origin`, for the headers
+/// its response gets.
+fn cors_of<'l>(
+    picked: &Picked<'l>,
+    head: &http::request::Parts,
+) -> Option<(&'l CorsPolicy, Option<http::HeaderValue>)> {
+    match picked.route.cors.as_deref() {
+        Some(Cors::Answer(policy)) => Some((policy, head.headers.get(http::header::ORIGIN).cloned())),
+        Some(Cors::Forward) | None => None,
     }
 }
 

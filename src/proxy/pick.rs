@@ -75,6 +75,18 @@ impl OwnPaths {
     }
 }
 
+/// The route a request with `method` instead of its own would get (a
+/// CORS preflight's actual request); no method override is read.
+pub fn pick_as<'a>(
+    rt: &'a Runtime,
+    own: &'a OwnPaths,
+    admitted: &Admitted<'_>,
+    head: &Parts,
+    method: &http::Method,
+) -> Picked<'a> {
+    own.pick(rt, &RequestHead { method, host: admitted.host, path: &admitted.path.decide, headers: &head.headers })
+}
+
 pub fn pick<'a>(
     rt: &'a Runtime,
     own: &'a OwnPaths,

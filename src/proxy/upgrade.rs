@@ -147,7 +147,7 @@ async fn tunnel(client: OnUpgrade, upstream: OnUpgrade, idle: Duration) {
             Ok((up, down)) => tracing::debug!(up, down, "websocket tunnel closed"),
             Err(err) => tracing::debug!(error = %err, "websocket tunnel ended with an error"),
         },
-        () = idle_for(idle, started, &last) => tracing::debug!(?idle, "websocket tunnel closed after idling"),
+        () = idle_for(idle, started, &last) => tracing::debug!(idle = %humantime::format_duration(idle), "websocket tunnel closed after idling"),
     }
 }
 

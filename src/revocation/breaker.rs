@@ -101,7 +101,7 @@ impl Breaker {
             if permit == Permit::Probe || failures >= self.threshold {
                 let was = self.open_until_ms.swap(self.now_ms() + self.cooldown.as_millis() as u64, Ordering::AcqRel);
                 if was == 0 {
-                    tracing::warn!(failures, cooldown = ?self.cooldown, "revocation store failing; circuit opened");
+                    tracing::warn!(failures, cooldown = %humantime::format_duration(self.cooldown), "revocation store failing; circuit opened");
                     metrics::counter!("jwtgate_store_circuit_opened_total").increment(1);
                 }
                 metrics::gauge!("jwtgate_store_circuit_open").set(1.0);

@@ -119,7 +119,7 @@ impl Subscriber {
                 _ = heartbeat.tick() => {
                     let ping = tokio::time::timeout(self.ping_timeout, sink.ping::<redis::Value>()).await;
                     if !matches!(ping, Ok(Ok(_))) {
-                        tracing::warn!(timeout = ?self.ping_timeout, "revocation subscription: heartbeat PING unanswered");
+                        tracing::warn!(timeout = %humantime::format_duration(self.ping_timeout), "revocation subscription: heartbeat PING unanswered");
                         return Ok(());
                     }
                 }

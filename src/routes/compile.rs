@@ -78,6 +78,8 @@ fn compile_route(
     route.forward_claims = forward_claims;
     route.strip_authorization = spec.strip_authorization;
     route.upstream = upstream;
+    let cors = spec.cors.as_ref().map(|c| super::cors::compile(c, &route.methods, &format!("{at}.cors"), origin));
+    route.cors = cors.transpose()?.map(Arc::new);
     Ok(route)
 }
 
@@ -174,6 +176,8 @@ pub(crate) fn methods(names: &[String], field: &str, origin: &Origin<'_>) -> Res
         .iter()
         .enumerate()
         .map(|(i, m)| {
+            crate::config::check_method(m)
+                .map_err(|why| ConfigError::at_value(origin, format!("{field}[{i}]"), why))?;
             let upper = m.to_ascii_uppercase();
             Method::from_bytes(upper.as_bytes())
                 .map_err(|_| ConfigError::at(origin, format!("{field}[{i}]"), format!("`{m}` is not an HTTP method")))

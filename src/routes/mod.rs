@@ -6,6 +6,7 @@
 
 mod claim_headers;
 mod compile;
+mod cors;
 mod matcher;
 mod path;
 mod require;
@@ -13,6 +14,7 @@ mod special;
 
 pub use claim_headers::{ClaimHeader, ClaimPath, ClaimPathError};
 pub use compile::compile;
+pub use cors::{Cors, CorsPolicy};
 pub use matcher::{HeaderMatch, HostMatch, MatchError, PathMatch};
 pub use path::{
     configured as configured_path, normalize as normalize_path, PathPolicy, PathRefusal, RepeatedSlashes, RequestPath,
@@ -59,6 +61,8 @@ pub struct Route {
     pub strip_authorization: bool,
     /// Index into the runtime's upstreams (0 = the default upstream).
     pub upstream: usize,
+    /// `cors:` (absent: preflights are requests like any other).
+    pub cors: Option<Arc<Cors>>,
     /// This route's metric handles, registered when its snapshot goes live
     /// (the recorder is installed after the config is compiled), so a
     /// request bumps a handle instead of building and looking up a key.
@@ -79,6 +83,7 @@ impl Route {
             forward_claims: Vec::new(),
             strip_authorization: false,
             upstream: 0,
+            cors: None,
             metrics: OnceLock::new(),
         }
     }

@@ -95,7 +95,7 @@ fn access_log(file: &FileConfig, origin: &Origin<'_>) -> Result<Option<AccessLog
 /// over the file).
 pub fn load_file(path: &Path, overrides: &Overrides) -> Result<Compiled, ConfigError> {
     let (file, source) = crate::config::read_file(path, overrides)?;
-    compile(file, &source.origin())
+    compile(file, &source.origin()).map_err(|err| overrides.attribute(err))
 }
 
 /// Validates and compiles a parsed config. Reads key files and secret env

@@ -143,3 +143,56 @@ async fn a_forwarded_line_has_latency_bytes_caller_and_no_credential() {
         assert!(!logs.to_ascii_lowercase().contains(&secret.to_ascii_lowercase()), "{secret:?} reached the logs");
     }
 }
+
+/// `--log-format json`: the access line is one JSON object with each
+/// documented field at the top level, typed (numbers as numbers), the
+/// request id the client sent, and no credential anywhere in the log.
+#[tokio::test]
+async fn the_json_access_line_has_every_field_typed_and_no_credential() {
+    let app = Upstream::spawn().await;
+    let key_file = crate::support::gate::write_config("0123456789abcdef-log-key\n");
+    let extra = format!("access_log: true\naccess_log_subject_key_file: {}\n", key_file.path().display());
+    let gate = Gate::spawn_yaml_with(&Cfg::new(&app).extra(&extra).yaml(), &["--log-format", "json"], &[]).await;
+    let raw = token::claims().sub("bob@example.com").sign();
+    let req = gate
+        .req("PUT", "/api/items/7?token=q-secret")
+        .header("authorization", format!("Bearer {raw}"))
+        .header("cookie", "sid=cookie-secret-2")
+        .header("x-request-id", "trace-0af7651916cd43dd")
+        .header("user-agent", "curl/8.5.0")
+        .body(full(&b"{\"n\":1}"[..]))
+        .unwrap();
+    let rsp = gate.send(req).await;
+    assert_eq!(rsp.status, 200);
+    assert_eq!(rsp.header("x-request-id").as_deref(), Some("trace-0af7651916cd43dd"));
+    assert_eq!(app.one("/api/items/7").header("x-request-id"), Some("trace-0af7651916cd43dd"));
+    let line = eventually(Duration::from_secs(5), "the JSON access line", || async {
+        gate.logs()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("every line is JSON"))
+            .find(|v| v["target"] == "jwtgate::access")
+    })
+    .await;
+    let text = |k: &str| line[k].as_str().unwrap_or_else(|| panic!("{k} is a string in {line}")).to_owned();
+    let number = |k: &str| line[k].as_u64().unwrap_or_else(|| panic!("{k} is a number in {line}"));
+    assert!(humantime::parse_rfc3339(&text("time")).is_ok(), "{line}");
+    assert_eq!(text("level"), "INFO");
+    assert_eq!(text("request_id"), "trace-0af7651916cd43dd");
+    assert_eq!(text("method"), "PUT");
+    assert_eq!(text("path"), "/api/items/7");
+    assert_eq!(text("rule"), "prefix:/api");
+    assert_eq!(number("status"), 200);
+    assert_eq!(text("outcome"), "forwarded");
+    assert!(line.get("reason").is_none(), "{line}");
+    assert!(number("duration_us") >= number("upstream_us"), "{line}");
+    assert_eq!((number("bytes_in"), number("bytes_out")), (7, 7), "{line}");
+    assert_eq!(line["complete"], true);
+    assert_eq!(text("user_agent"), "curl/8.5.0");
+    assert!(text("client").starts_with("127.0.0.1:"), "{line}");
+    assert_eq!(text("issuer"), token::ISSUER);
+    assert_eq!(text("sub_hmac").len(), 32);
+    let logs = gate.logs();
+    for secret in [raw.as_str(), "bob@example.com", "cookie-secret-2", "q-secret", "Bearer"] {
+        assert!(!logs.contains(secret), "{secret:?} reached the logs");
+    }
+}

@@ -151,8 +151,10 @@ async fn explain_gives_the_live_proxys_verdict_for_every_kind_of_request() {
         }
         let out = cli(&args).await;
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert_eq!(out.status.code(), Some(0), "{}: {}", case.what, String::from_utf8_lossy(&out.stderr));
         let explained = explain_verdict(&stdout);
+        let passed = explained.1 == "forwarded" || explained.0 == 200 || stdout.contains("=> back-channel");
+        let code = if passed { 0 } else { 1 };
+        assert_eq!(out.status.code(), Some(code), "{}: exit code; {}", case.what, String::from_utf8_lossy(&out.stderr));
         let answered = proxy_verdict(&gate.raw(&raw(case.method, case.path, &case.headers)).await);
         assert_eq!(explained, answered, "{}: explain said\n{stdout}", case.what);
         kinds.insert(answered.1);

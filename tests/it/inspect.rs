@@ -36,23 +36,30 @@ impl Out {
     }
 }
 
-async fn explain(config: &str, method: &str, url: &str) -> Out {
+/// Explains one request; `code` is the exit code its verdict must give
+/// (0 forwarded or answered, 1 refused).
+async fn explain(config: &str, method: &str, url: &str, code: i32) -> Out {
     let out = run(&["explain", "-c", config, method, url]).await;
-    assert_eq!(out.code, Some(0), "explain failed:\n{}", out.stderr);
+    assert_eq!(out.code, Some(code), "exit code of explain:\n{}\n{}", out.stdout, out.stderr);
     out
 }
 
 #[tokio::test]
 async fn check_accepts_the_example_gateway_config_and_summarises_every_rule() {
-    let out = run(&["check", "-c", GATEWAY]).await;
+    let out = run(&["check", "--offline", "-c", GATEWAY]).await;
     assert_eq!(out.code, Some(0), "stderr:\n{}", out.stderr);
     assert_eq!(out.stdout.lines().next(), Some(format!("{GATEWAY}: ok").as_str()));
     assert!(out.stdout.contains("upstream   http://127.0.0.1:3000"), "{}", out.stdout);
     assert!(out.stdout.contains("upstream+  http://127.0.0.1:3001"), "named upstream: {}", out.stdout);
     assert!(out.line("  issuer ").contains("https://auth.example.com/"));
     assert!(out.line("  routes ").contains("8 rule(s)"), "{}", out.stdout);
-    let rules = [(0, "path:/healthz"), (1, "glob:/static/**"), (2, "prefix:/internal"), (4, "regex:/orders/[0-9]+")];
-    for (i, label) in rules.into_iter().chain([(6, "path:/"), (7, "prefix:/beta")]) {
+    let rules = [
+        (0, "path: /healthz"),
+        (1, "path_glob: /static/**"),
+        (2, "path_prefix: /internal"),
+        (4, "path_regex: /orders/"),
+    ];
+    for (i, label) in rules.into_iter().chain([(6, "path: /,"), (7, "path_prefix: /beta")]) {
         let line = out.line(&format!("    [{i}] "));
         assert!(line.contains(label), "rule {i}: {line}");
     }
@@ -61,23 +68,23 @@ async fn check_accepts_the_example_gateway_config_and_summarises_every_rule() {
 
 #[tokio::test]
 async fn explain_an_order_lookup_without_a_token_ends_in_missing_token() {
-    let out = explain(GATEWAY, "GET", "http://api.example.com/orders/42").await;
+    let out = explain(GATEWAY, "GET", "http://api.example.com/orders/42", 1).await;
     assert_eq!(out.line("request"), "request    GET /orders/42 (host api.example.com)");
     let route = out.line("route");
-    assert!(route.starts_with("route      routes[4] regex:/orders/[0-9]+ -> auth Required"), "{route}");
+    assert!(route.starts_with("route      routes[4] path_regex: /orders/[0-9]+ -> auth: required"), "{route}");
     assert!(out.verdict().starts_with("401 missing_token"), "{}", out.stdout);
 }
 
 #[tokio::test]
 async fn explain_the_health_check_forwards_without_a_token_check() {
-    let out = explain(GATEWAY, "GET", "/healthz").await;
-    assert!(out.line("route").contains("routes[0] path:/healthz -> auth None"), "{}", out.stdout);
+    let out = explain(GATEWAY, "GET", "/healthz", 0).await;
+    assert!(out.line("route").contains("routes[0] path: /healthz -> auth: none"), "{}", out.stdout);
     assert!(out.verdict().starts_with("forwarded to http://127.0.0.1:3000"), "{}", out.stdout);
 }
 
 #[tokio::test]
 async fn explain_a_dot_segment_path_is_400_ambiguous_path() {
-    let out = explain(GATEWAY, "GET", "http://api.example.com/x/../y").await;
+    let out = explain(GATEWAY, "GET", "http://api.example.com/x/../y", 1).await;
     assert!(out.verdict().starts_with("400 ambiguous_path"), "{}", out.stdout);
     assert!(!out.stdout.contains("route "), "no rule is picked for an ambiguous path:\n{}", out.stdout);
 }
@@ -187,7 +194,7 @@ async fn check_fails_naming_a_rule_with_the_same_match_as_an_earlier_one() {
 async fn explain_takes_request_headers_for_header_rules_and_the_authorization_token() {
     let url = "http://api.example.com/beta/x";
     let with = run(&["explain", "-c", GATEWAY, "GET", url, "-H", "X-Tenant: acme"]).await;
-    assert!(with.line("route").contains("routes[7] prefix:/beta"), "{}", with.stdout);
+    assert!(with.line("route").contains("routes[7] path_prefix: /beta"), "{}", with.stdout);
     let other = run(&["explain", "-c", GATEWAY, "GET", url, "-H", "X-Tenant: globex"]).await;
     assert!(other.line("route").contains("no rule matched"), "header value must match: {}", other.stdout);
 

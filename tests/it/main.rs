@@ -24,6 +24,14 @@ mod backchannel;
 #[cfg(test)]
 mod claim_headers;
 #[cfg(test)]
+mod cli_check;
+#[cfg(test)]
+mod cli_explain;
+#[cfg(test)]
+mod cli_flags;
+#[cfg(test)]
+mod cli_logs;
+#[cfg(test)]
 mod client_address;
 #[cfg(test)]
 mod cluster;
@@ -31,6 +39,8 @@ mod cluster;
 mod config_errors;
 #[cfg(test)]
 mod cookies;
+#[cfg(test)]
+mod cors;
 #[cfg(test)]
 mod dashboard;
 #[cfg(test)]

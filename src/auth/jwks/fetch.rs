@@ -30,7 +30,7 @@ pub enum FetchError {
     Tls(#[source] Arc<rustls::Error>),
     #[error("CA certificate refused")]
     CaCertificate(#[source] Arc<rustls::Error>),
-    #[error("no complete answer within {0:?}")]
+    #[error("no complete answer within {}", humantime::format_duration(*.0))]
     Timeout(Duration),
     #[error("request not built")]
     Request(#[source] Arc<http::Error>),
@@ -108,6 +108,19 @@ impl Fetcher {
         Ok(Fetched { keys, freshness: freshness(&headers) })
     }
 
+    /// One fetch for `jwtgate check`: what [`fetch`](Self::fetch) would
+    /// accept, described key by key.
+    pub async fn probe(&self) -> Result<Vec<KeySummary>, FetchError> {
+        let (_, body) =
+            tokio::time::timeout(self.timeout, self.get()).await.map_err(|_| FetchError::Timeout(self.timeout))??;
+        key_set(&body)?;
+        Ok(summaries(&body))
+    }
+
+    pub fn url(&self) -> &Uri {
+        &self.url
+    }
+
     async fn get(&self) -> Result<(HeaderMap, Bytes), FetchError> {
         let req = Request::get(self.url.clone())
             .header(ACCEPT, "application/jwk-set+json, application/json")
@@ -132,6 +145,39 @@ pub(super) fn key_set(body: &[u8]) -> Result<KeySet, FetchError> {
         set.add(key).map_err(redact)?;
     }
     Ok(set)
+}
+
+/// One key of a fetched set as `jwtgate check` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeySummary {
+    pub kid: Option<String>,
+    /// The JWK's `alg`, else its key type (`kty`): what it can verify.
+    pub alg: String,
+}
+
+/// The keys [`key_set`] keeps (signing keys this gate can decode), with
+/// their `kid` and `alg`, which the decoded keys no longer carry. Called
+/// on a body `key_set` accepted.
+fn summaries(body: &[u8]) -> Vec<KeySummary> {
+    use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet, PublicKeyUse};
+    let Ok(set) = serde_json::from_slice::<JwkSet>(body) else { return Vec::new() };
+    let usable = |jwk: &&jsonwebtoken::jwk::Jwk| {
+        !matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption))
+            && jsonwebtoken::DecodingKey::from_jwk(jwk).is_ok()
+    };
+    let summary = |jwk: &jsonwebtoken::jwk::Jwk| {
+        let kty = match jwk.algorithm {
+            AlgorithmParameters::RSA(_) => "kty RSA",
+            AlgorithmParameters::EllipticCurve(_) => "kty EC",
+            AlgorithmParameters::OctetKeyPair(_) => "kty OKP",
+            AlgorithmParameters::OctetKey(_) => "kty oct",
+            // `#[non_exhaustive]`: a key type added later still decoded.
+            _ => "kty other",
+        };
+        let alg = jwk.common.key_algorithm.map_or_else(|| kty.to_string(), |a| a.to_string());
+        KeySummary { kid: jwk.common.key_id.clone(), alg }
+    };
+    set.keys.iter().filter(usable).map(summary).collect()
 }
 
 /// Keeps what a key set error says ("not a JWK Set", "duplicate kid") and

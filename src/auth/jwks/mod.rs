@@ -22,7 +22,7 @@ use std::time::Duration;
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
-pub use fetch::FetchError;
+pub use fetch::{FetchError, KeySummary};
 
 /// Why a JWKS source (or its CA file) was refused at config load. A failed
 /// fetch is a [`FetchError`].
@@ -233,6 +233,17 @@ impl JwksSource {
         self.spawn();
     }
 
+    /// The URL fetched (never with credentials: [`new`](Self::new) refuses them).
+    pub fn url(&self) -> String {
+        self.fetcher.url().to_string()
+    }
+
+    /// Fetches once and says what the set holds, for `jwtgate check`: no
+    /// keys are swapped in, nothing is scheduled or counted.
+    pub async fn probe(&self) -> Result<Vec<KeySummary>, FetchError> {
+        self.fetcher.probe().await
+    }
+
     /// The current keys; empty until the first good load.
     pub fn keys(&self) -> arc_swap::Guard<Arc<KeySet>> {
         self.keys.load()
@@ -277,7 +288,7 @@ impl JwksSource {
     pub fn unknown_kid(self: &Arc<Self>, kid: &str) {
         if self.allow_kick(Instant::now()) {
             let kid: String = kid.chars().take(64).collect();
-            tracing::debug!(source = %self.host, kid = ?kid, "unknown kid; refetching JWK Set");
+            tracing::debug!(source = %self.host, kid = kid.as_str(), "unknown kid; refetching JWK Set");
             self.kick.notify_one();
         }
     }
@@ -312,7 +323,7 @@ impl JwksSource {
                 metrics::counter!("jwtgate_jwks_fetches_total", "source" => self.host.clone(), "result" => "ok")
                     .increment(1);
                 metrics::gauge!("jwtgate_jwks_keys", "source" => self.host.clone()).set(count as f64);
-                tracing::info!(source = %self.host, keys = count, next = ?delay, "JWK Set loaded");
+                tracing::info!(source = %self.host, keys = count, next = %humantime::format_duration(delay), "JWK Set loaded");
                 Ok(delay)
             }
             Err(error) => {
@@ -320,7 +331,7 @@ impl JwksSource {
                 metrics::counter!("jwtgate_jwks_fetches_total", "source" => self.host.clone(), "result" => "error")
                     .increment(1);
                 metrics::counter!("jwtgate_jwks_fetch_errors_total", "source" => self.host.clone()).increment(1);
-                tracing::warn!(source = %self.host, error = %Causes(&error), retry = ?self.settings.retry, "JWK Set fetch failed; keeping last good keys");
+                tracing::warn!(source = %self.host, error = %Causes(&error), retry = %humantime::format_duration(self.settings.retry), "JWK Set fetch failed; keeping last good keys");
                 Err(error)
             }
         }

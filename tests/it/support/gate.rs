@@ -46,23 +46,37 @@ impl Gate {
     }
 
     pub async fn spawn_yaml(yaml: &str) -> Gate {
+        Gate::spawn_yaml_with(yaml, &[], &[]).await
+    }
+
+    /// Like [`Gate::spawn_yaml`], with more arguments after `run -c FILE`
+    /// (`--log-format json`, `--listen ...`) and environment variables.
+    pub async fn spawn_yaml_with(yaml: &str, args: &[&str], env: &[(&str, &str)]) -> Gate {
         let config = write_config(yaml);
         let path = config.path().to_owned();
-        Gate::start(&path, yaml, Some(config)).await
+        Gate::start(&path, yaml, Some(config), args, env).await
     }
 
     /// Runs on a config file the test owns (and may rewrite, swap or
     /// symlink for reload tests); `path` must hold `yaml`.
     pub async fn spawn_file(path: &std::path::Path) -> Gate {
         let yaml = std::fs::read_to_string(path).expect("read config file");
-        Gate::start(path, &yaml, None).await
+        Gate::start(path, &yaml, None, &[], &[]).await
     }
 
-    async fn start(path: &std::path::Path, yaml: &str, config: Option<tempfile::NamedTempFile>) -> Gate {
+    async fn start(
+        path: &std::path::Path,
+        yaml: &str,
+        config: Option<tempfile::NamedTempFile>,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Gate {
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_jwtgate"))
             .arg("run")
             .arg("-c")
             .arg(path)
+            .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
