@@ -12,9 +12,16 @@
 #     them, are enough for cargo to load the package (`cargo build --bin
 #     <probe>` must fail with "no bin target named", not a manifest error).
 #  3. the installed config passes `jwtgate check`, with the Secret's files
-#     (k8s/base/secret.yaml, mounted where k8s/base/deployment.yaml mounts
-#     it) in a temp dir.
-#  4. the release binary runs as 65532:65532 (setpriv; the current user when
+#     (the base kustomization's secretGenerator over files that
+#     scripts/gen-secrets.sh writes), laid out in a temp dir where
+#     k8s/base/deployment.yaml mounts them.
+#  3a. the build stage's strip step, applied to a copy of the release
+#     binary: prints the size before and after, and that copy (no .debug_*
+#     sections left) is what 3 and 4 run. The static checks above require
+#     that step, on the file the final stage copies, and OCI labels (title,
+#     description, licenses as in Cargo.toml, source, version from an ARG
+#     defaulting to Cargo.toml's version, revision from an ARG).
+#  4. the stripped release binary runs as 65532:65532 (setpriv; the current user when
 #     not root) from a read-only directory with that config and CMD's args:
 #     both "listening" lines appear, admin /healthz is 200, the public port
 #     answers 401 without a token, then it is stopped by PID.
@@ -35,7 +42,7 @@ if [ "$(id -u)" = 0 ] && ! command -v setpriv >/dev/null; then apt_install util-
 # cargo no-ops when the binary is fresh; a stale one would test old flags.
 say "cargo build --release --locked --bin jwtgate"
 cargo build --release --locked --bin jwtgate --quiet
-bin=$root/target/release/jwtgate
+bin=${CARGO_TARGET_DIR:-$root/target}/release/jwtgate
 [ -x "$bin" ] || die "$bin missing after the build"
 
 tmp=$(mktemp -d)
@@ -110,6 +117,7 @@ if final["image"] not in ("gcr.io/distroless/cc-debian12:nonroot", "gcr.io/distr
 
 # The cargo build command.
 built = []
+build_env = {}  # VAR=value words in front of it
 for st in build:
     for op, args in st["ins"]:
         if op != "RUN":
@@ -117,8 +125,12 @@ for st in build:
         cmd = re.sub(r"--mount=\S+", "", args)
         for part in re.split(r"&&|;|\|\|", cmd):
             w = shlex.split(part)
+            env = dict(x.split("=", 1) for x in w[:next((i for i, x in enumerate(w) if not
+                                                          re.fullmatch(r"\w+=.*", x, re.S)), len(w))])
+            w = w[len(env):]
             if w[:2] != ["cargo", "build"]:
                 continue
+            build_env.update(env)
             built.append(w)
             if "--release" not in w: err(f"`{part.strip()}`: no --release")
             if "--locked" not in w: err(f"`{part.strip()}`: no --locked (Cargo.lock would not be enforced)")
@@ -141,6 +153,19 @@ for st in build:
                     err(f"`{part.strip()}`: package {w[i+1]!r} is not {pkg['name']!r}")
 if not built:
     err("no `cargo build` in any build stage")
+# A build script is part of the package: the build stage must copy it, and
+# when it stamps the commit from JWTGATE_COMMIT, that must be the REVISION
+# argument the revision label shows.
+for t in pkg["targets"]:
+    if "custom-build" in t["kind"]:
+        script = os.path.relpath(t["src_path"])
+        copied = [src for st in build for op, args in st["ins"] if op == "COPY" and "--from" not in args
+                  for src in shlex.split(args)[:-1]]
+        if script not in copied:
+            err(f"the build stage does not COPY {script} (Cargo.toml's build script): cargo would skip it")
+        if "JWTGATE_COMMIT" in open(script).read() and "REVISION" not in build_env.get("JWTGATE_COMMIT", ""):
+            err(f"{script} reads JWTGATE_COMMIT; the cargo build must set it from $REVISION "
+                f"(has {build_env.get('JWTGATE_COMMIT')!r})")
 
 # .dockerignore (last matching pattern wins; a match on a parent dir counts).
 ignore = []
@@ -261,6 +286,54 @@ else:
     if cfg_src is None:
         err(f"CMD config {cfg_path} is not installed by any COPY of the final stage")
 
+# The strip step: the release profile keeps line tables, the image must not.
+# It has to act on the file the final stage copies out of the build stage
+# (COPY --from sources are relative to that stage's root).
+bin_src = next((os.path.join("/", srcs[0]) for frm, srcs, d in final_copies
+                if frm is not None and srcs and os.path.basename(srcs[0]) in bins), None)
+strip = []
+for st in build:
+    for op, args in st["ins"]:
+        if op != "RUN":
+            continue
+        for part in re.split(r"&&|;|\|\|", re.sub(r"--mount=\S+", "", args)):
+            w = shlex.split(part)
+            if w and w[0] in ("strip", "objcopy"):
+                strip.append(w)
+if not strip:
+    err("no `strip`/`objcopy --strip-*` of the binary in the build stage: the image would carry the "
+        "release profile's line tables (~63 MiB)")
+elif len(strip) > 1 or strip[0][-1] != bin_src:
+    err(f"strip steps {strip}: expected one, on {bin_src} (what the final stage copies)")
+
+# OCI labels: what the image is, from where, under which licence and commit.
+args_default = {}
+labels = {}
+for op, args in final["ins"]:
+    if op == "ARG":
+        name, _, default = args.partition("=")
+        args_default[name.strip()] = default.strip().strip('"')
+    if op == "LABEL":
+        for kv in shlex.split(args):
+            k, _, v = kv.partition("=")
+            labels[k] = v
+def from_arg(key, want_default=None):
+    v = labels.get(key, "")
+    m = re.fullmatch(r"\$\{?(\w+)\}?", v)
+    if not m or m.group(1) not in args_default:
+        return err(f"LABEL {key}={v!r}: expected ${{ARG}} of an ARG declared in the final stage")
+    if want_default is not None and args_default[m.group(1)] != want_default:
+        err(f"ARG {m.group(1)} defaults to {args_default[m.group(1)]!r}, Cargo.toml says {want_default!r}")
+oci = "org.opencontainers.image."
+for key, want in (("title", pkg["name"]), ("description", pkg.get("description")),
+                  ("licenses", pkg.get("license"))):
+    if labels.get(oci + key) != want:
+        err(f"LABEL {oci}{key}={labels.get(oci + key)!r}, Cargo.toml says {want!r}")
+if not labels.get(oci + "source", "").startswith("https://"):
+    err(f"LABEL {oci}source={labels.get(oci + 'source')!r}: expected the repository's https URL")
+from_arg(oci + "version", pkg["version"])
+from_arg(oci + "revision")
+
 if errors:
     print("\n".join("check-dockerfile: FAIL: " + e for e in errors), file=sys.stderr)
     sys.exit(1)
@@ -272,6 +345,7 @@ with open(os.path.join(tmp, "facts.sh"), "w") as f:
     f.write("cmd_args=(" + " ".join(shlex.quote(x) for x in cmd) + ")\n")
     f.write(f"built_bins={shlex.quote(' '.join(n for w in built for i, n in enumerate(w) if i and w[i-1] == '--bin'))}\n")
     f.write(f"exposed={shlex.quote(' '.join(sorted(exposed)))}\n")
+    f.write("strip_cmd=(" + " ".join(shlex.quote(x) for x in strip[0][:-1]) + ")\n")
 with open(os.path.join(tmp, "context.txt"), "w") as f:
     for s, d, wd in context_copies:
         f.write(f"{s}\t{os.path.join(wd, d)}\n")
@@ -306,11 +380,21 @@ say "ok: the build stage's COPYs ($(cut -f1 "$tmp/context.txt" | tr '\n' ' ')) l
 # Lays out <dir>/<mountPath>/<key> for the jwtgate container's Secret and
 # ConfigMap-less mounts, and writes the config with those paths rewritten.
 layout() { # layout <dir> <admin listen override or ''>
-  python3 - "$1" "$cfg_src" "$2" <<'PY'
+  python3 - "$1" "$cfg_src" "$2" "$tmp/secrets" <<'PY'
 import base64, os, sys, yaml
-out, cfg_src, admin_listen = sys.argv[1:4]
+out, cfg_src, admin_listen, secrets_dir = sys.argv[1:5]
 docs = lambda f: [d for d in yaml.safe_load_all(open(f)) if d]
-secrets = {d["metadata"]["name"]: d for d in docs("k8s/base/secret.yaml") if d["kind"] == "Secret"}
+# The Secrets the base's secretGenerator makes, from files scripts/gen-secrets.sh
+# wrote to $secrets_dir (by basename; `key=path` entries name their key).
+kust = yaml.safe_load(open("k8s/base/kustomization.yaml"))
+secrets = {}
+for g in kust.get("secretGenerator") or []:
+    data = {}
+    for entry in g.get("files") or []:
+        key, _, path = entry.rpartition("=")
+        key = key or os.path.basename(path)
+        data[key] = base64.b64encode(open(os.path.join(secrets_dir, os.path.basename(path)), "rb").read()).decode()
+    secrets[g["name"]] = {"data": data}
 dep = next(d for d in docs("k8s/base/deployment.yaml") if d["kind"] == "Deployment")
 pod = dep["spec"]["template"]["spec"]
 ctr = next(c for c in pod["containers"] if c["name"] == "jwtgate")
@@ -354,10 +438,28 @@ else:
 print(cfg_out)
 PY
 }
+bash scripts/gen-secrets.sh "$tmp/secrets" >/dev/null
+
+# --- 3a. strip a copy as the build stage does; everything below runs it ---
+if ! command -v "${strip_cmd[0]}" >/dev/null || ! command -v readelf >/dev/null; then apt_install binutils; fi
+stripped=$tmp/stripped/$bin_name
+mkdir -p "$tmp/stripped"
+cp "$bin" "$stripped"
+"${strip_cmd[@]}" "$stripped" || die "${strip_cmd[*]} failed on a copy of $bin"
+size_built=$(stat -c %s "$bin")
+size_stripped=$(stat -c %s "$stripped")
+mib() { awk -v b="$1" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; }
+say "binary size: $(mib "$size_built") as built (release profile, line tables) -> $(mib "$size_stripped") after \`${strip_cmd[*]}\` (the image's)"
+[ "$size_stripped" -lt "$size_built" ] || die "${strip_cmd[*]} did not shrink the binary"
+# DWARF only: .debug_gdb_scripts is loaded at run time and strip keeps it.
+dwarf=$(readelf -S --wide "$stripped" | grep -o '\.debug_[a-z_]*' | grep -vx '\.debug_gdb_scripts' | tr '\n' ' ' || true)
+[ -z "$dwarf" ] || die "the stripped binary still has DWARF sections: $dwarf"
+bin=$stripped
+
 check_dir=$tmp/check
 cfg_checked=$(layout "$check_dir" '')
 "$bin" check -c "$cfg_checked" >"$tmp/check.out" 2>&1 || { cat "$tmp/check.out" >&2; die "jwtgate check rejects $cfg_src"; }
-say "ok: jwtgate check -c $cfg_src (secrets from k8s/base/secret.yaml at their mount paths)"
+say "ok: jwtgate check -c $cfg_src (the base secretGenerator's files, made by scripts/gen-secrets.sh, at their mount paths)"
 
 # --- 4. run as the image would: non-root, read-only, CMD's args ---
 ro=$tmp/ro
@@ -413,5 +515,5 @@ kill -0 "$pid" 2>/dev/null && die "jwtgate (pid $pid) still running 10 s after S
 rc=0; wait "$pid" || rc=$?
 pid=
 [ "$rc" = 0 ] || { cat "$tmp/run.err" >&2; die "jwtgate exited $rc after SIGTERM"; }
-say "ok: $bin_name ${cmd_args[*]} --listen 127.0.0.1:0 as uid $uid_seen from a read-only dir: admin /healthz 200, public / 401 without token, clean exit on SIGTERM"
+say "ok: stripped $bin_name ${cmd_args[*]} --listen 127.0.0.1:0 as uid $uid_seen from a read-only dir: admin /healthz 200, public / 401 without token, clean exit on SIGTERM"
 say "all checks passed"

@@ -42,6 +42,8 @@ mod cookies;
 #[cfg(test)]
 mod cors;
 #[cfg(test)]
+mod dashboard;
+#[cfg(test)]
 mod explain_vs_proxy;
 #[cfg(test)]
 mod faults;
