@@ -76,6 +76,9 @@ fn container(upstream_port: u16, opts: &Options, slot: Slot) -> Value {
                 ("readOnlyRootFilesystem", true.into()),
                 ("allowPrivilegeEscalation", false.into()),
                 ("capabilities", map([("drop", seq(["ALL".into()]))])),
+                // Its own, so Pod Security "restricted" holds even in a pod
+                // that sets seccomp per container rather than for the pod.
+                ("seccompProfile", map([("type", "RuntimeDefault".into())])),
             ]),
         ),
         ("lifecycle", map([("preStop", map([("sleep", map([("seconds", 5.into())]))]))])),
