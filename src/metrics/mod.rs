@@ -41,8 +41,9 @@ const LATENCY_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.0
 /// nobody scraping `/metrics` memory grew by each store call's sample
 /// (found by `bench/soak.sh`: 16 MiB over a million uncached tokens).
 /// Every request now records two samples (request and upstream duration):
-/// at 30k requests/s, 5 s between drains held ~300k of them (RSS after a
-/// bench run 18.7 MiB against 14.2 before), so they are drained each second.
+/// at 30k requests/s, 5 s between drains can hold ~300k of them (RSS after
+/// a bench run was 18.7 MiB against 14.2 before them), so they are drained
+/// each second.
 const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Why the Prometheus recorder could not be installed.
