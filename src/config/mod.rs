@@ -174,6 +174,9 @@ pub struct PathSpec {
     pub path: String,
     #[serde(default = "defaults::logout_methods")]
     pub methods: Vec<String>,
+    /// As `logout.cors`.
+    #[serde(default)]
+    pub cors: Option<CorsSpec>,
 }
 
 /// OpenID Connect Back-Channel Logout receiver.
@@ -495,11 +498,15 @@ pub struct LogoutSpec {
     pub methods: Vec<String>,
     #[serde(default)]
     pub forward: bool,
+    /// A CORS policy for pages on other origins that log out (an answer
+    /// policy only: jwtgate answers this path).
+    #[serde(default)]
+    pub cors: Option<CorsSpec>,
 }
 
 impl Default for LogoutSpec {
     fn default() -> Self {
-        Self { path: defaults::logout_path(), methods: defaults::logout_methods(), forward: false }
+        Self { path: defaults::logout_path(), methods: defaults::logout_methods(), forward: false, cors: None }
     }
 }
 

@@ -46,6 +46,7 @@ impl OwnPaths {
                 let mut route =
                     Route::simple(PathMatch::Exact(rule.path.clone()), rule.methods.clone(), AuthMode::Required);
                 route.label = Arc::from(label);
+                route.cors.clone_from(&rule.cors);
                 own.push((route, action));
             }
         };

@@ -3,14 +3,18 @@
 //! Connect back-channel logout receiver; compiled from their sections.
 
 use super::compile::{methods, path};
-use crate::config::{ConfigError, FileConfig, Origin, PathSpec};
+use super::Cors;
+use crate::config::{ConfigError, CorsSpec, FileConfig, Origin, PathSpec};
 use http::Method;
+use std::sync::Arc;
 
 #[derive(Debug, Clone)]
 pub struct LogoutRule {
     pub path: String,
     pub methods: Vec<Method>,
     pub forward: bool,
+    /// `cors:` of the section (an answer policy).
+    pub cors: Option<Arc<Cors>>,
 }
 
 impl LogoutRule {
@@ -37,9 +41,11 @@ pub struct SpecialPaths {
 /// `jwt.issuers`.
 pub fn compile_special(file: &FileConfig, origin: &Origin<'_>) -> Result<SpecialPaths, ConfigError> {
     let cs = file.case_sensitive_paths;
+    let logout_methods = methods(&file.logout.methods, "logout.methods", origin)?;
     let logout = LogoutRule {
         path: path(&file.logout.path, cs, "logout.path", origin)?,
-        methods: methods(&file.logout.methods, "logout.methods", origin)?,
+        cors: own_cors(file.logout.cors.as_ref(), &logout_methods, "logout.cors", origin)?,
+        methods: logout_methods,
         forward: file.logout.forward,
     };
     let logout_all = file.logout_all.as_ref().map(|p| path_rule(p, cs, "logout_all", origin)).transpose()?;
@@ -58,11 +64,31 @@ pub fn compile_special(file: &FileConfig, origin: &Origin<'_>) -> Result<Special
 }
 
 fn path_rule(spec: &PathSpec, cs: bool, at: &str, origin: &Origin<'_>) -> Result<LogoutRule, ConfigError> {
+    let methods = methods(&spec.methods, &format!("{at}.methods"), origin)?;
     Ok(LogoutRule {
         path: path(&spec.path, cs, &format!("{at}.path"), origin)?,
-        methods: methods(&spec.methods, &format!("{at}.methods"), origin)?,
+        cors: own_cors(spec.cors.as_ref(), &methods, &format!("{at}.cors"), origin)?,
+        methods,
         forward: false,
     })
+}
+
+/// A CORS policy on a path jwtgate answers: `preflight: forward` would send
+/// the preflight to an app that never sees this path.
+fn own_cors(
+    spec: Option<&CorsSpec>,
+    methods: &[Method],
+    at: &str,
+    origin: &Origin<'_>,
+) -> Result<Option<Arc<Cors>>, ConfigError> {
+    let Some(spec) = spec else { return Ok(None) };
+    match super::cors::compile(spec, methods, at, origin)? {
+        Cors::Forward => {
+            let message = "jwtgate answers this path: give it an answer policy (allow_origins), not preflight: forward";
+            Err(ConfigError::at(origin, format!("{at}.preflight"), message))
+        }
+        answer => Ok(Some(Arc::new(answer))),
+    }
 }
 
 #[cfg(test)]

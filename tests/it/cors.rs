@@ -194,3 +194,43 @@ async fn explain_decides_a_preflight_as_the_proxy_does() {
     assert_eq!(code, Some(1), "a rule without a policy: a token is needed, as for any request\n{out}");
     assert!(out.contains("no cors policy"), "{out}");
 }
+
+/// `logout.cors` (and `logout_all.cors`): a page on another origin can log
+/// out: the preflight is answered, the logout's answer readable. jwtgate
+/// answers these paths, so `preflight: forward` is refused there.
+#[tokio::test]
+async fn a_page_on_another_origin_can_log_out() {
+    let app = Upstream::spawn().await;
+    let policy = "  cors: { allow_origins: [https://app.example.test], allow_headers: [authorization] }\n";
+    let mut cfg = Cfg::new(&app).routes(ROUTES);
+    cfg.logout_all = true;
+    let all = "logout_all:\n  path: /logout/all\n  methods: [POST]\n";
+    let yaml = cfg.yaml().replacen("  forward: false\n", &format!("  forward: false\n{policy}"), 1).replacen(
+        all,
+        &format!("{all}{policy}"),
+        1,
+    );
+    assert_eq!(yaml.matches(policy).count(), 2, "{yaml}");
+    let gate = Gate::spawn_yaml(&yaml).await;
+    for path in ["/logout", "/logout/all"] {
+        let rsp = preflight(&gate, path, APP_ORIGIN, "POST", Some("authorization")).await;
+        assert_eq!(rsp.status, 204, "{path}: {}", rsp.text());
+        assert_eq!(rsp.header("access-control-allow-origin").as_deref(), Some(APP_ORIGIN), "{path}");
+        assert_eq!(rsp.header("access-control-allow-methods").as_deref(), Some("POST"), "{path}");
+    }
+    let raw = token::mint();
+    let req = gate.req("POST", "/logout").header("origin", APP_ORIGIN).header("authorization", format!("Bearer {raw}"));
+    let out = gate.send(req.body(empty()).unwrap()).await;
+    assert_eq!(out.status, 200, "{}", out.text());
+    assert_eq!(out.header("access-control-allow-origin").as_deref(), Some(APP_ORIGIN));
+    assert_refused(&gate.get("/api/after", &raw).await, 401, "token_revoked", Challenge::InvalidToken);
+    assert_eq!(app.total(), 0, "neither the preflights nor the logout reached the app");
+
+    let forward =
+        Cfg::new(&app).yaml().replace("  forward: false\n", "  forward: false\n  cors: { preflight: forward }\n");
+    let file = crate::support::gate::write_config(&forward);
+    let out = crate::support::gate::cli(&["check", "--offline", "-c", file.path().to_str().unwrap()]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("logout.cors.preflight") && err.contains("answer policy"), "{err}");
+}
