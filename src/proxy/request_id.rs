@@ -32,24 +32,19 @@ pub fn acceptable(id: &[u8]) -> bool {
 
 /// 32 hex digits, like nginx's `$request_id`: 16 random per process, then
 /// a counter. Unique across replicas without a random draw per request;
-/// written by hand (`format!` cost ~1,800 instructions a request, a
-/// twentieth of the whole proxy's).
+/// no `format!` (it cost ~1,800 instructions a request, a twentieth of the
+/// whole proxy's).
 fn generate() -> HeaderValue {
     static PREFIX: LazyLock<u64> = LazyLock::new(rand::random);
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let mut raw = [0u8; 16];
+    raw[..8].copy_from_slice(&PREFIX.to_be_bytes());
+    raw[8..].copy_from_slice(&NEXT.fetch_add(1, Ordering::Relaxed).to_be_bytes());
     let mut text = [0u8; 32];
-    hex_into(&mut text[..16], *PREFIX);
-    hex_into(&mut text[16..], n);
-    // Hex digits are always a valid header value.
-    HeaderValue::from_bytes(&text).unwrap_or_else(|_| HeaderValue::from_static("0"))
-}
-
-/// `value` as 16 lower-case hex digits into `out` (16 bytes).
-fn hex_into(out: &mut [u8], value: u64) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = DIGITS[((value >> ((15 - i) * 4)) & 0xf) as usize];
+    // Hex digits are always a valid header value; 32 bytes fit 16 encoded.
+    match hex::encode_to_slice(raw, &mut text) {
+        Ok(()) => HeaderValue::from_bytes(&text).unwrap_or_else(|_| HeaderValue::from_static("0")),
+        Err(_) => HeaderValue::from_static("0"),
     }
 }
 
@@ -66,12 +61,13 @@ mod tests {
     }
 
     #[test]
-    fn hex_digits_are_written_most_significant_first() {
-        let mut out = [0u8; 16];
-        hex_into(&mut out, 0x0123_4567_89ab_cdef);
-        assert_eq!(&out, b"0123456789abcdef");
-        hex_into(&mut out, 42);
-        assert_eq!(&out, b"000000000000002a");
+    fn generated_ids_are_the_process_prefix_then_a_counter() {
+        let (a, b) = (generate(), generate());
+        let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+        assert!(a.bytes().chain(b.bytes()).all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')), "{a} {b}");
+        assert_eq!(a[..16], b[..16], "one prefix per process");
+        let (n, m) = (u64::from_str_radix(&a[16..], 16).unwrap(), u64::from_str_radix(&b[16..], 16).unwrap());
+        assert!(m > n, "the counter moves on: {a} then {b}");
     }
 
     #[test]
