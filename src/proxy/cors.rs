@@ -17,14 +17,30 @@ use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
 use http_body_util::{Either, Full};
 
-/// The method a CORS preflight asks about: `OPTIONS` with `Origin` and a
-/// valid `Access-Control-Request-Method`; `None` for any other request.
+/// The method a CORS preflight asks about: `OPTIONS` with one `Origin`
+/// and one valid `Access-Control-Request-Method`; `None` for any other
+/// request. A browser never repeats them: two of either leave the request
+/// an ordinary `OPTIONS` (authenticated as the rule says), so no reading
+/// of a second value can pick another rule or skip authentication.
 pub fn preflight_method(head: &Parts) -> Option<Method> {
-    if head.method != Method::OPTIONS || !head.headers.contains_key(ORIGIN) {
+    if head.method != Method::OPTIONS {
         return None;
     }
-    let requested = head.headers.get(ACCESS_CONTROL_REQUEST_METHOD)?;
-    Method::from_bytes(requested.as_bytes()).ok()
+    single(&head.headers, &ORIGIN)?;
+    Method::from_bytes(single(&head.headers, &ACCESS_CONTROL_REQUEST_METHOD)?.as_bytes()).ok()
+}
+
+/// The request's `Origin`, when it sent exactly one.
+pub fn origin(headers: &HeaderMap) -> Option<&HeaderValue> {
+    single(headers, &ORIGIN)
+}
+
+fn single<'h>(headers: &'h HeaderMap, name: &http::HeaderName) -> Option<&'h HeaderValue> {
+    let mut values = headers.get_all(name).iter();
+    match (values.next(), values.next()) {
+        (Some(one), None) => Some(one),
+        _ => None,
+    }
 }
 
 /// What a preflight gets from the rule its actual request would match.
@@ -50,7 +66,7 @@ pub fn preflight(target: &Picked<'_>, head: &Parts, requested: &Method) -> Prefl
 }
 
 fn answer(policy: &CorsPolicy, headers: &HeaderMap, requested: &Method) -> Result<Response<Body>, ProxyError> {
-    let origin = headers.get(ORIGIN).filter(|o| policy.allows_origin(o.as_bytes()));
+    let origin = single(headers, &ORIGIN).filter(|o| policy.allows_origin(o.as_bytes()));
     let Some(origin) = origin else {
         return Err(ProxyError::CorsRefused("origin not allowed by this route's CORS policy"));
     };

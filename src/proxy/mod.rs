@@ -294,7 +294,7 @@ fn cors_of<'l>(
     head: &http::request::Parts,
 ) -> Option<(&'l CorsPolicy, Option<http::HeaderValue>)> {
     match picked.route.cors.as_deref() {
-        Some(Cors::Answer(policy)) => Some((policy, head.headers.get(http::header::ORIGIN).cloned())),
+        Some(Cors::Answer(policy)) => Some((policy, cors::origin(&head.headers).cloned())),
         Some(Cors::Forward) | None => None,
     }
 }

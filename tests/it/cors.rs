@@ -234,3 +234,55 @@ async fn a_page_on_another_origin_can_log_out() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("logout.cors.preflight") && err.contains("answer policy"), "{err}");
 }
+
+/// A browser sends one `Origin` and one `Access-Control-Request-Method`:
+/// a request repeating either is no preflight, so it is authenticated like
+/// any `OPTIONS` (never forwarded unauthenticated, never granted).
+#[tokio::test]
+async fn repeated_cors_headers_make_no_preflight() {
+    let app = Upstream::spawn().await;
+    let gate = gate(&app).await;
+    for (path, headers) in [
+        (
+            "/legacy/twice",
+            [("origin", APP_ORIGIN), ("origin", "https://evil.example.test"), ("access-control-request-method", "PUT")],
+        ),
+        (
+            "/legacy/twice",
+            [
+                ("origin", APP_ORIGIN),
+                ("access-control-request-method", "PUT"),
+                ("access-control-request-method", "GET"),
+            ],
+        ),
+        (
+            "/spa/twice",
+            [
+                ("origin", APP_ORIGIN),
+                ("access-control-request-method", "POST"),
+                ("access-control-request-method", "POST"),
+            ],
+        ),
+    ] {
+        let mut req = gate.req("OPTIONS", path);
+        for (name, value) in headers {
+            req = req.header(name, value);
+        }
+        let rsp = gate.send(req.body(empty()).unwrap()).await;
+        assert_refused(&rsp, 401, "missing_token", Challenge::Bare);
+        assert_eq!(rsp.header("access-control-allow-origin"), None, "{path} {headers:?}");
+    }
+    // An actual request with two Origins gets no grant either.
+    let req = gate
+        .req("GET", "/spa/orders")
+        .header("origin", APP_ORIGIN)
+        .header("origin", APP_ORIGIN)
+        .header("authorization", format!("Bearer {}", token::mint()));
+    let rsp = gate.send(req.body(empty()).unwrap()).await;
+    assert_eq!(rsp.status, 200);
+    assert_eq!(rsp.header("access-control-allow-origin"), None);
+    assert_eq!(app.seen("/legacy/twice") + app.seen("/spa/twice"), 0);
+    // Control: the single-header preflight on the forward rule does reach the app.
+    assert_eq!(preflight(&gate, "/legacy/once", APP_ORIGIN, "PUT", None).await.status, 200);
+    assert_eq!(app.seen("/legacy/once"), 1);
+}
