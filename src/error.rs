@@ -71,6 +71,15 @@ pub enum ProxyError {
     UpstreamUnavailable(Cause),
     /// No response head within the upstream's `timeout`.
     UpstreamTimeout(std::time::Duration),
+    /// A forward-auth check from a peer not in `trusted_proxies`.
+    UntrustedForwardAuthPeer,
+    /// A forward-auth check whose original request cannot be read (the
+    /// message names the header).
+    InvalidForwardAuth(&'static str),
+    /// The back-channel path asked about through forward-auth: the
+    /// receiver reads the logout token from the body, which no auth
+    /// request carries.
+    BackchannelElsewhere,
 }
 
 /// Every code [`ProxyError::code_and_message`] gives a refusal (an error
@@ -103,6 +112,9 @@ pub const REFUSAL_CODES: &[&str] = &[
     "unsupported_transfer_coding",
     "malformed_body",
     "headers_too_large",
+    "untrusted_peer",
+    "invalid_forward_auth_request",
+    "backchannel_elsewhere",
 ];
 
 /// What made the store or the upstream fail, for the log line (the client
@@ -220,6 +232,9 @@ impl ProxyError {
             ProxyError::StoreUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, Challenge::None),
             ProxyError::UpstreamUnavailable(_) => (StatusCode::BAD_GATEWAY, Challenge::None),
             ProxyError::UpstreamTimeout(_) => (StatusCode::GATEWAY_TIMEOUT, Challenge::None),
+            ProxyError::UntrustedForwardAuthPeer => (StatusCode::FORBIDDEN, Challenge::None),
+            ProxyError::InvalidForwardAuth(_) => (StatusCode::BAD_REQUEST, Challenge::None),
+            ProxyError::BackchannelElsewhere => (StatusCode::FORBIDDEN, Challenge::None),
         }
     }
 
@@ -240,7 +255,10 @@ impl ProxyError {
             | MethodNotAllowed
             | UnsupportedTransferCoding
             | MalformedBody
-            | HeadersTooLarge => false,
+            | HeadersTooLarge
+            | UntrustedForwardAuthPeer
+            | InvalidForwardAuth(_)
+            | BackchannelElsewhere => false,
         }
     }
 
@@ -265,6 +283,11 @@ impl ProxyError {
             ProxyError::StoreUnavailable(_) => ("store_unavailable", "revocation store unavailable"),
             ProxyError::UpstreamUnavailable(_) => ("upstream_unavailable", "upstream unavailable"),
             ProxyError::UpstreamTimeout(_) => ("upstream_timeout", "upstream did not answer in time"),
+            ProxyError::UntrustedForwardAuthPeer => ("untrusted_peer", "forward-auth answers trusted proxies only"),
+            ProxyError::InvalidForwardAuth(why) => ("invalid_forward_auth_request", why),
+            ProxyError::BackchannelElsewhere => {
+                ("backchannel_elsewhere", "back-channel logout is received on jwtgate's own listener")
+            }
         }
     }
 
@@ -384,6 +407,9 @@ mod tests {
             (ProxyError::UnsupportedTransferCoding, 501, None, "unsupported_transfer_coding"),
             (ProxyError::MalformedBody, 400, None, "malformed_body"),
             (ProxyError::HeadersTooLarge, 431, None, "headers_too_large"),
+            (ProxyError::UntrustedForwardAuthPeer, 403, None, "untrusted_peer"),
+            (ProxyError::InvalidForwardAuth("x"), 400, None, "invalid_forward_auth_request"),
+            (ProxyError::BackchannelElsewhere, 403, None, "backchannel_elsewhere"),
             (ProxyError::StoreUnavailable(cause()), 503, None, "store_unavailable"),
             (ProxyError::UpstreamUnavailable(cause()), 502, None, "upstream_unavailable"),
             (ProxyError::UpstreamTimeout(std::time::Duration::from_secs(1)), 504, None, "upstream_timeout"),

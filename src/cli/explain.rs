@@ -175,7 +175,7 @@ async fn steps(live: &Live, head: &mut Parts, out: &mut String) -> Result<String
     let revocations = revocations(rt).await?;
     let caller = authenticate(rt, &revocations, picked.route, head).await?;
     describe_caller(rt, &caller, out);
-    let caller = require(&picked, caller)?;
+    let caller = require(&picked, caller, true)?;
     if !picked.route.require.is_empty() {
         let _ = writeln!(out, "require    met");
     }

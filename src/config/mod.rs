@@ -65,6 +65,10 @@ pub struct FileConfig {
     pub backchannel_logout: Option<BackchannelSpec>,
     #[serde(default)]
     pub admin: Option<AdminSpec>,
+    /// Forward-auth: jwtgate answers an ingress's or a mesh's "may this
+    /// request pass?" instead of forwarding it.
+    #[serde(default)]
+    pub forward_auth: Option<ForwardAuthSpec>,
     #[serde(default)]
     pub reload: ReloadSpec,
     /// Match paths with case. Default false: `/Admin` is matched as
@@ -205,6 +209,27 @@ pub struct AdminSpec {
     /// NetworkPolicy). Every other admin endpoint keeps the token.
     #[serde(default)]
     pub metrics_auth: MetricsAuth,
+}
+
+/// The forward-auth listeners; never the public one. Only peers in
+/// `trusted_proxies` get an answer there: the original request's method
+/// and URI come from headers any other client could forge.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardAuthSpec {
+    /// The HTTP authorizer (nginx `auth_request`, ingress-nginx
+    /// `auth-url`, Traefik `ForwardAuth`, Envoy `ext_authz` HTTP service).
+    #[serde(default)]
+    pub listen: Option<String>,
+    /// Envoy's `http_service.path_prefix`: taken off the path of a check
+    /// request that carries no `X-Original-*` or `X-Forwarded-Uri` header
+    /// (Envoy sends the original method and path as its own).
+    #[serde(default)]
+    pub path_prefix: Option<String>,
+    /// The Envoy `envoy.service.auth.v3.Authorization` gRPC service
+    /// (Envoy `ext_authz` with `grpc_service`, Istio `CUSTOM` action).
+    #[serde(default)]
+    pub grpc_listen: Option<String>,
 }
 
 /// Who may scrape `/metrics` on the admin listener.

@@ -12,6 +12,8 @@ use std::time::Duration;
 pub enum Outcome {
     /// Sent to the upstream, whatever it answered.
     Forwarded,
+    /// Allowed by a forward-auth check (the asking proxy forwards it).
+    Allowed,
     /// Refused by jwtgate (the reason is a separate label).
     Refused,
     /// The logout path revoked the token.
@@ -31,8 +33,9 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 9] = [
+    pub const ALL: [Outcome; 10] = [
         Outcome::Forwarded,
+        Outcome::Allowed,
         Outcome::Refused,
         Outcome::LoggedOut,
         Outcome::LoggedOutEverywhere,
@@ -46,6 +49,7 @@ impl Outcome {
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Forwarded => "forwarded",
+            Outcome::Allowed => "allowed",
             Outcome::Refused => "refused",
             Outcome::LoggedOut => "logged_out",
             Outcome::LoggedOutEverywhere => "logged_out_everywhere",
@@ -63,9 +67,11 @@ impl Outcome {
         match self {
             Outcome::Forwarded => &["1xx", "2xx", "3xx", "4xx", "5xx"],
             Outcome::Refused => &["4xx", "5xx"],
-            Outcome::LoggedOut | Outcome::LoggedOutEverywhere | Outcome::BackchannelLogout | Outcome::Preflight => {
-                &["2xx"]
-            }
+            Outcome::Allowed
+            | Outcome::LoggedOut
+            | Outcome::LoggedOutEverywhere
+            | Outcome::BackchannelLogout
+            | Outcome::Preflight => &["2xx"],
             Outcome::StoreUnavailable | Outcome::UpstreamError | Outcome::UpstreamTimeout => &["5xx"],
         }
     }

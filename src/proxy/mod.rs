@@ -22,6 +22,7 @@ pub mod act;
 pub mod admit;
 mod affinity;
 pub mod authenticate;
+pub mod authorize;
 mod backchannel;
 pub mod cors;
 mod forward;
@@ -50,7 +51,6 @@ use admit::admit;
 use arc_swap::ArcSwap;
 use authenticate::{authenticate, Caller};
 use http::{Request, Response};
-use hyper::body::Incoming;
 use pick::{pick, Action, OwnPaths, Picked};
 use prepare::prepare;
 use std::convert::Infallible;
@@ -88,18 +88,32 @@ pub struct Gate {
     pub revocations: Arc<Revocations>,
 }
 
-/// One client connection: the gate it is served by, who it is, and its
-/// upstream affinity (one `Arc` of it per request).
+/// One client connection: the gate it is served by, who it is, its
+/// upstream affinity (one `Arc` of it per request), and what its requests
+/// get: forwarded, or a forward-auth verdict.
 pub struct Downstream {
     gate: Arc<Gate>,
     addr: SocketAddr,
     peer: forwarding::Peer,
     pinned: Pinned,
+    role: Role,
+}
+
+/// What a listener does with a request that passes every phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Forwards it to the route's upstream (the public listener).
+    Proxy,
+    /// Answers whether it may pass (the forward-auth listener): the
+    /// request asked about is read from the check request's headers.
+    Authorize,
+    /// Answers a gRPC `Check`, whose request is the one asked about.
+    AuthorizeGrpc,
 }
 
 impl Downstream {
-    pub fn new(gate: Arc<Gate>, addr: SocketAddr, pinned: Pinned) -> Self {
-        Self { gate, addr, peer: forwarding::Peer::new(addr.ip()), pinned }
+    pub fn new(gate: Arc<Gate>, addr: SocketAddr, pinned: Pinned, role: Role) -> Self {
+        Self { gate, addr, peer: forwarding::Peer::new(addr.ip()), pinned, role }
     }
 
     /// The service: one request through the phases, answered, counted and
@@ -108,24 +122,32 @@ impl Downstream {
     /// dispatcher whole, and every nested future is copied into its
     /// caller's state (a profile showed `memmove` as the largest single
     /// cost over a bare hyper proxy).
-    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Result<Response<Logged>, Infallible> {
+    pub async fn handle<B: protocol::Arriving>(
+        self: Arc<Self>,
+        req: Request<B>,
+    ) -> Result<Response<Logged>, Infallible> {
         let started = std::time::Instant::now();
         let (gate, client) = (&*self.gate, self.addr);
         // One snapshot per request: a reload never changes a request midway.
         let live = gate.live.load_full();
         let request_id = request_id::of(req.headers());
-        let (req, body_in) = protocol::watch_body(req);
+        let (req, body_in) = B::watch(req);
         let mut record =
             live.rt.access_log.as_ref().map(|_| access_record(&req, started, &request_id, client, &body_in));
         let method = req.method().clone();
-        let ended = gate.phases(&live, req, &body_in, &request_id, &self).await;
+        let verdict = match self.role {
+            Role::Proxy => None,
+            Role::Authorize => Some(authorize::Flavour::of(req.headers())),
+            Role::AuthorizeGrpc => Some(authorize::Flavour::Grpc),
+        };
+        let ended = gate.phases(&live, req, &body_in, &request_id, &self, verdict).await;
         let (route, action) = match ended.picked {
             Some(picked) => (picked.route.metrics(), picked.action),
             None => (&live.unmatched, Action::Forward),
         };
         let (mut rsp, outcome, reason) = match ended.result {
             Ok(rsp) => {
-                let (outcome, reason) = answered(action, ended.preflight, rsp.status());
+                let (outcome, reason) = answered(action, ended.preflight, verdict.is_some(), rsp.status());
                 (rsp, outcome, reason)
             }
             Err(err) => {
@@ -137,7 +159,11 @@ impl Downstream {
                     tracing::debug!(%method, %client, code, "request refused")
                 }
                 let (outcome, reason) = failed(&err);
-                (err.into_response(&live.rt.realm), outcome, reason)
+                let rsp = match verdict {
+                    Some(flavour) => authorize::refusal(flavour, err.into_response(&live.rt.realm)),
+                    None => err.into_response(&live.rt.realm),
+                };
+                (rsp, outcome, reason)
             }
         };
         let status = rsp.status().as_u16();
@@ -158,8 +184,8 @@ impl Downstream {
 }
 
 /// The access record's request half (boxed: only with `access_log`).
-fn access_record(
-    req: &Request<protocol::Inbound>,
+fn access_record<B>(
+    req: &Request<B>,
     started: std::time::Instant,
     request_id: &http::HeaderValue,
     client: SocketAddr,
@@ -185,9 +211,15 @@ fn access_record(
 
 /// The outcome of a request that got an answer (the upstream's, or one of
 /// jwtgate's own paths).
-fn answered(action: Action, preflight: bool, status: http::StatusCode) -> (Outcome, Option<&'static str>) {
+fn answered(
+    action: Action,
+    preflight: bool,
+    verdict: bool,
+    status: http::StatusCode,
+) -> (Outcome, Option<&'static str>) {
     match action {
         _ if preflight => (Outcome::Preflight, None),
+        Action::Forward if verdict => (Outcome::Allowed, None),
         Action::Forward => (Outcome::Forwarded, None),
         Action::Logout => (Outcome::LoggedOut, None),
         Action::LogoutAll => (Outcome::LoggedOutEverywhere, None),
@@ -225,19 +257,27 @@ struct Passage<'l> {
 
 impl Gate {
     /// The phases in order. Early returns instead of an inner `?` block:
-    /// that block would be one more nested future.
-    async fn phases<'l>(
+    /// that block would be one more nested future. With a `verdict`
+    /// flavour (forward-auth), the request asked about is read from the
+    /// check request first, and the end is the verdict, not the upstream.
+    async fn phases<'l, B: protocol::Forwardable>(
         &self,
         live: &'l Live,
-        req: Request<protocol::Inbound>,
+        req: Request<B>,
         body_in: &protocol::BodyWatch,
         request_id: &http::HeaderValue,
         downstream: &Downstream,
+        verdict: Option<authorize::Flavour>,
     ) -> Passage<'l> {
         let (rt, revocations) = (&live.rt, &*self.revocations);
         let (mut head, body) = req.into_parts();
         let ended =
             |picked, result| Passage { picked, result, upstream: None, claims: None, preflight: false, cors: None };
+        if let Some(flavour) = verdict {
+            if let Err(err) = authorize::original(rt, &downstream.peer, flavour, &mut head) {
+                return ended(None, Err(err));
+            }
+        }
         let decided = admit(rt, &head).and_then(|admitted| {
             let picked = pick(rt, &live.own_paths, &head, &admitted)?;
             // A preflight is decided by the rule its actual request would match.
@@ -259,7 +299,10 @@ impl Gate {
         let (picked, caller) = match forward_preflight {
             // Unauthenticated, as a browser sends it: the app's CORS code answers.
             Some(target) => (target, Caller::Anonymous),
-            None => match authenticate(rt, revocations, picked.route, &head).await.and_then(|c| require(&picked, c)) {
+            None => match authenticate(rt, revocations, picked.route, &head)
+                .await
+                .and_then(|c| require(&picked, c, verdict.is_none()))
+            {
                 Ok(caller) => (picked, caller),
                 Err(err) => return Passage { cors: cors_of(&picked, &head), ..ended(Some(picked), Err(err)) },
             },
@@ -267,8 +310,11 @@ impl Gate {
         let cors = cors_of(&picked, &head);
         let claims = rt.access_log.as_ref().and(caller.claims().cloned());
         match act(rt, revocations, &picked, &caller).await {
-            Ok(Some(answer)) => return Passage { claims, cors, ..ended(Some(picked), Ok(answer)) },
-            Ok(None) => {}
+            // A verdict lets the logout through: the app's own logout runs.
+            Ok(Some(answer)) if verdict.is_none() => {
+                return Passage { claims, cors, ..ended(Some(picked), Ok(answer)) }
+            }
+            Ok(_) => {}
             Err(err) => return Passage { claims, cors, ..ended(Some(picked), Err(err)) },
         }
         let websocket = match prepare(rt, &picked, &mut head, &caller, &downstream.peer, rewritten) {
@@ -279,6 +325,17 @@ impl Gate {
             // Never verified: the app must not take it for a checked one.
             head.headers.remove(http::header::AUTHORIZATION);
         }
+        if let Some(flavour) = verdict {
+            let result = match picked.action {
+                Action::ReceiveBackchannel => Err(ProxyError::BackchannelElsewhere),
+                _ => Ok(authorize::allowed(rt, &head.headers, flavour)),
+            };
+            return Passage { claims, cors, ..ended(Some(picked), result) };
+        }
+        let Some(body) = body.forwardable() else {
+            let err = ProxyError::UpstreamUnavailable(crate::error::Cause::new(protocol::NoBody));
+            return Passage { claims, cors, ..ended(Some(picked), Err(err)) };
+        };
         head.headers.insert(&request_id::X_REQUEST_ID, request_id.clone());
         let outgoing = forward::Outgoing { req: Request::from_parts(head, body), body: body_in, websocket };
         let sent = std::time::Instant::now();
@@ -299,11 +356,13 @@ fn cors_of<'l>(
     }
 }
 
-/// Phase 4: a revoked token is refused, except on the logout path (logout
-/// is idempotent: a retry after a 503, or after a write a Redis failover
-/// lost, stores the revocation again); then the route's requirements.
-pub fn require(picked: &Picked<'_>, caller: Caller) -> Result<Caller, ProxyError> {
-    if matches!(caller, Caller::Revoked(_)) && picked.action != Action::Logout {
+/// Phase 4: a revoked token is refused, except on the logout path when
+/// `relogout` (logout is idempotent: a retry after a 503, or after a write
+/// a Redis failover lost, stores the revocation again; a forward-auth
+/// verdict has no such exception, since its 200 lets the request reach the
+/// app); then the route's requirements.
+pub fn require(picked: &Picked<'_>, caller: Caller, relogout: bool) -> Result<Caller, ProxyError> {
+    if matches!(caller, Caller::Revoked(_)) && !(relogout && picked.action == Action::Logout) {
         return Err(Rejection::Revoked.into());
     }
     if let Some(claims) = caller.claims() {
@@ -324,7 +383,7 @@ mod future_size {
 
     fn size_of_service_future<F, Fut>(_: F) -> usize
     where
-        F: FnOnce(Arc<Downstream>, Request<Incoming>) -> Fut,
+        F: FnOnce(Arc<Downstream>, Request<hyper::body::Incoming>) -> Fut,
     {
         std::mem::size_of::<Fut>()
     }

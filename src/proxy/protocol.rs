@@ -156,6 +156,51 @@ impl BodyWatch {
     }
 }
 
+/// A request body the phases take: the client's, watched on its way to
+/// the upstream, or none (a gRPC check asks about a request it does not
+/// carry). Generic, so the proxy's path is compiled without a branch.
+pub trait Arriving: Sized + Send {
+    type Watched: Forwardable;
+    fn watch(req: Request<Self>) -> (Request<Self::Watched>, BodyWatch);
+}
+
+impl Arriving for Incoming {
+    type Watched = Inbound;
+    fn watch(req: Request<Self>) -> (Request<Inbound>, BodyWatch) {
+        watch_body(req)
+    }
+}
+
+impl Arriving for () {
+    type Watched = ();
+    fn watch(req: Request<()>) -> (Request<()>, BodyWatch) {
+        (req, BodyWatch(Arc::default()))
+    }
+}
+
+/// A watched body the phases may forward, when there is one.
+pub trait Forwardable: Send {
+    fn forwardable(self) -> Option<Inbound>;
+}
+
+impl Forwardable for Inbound {
+    fn forwardable(self) -> Option<Inbound> {
+        Some(self)
+    }
+}
+
+impl Forwardable for () {
+    fn forwardable(self) -> Option<Inbound> {
+        None
+    }
+}
+
+/// A request without a body reached the upstream step (only a verdict
+/// may have no body; a bug if seen).
+#[derive(Debug, thiserror::Error)]
+#[error("a request without a body cannot be forwarded")]
+pub struct NoBody;
+
 /// Wraps the request's body in [`Inbound`].
 pub fn watch_body(req: Request<Incoming>) -> (Request<Inbound>, BodyWatch) {
     let watched = Arc::new(Watched::default());

@@ -3,7 +3,7 @@
 //! policy. The process binds, connects and builds its cache once from
 //! them; a reload compiles them again only to say what it cannot apply.
 
-use crate::config::{secret, AdminSpec, ConfigError, MetricsAuth, Origin, SecretSource};
+use crate::config::{secret, AdminSpec, ConfigError, FileConfig, MetricsAuth, Origin, SecretSource};
 use crate::error::Causes;
 use crate::revocation::{Policy, StoreSettings};
 use std::net::SocketAddr;
@@ -16,8 +16,16 @@ pub struct StartSettings {
     /// The public listener speaks TLS (its certificate may be renewed).
     pub tls: bool,
     pub admin: Option<AdminSettings>,
+    /// The forward-auth listeners (HTTP, gRPC), when configured.
+    pub forward_auth: ForwardAuthListeners,
     pub store: StoreSettings,
     pub policy: Policy,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ForwardAuthListeners {
+    pub http: Option<SocketAddr>,
+    pub grpc: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -40,6 +48,8 @@ impl StartSettings {
             ("revocation store", self.store != file.store),
             ("revocation policy and cache", self.policy != file.policy),
             ("admin.listen", admin_listen(self) != admin_listen(file)),
+            ("forward_auth.listen", self.forward_auth.http != file.forward_auth.http),
+            ("forward_auth.grpc_listen", self.forward_auth.grpc != file.forward_auth.grpc),
             ("admin token", admin_listen(self) == admin_listen(file) && admin_token(self) != admin_token(file)),
             (
                 "admin.metrics_auth",
@@ -54,6 +64,48 @@ impl StartSettings {
 
 pub(super) fn listen(text: &str, origin: &Origin<'_>) -> Result<SocketAddr, ConfigError> {
     text.parse().map_err(|e| ConfigError::at(origin, "listen", format!("not an ip:port address: {e}")))
+}
+
+/// The forward-auth listeners: off the public and admin ports, and only
+/// with `trusted_proxies` (nobody else is answered there).
+pub(super) fn forward_auth(
+    file: &FileConfig,
+    listen: SocketAddr,
+    admin: Option<&AdminSettings>,
+    origin: &Origin<'_>,
+) -> Result<(ForwardAuthListeners, Option<String>), ConfigError> {
+    let Some(spec) = &file.forward_auth else { return Ok((ForwardAuthListeners::default(), None)) };
+    let address = |text: &Option<String>, field: &'static str| {
+        let parsed = text.as_deref().map(str::parse::<SocketAddr>).transpose();
+        let addr = parsed.map_err(|e| ConfigError::at(origin, field, format!("not an ip:port address: {e}")))?;
+        let taken = [Some(listen), admin.map(|a| a.listen)];
+        match addr {
+            Some(a) if a.port() != 0 && taken.contains(&Some(a)) => {
+                Err(ConfigError::at(origin, field, "must differ from listen and admin.listen"))
+            }
+            _ => Ok(addr),
+        }
+    };
+    let listeners = ForwardAuthListeners {
+        http: address(&spec.listen, "forward_auth.listen")?,
+        grpc: address(&spec.grpc_listen, "forward_auth.grpc_listen")?,
+    };
+    if listeners.http.is_none() && listeners.grpc.is_none() {
+        return Err(ConfigError::at(origin, "forward_auth", "set listen, grpc_listen or both"));
+    }
+    if matches!((listeners.http, listeners.grpc), (Some(h), Some(g)) if h == g && h.port() != 0) {
+        return Err(ConfigError::at(origin, "forward_auth.grpc_listen", "must differ from forward_auth.listen"));
+    }
+    if file.trusted_proxies.is_empty() {
+        let message = "forward-auth answers only peers in trusted_proxies: list the ingress or mesh proxies there";
+        return Err(ConfigError::at(origin, "forward_auth", message));
+    }
+    let prefix = match spec.path_prefix.as_deref() {
+        None | Some("/") => None,
+        Some(p) if p.starts_with('/') && !p.contains(['?', '#']) => Some(p.trim_end_matches('/').to_owned()),
+        Some(_) => return Err(ConfigError::at(origin, "forward_auth.path_prefix", "a path starting with /")),
+    };
+    Ok((listeners, prefix))
 }
 
 pub(super) fn admin(spec: &AdminSpec, origin: &Origin<'_>) -> Result<AdminSettings, ConfigError> {

@@ -5,7 +5,7 @@
 //! requests get `DRAIN` to finish.
 
 use super::drain::{Drain, Watch};
-use crate::proxy::{AffinityDriver, Downstream, Gate, Pinned, MAX_HEADER_LIST_BYTES};
+use crate::proxy::{AffinityDriver, Downstream, Gate, Pinned, Role, MAX_HEADER_LIST_BYTES};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -19,11 +19,14 @@ const DRAIN: Duration = Duration::from_secs(30);
 /// Slow-loris bound: a client must send its request head within this.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Binds the public listener (logged; `cli` announces it on stdout).
-pub(super) async fn bind(addr: SocketAddr, tls: bool) -> std::io::Result<TcpListener> {
+/// Binds a listener of `role` (logged; `cli` announces it on stdout).
+pub(super) async fn bind(addr: SocketAddr, tls: bool, role: Role) -> std::io::Result<TcpListener> {
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
-    tracing::info!(%local, tls, "listening");
+    match role {
+        Role::Proxy => tracing::info!(%local, tls, "listening"),
+        Role::Authorize | Role::AuthorizeGrpc => tracing::info!(%local, "forward-auth listening"),
+    }
     Ok(listener)
 }
 
@@ -31,7 +34,15 @@ pub(super) async fn bind(addr: SocketAddr, tls: bool) -> std::io::Result<TcpList
 /// config at start), each connection's handshake runs in its own task under
 /// `tls.handshake_timeout`, with the certificate of the config snapshot
 /// current at accept time, so a renewed certificate serves new connections.
-pub(super) async fn serve(listener: TcpListener, gate: Arc<Gate>, tls: bool, shutdown: impl Future<Output = ()>) {
+/// The forward-auth listener is served the same way, in `Role::Authorize`
+/// and without TLS.
+pub(super) async fn serve(
+    listener: TcpListener,
+    gate: Arc<Gate>,
+    tls: bool,
+    role: Role,
+    shutdown: impl Future<Output = ()>,
+) {
     let builder = Arc::new(connection_builder());
     let drain = Drain::new();
     tokio::pin!(shutdown);
@@ -49,7 +60,8 @@ pub(super) async fn serve(listener: TcpListener, gate: Arc<Gate>, tls: bool, shu
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        tokio::spawn(connection(gate.clone(), builder.clone(), drain.watch(), stream, client, tls));
+        let accepted = Accepted { stream, client, tls, role };
+        tokio::spawn(connection(gate.clone(), builder.clone(), drain.watch(), accepted));
     }
     drop(listener);
     finish(drain).await;
@@ -74,18 +86,20 @@ fn connection_builder() -> auto::Builder<TokioExecutor> {
     builder
 }
 
-/// One client connection, from the TLS handshake (with `tls`) to its end.
-async fn connection(
-    gate: Arc<Gate>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
-    watch: Watch,
+/// An accepted connection and how it is served.
+struct Accepted {
     stream: TcpStream,
     client: SocketAddr,
     tls: bool,
-) {
+    role: Role,
+}
+
+/// One client connection, from the TLS handshake (with `tls`) to its end.
+async fn connection(gate: Arc<Gate>, builder: Arc<auto::Builder<TokioExecutor>>, watch: Watch, accepted: Accepted) {
+    let Accepted { stream, client, tls, role } = accepted;
     let pinned = Pinned::default();
     let service = {
-        let downstream = Arc::new(Downstream::new(gate.clone(), client, pinned.clone()));
+        let downstream = Arc::new(Downstream::new(gate.clone(), client, pinned.clone(), role));
         service_fn(move |req| downstream.clone().handle(req))
     };
     let driver = AffinityDriver::new(pinned.clone());

@@ -11,6 +11,7 @@ mod wiring;
 pub use accept::shutdown_signal;
 
 use crate::config::{ConfigError, Overrides};
+use crate::proxy::Role;
 use crate::runtime::Compiled;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -49,6 +50,12 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot listen on {addr} (forward-auth)")]
+    ForwardAuthListen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot listen on {addr} (admin)")]
     AdminListen {
         addr: SocketAddr,
@@ -67,6 +74,7 @@ pub enum StartError {
 pub struct Running {
     public: SocketAddr,
     admin: Option<SocketAddr>,
+    forward_auth: Option<SocketAddr>,
     tls: bool,
     served: JoinHandle<()>,
 }
@@ -80,6 +88,11 @@ impl Running {
     /// The admin listener's bound address, when the config has `admin`.
     pub fn admin_addr(&self) -> Option<SocketAddr> {
         self.admin
+    }
+
+    /// The forward-auth (HTTP) listener's bound address, when configured.
+    pub fn forward_auth_addr(&self) -> Option<SocketAddr> {
+        self.forward_auth
     }
 
     /// The public listener speaks TLS.
@@ -110,8 +123,18 @@ pub async fn start(config: Config, shutdown: impl Future<Output = ()> + Send + '
     let hangup = reload.as_ref().and_then(|_| reload::hangup_signal());
     runtime.verifier.start_jwks().await;
     let listen = |source| StartError::Listen { addr: start.listen, source };
-    let listener = accept::bind(start.listen, start.tls).await.map_err(listen)?;
+    let listener = accept::bind(start.listen, start.tls, Role::Proxy).await.map_err(listen)?;
     let public = listener.local_addr().map_err(listen)?;
+    let authorizer = match start.forward_auth.http {
+        Some(addr) => {
+            let listen = |source| StartError::ForwardAuthListen { addr, source };
+            let listener = accept::bind(addr, false, Role::Authorize).await.map_err(listen)?;
+            let local = listener.local_addr().map_err(listen)?;
+            Some((listener, local))
+        }
+        None => None,
+    };
+    let forward_auth = authorizer.as_ref().map(|(_, local)| *local);
     let gate = wiring::gate(runtime, &start, &mut tasks)?;
     let admin = match &start.admin {
         Some(settings) => Some(wiring::admin(settings, gate.clone(), metrics, &mut tasks).await?),
@@ -121,9 +144,27 @@ pub async fn start(config: Config, shutdown: impl Future<Output = ()> + Send + '
     if let Some(source) = reload {
         tasks.spawn(reload::run(gate.clone(), source, start, hangup));
     }
+    // Both listeners stop on `shutdown`, together.
+    let (stop, stopping) = tokio::sync::watch::channel(());
+    let stopped = move || {
+        let mut stopping = stopping.clone();
+        async move { while stopping.changed().await.is_ok() {} }
+    };
+    let authorizing = authorizer
+        .map(|(listener, _)| tokio::spawn(accept::serve(listener, gate.clone(), false, Role::Authorize, stopped())));
+    let public_stopped = stopped();
     let served = tokio::spawn(async move {
-        accept::serve(listener, gate, tls, shutdown).await;
+        let signal = async move {
+            shutdown.await;
+            drop(stop);
+        };
+        tokio::join!(signal, accept::serve(listener, gate, tls, Role::Proxy, public_stopped));
+        if let Some(task) = authorizing {
+            if let Err(err) = task.await {
+                tracing::error!(error = %err, "the forward-auth listener task failed");
+            }
+        }
         tasks.shutdown().await;
     });
-    Ok(Running { public, admin, tls, served })
+    Ok(Running { public, admin, forward_auth, tls, served })
 }

@@ -52,6 +52,8 @@ mod fleet;
 #[cfg(test)]
 mod flight;
 #[cfg(test)]
+mod forward_auth;
+#[cfg(test)]
 mod hardening;
 #[cfg(test)]
 mod http10_upstream;

@@ -21,13 +21,17 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 const READY: &str = "jwtgate listening on http://";
 /// The ready line of a gate whose config has `tls:`.
 const READY_TLS: &str = "jwtgate listening on https://";
-/// The second stdout line, printed when the config has an `admin:` section.
+/// The last stdout line, printed when the config has an `admin:` section.
 const ADMIN_READY: &str = "jwtgate admin listening on http://";
+/// Printed between the two when the config has `forward_auth.listen`.
+const FORWARD_AUTH_READY: &str = "jwtgate forward-auth listening on http://";
 
 pub struct Gate {
     pub addr: SocketAddr,
     /// The admin listener, when the config enables it.
     pub admin: Option<SocketAddr>,
+    /// The forward-auth (HTTP) listener, when the config enables it.
+    pub forward_auth: Option<SocketAddr>,
     /// The admin token `Gate::admin_send` presents (from `Cfg::admin_token`).
     pub admin_token: Option<String>,
     pub pid: u32,
@@ -97,16 +101,21 @@ impl Gate {
         });
         let mut out = BufReader::new(child.stdout.take().expect("stdout pipe")).lines();
         let wants_admin = yaml.lines().any(|l| l.starts_with("admin:"));
+        let mut forward_auth = None;
         let ready = tokio::time::timeout(Duration::from_secs(10), async {
             let mut public = None;
             while let Ok(Some(line)) = out.next_line().await {
                 if let Some(rest) = line.strip_prefix(READY).or_else(|| line.strip_prefix(READY_TLS)) {
                     public = Some(rest.trim().to_owned());
-                    if !wants_admin {
-                        return Some((public?, None));
-                    }
+                } else if let Some(rest) = line.strip_prefix(FORWARD_AUTH_READY) {
+                    forward_auth = Some(rest.trim().parse().expect("address in forward-auth ready line"));
                 } else if let Some(rest) = line.strip_prefix(ADMIN_READY) {
                     return Some((public?, Some(rest.trim().to_owned())));
+                }
+                // The admin line comes last; without one, the others suffice.
+                let wants_forward_auth = yaml.contains("\nforward_auth:") && forward_auth.is_none();
+                if public.is_some() && !wants_admin && !wants_forward_auth {
+                    return Some((public?, None));
                 }
             }
             None
@@ -127,6 +136,7 @@ impl Gate {
         Gate {
             addr,
             admin,
+            forward_auth,
             admin_token: None,
             pid,
             _child: child,
@@ -211,6 +221,28 @@ impl Gate {
         let socket = tokio::net::TcpSocket::new_v4().expect("client socket");
         socket.bind(SocketAddr::new(local, 0)).expect("bind the client address");
         let stream = socket.connect(self.addr).await.expect("connect to jwtgate");
+        tokio::time::timeout(Duration::from_secs(10), raw_exchange(stream, request))
+            .await
+            .expect("raw response within 10 s")
+    }
+
+    /// A forward-auth check on the HTTP authorizer listener: `method` and
+    /// `path` of the check request itself, with `headers`.
+    pub async fn check(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> Rsp {
+        let addr = self.forward_auth.expect("the config has forward_auth.listen");
+        let mut req = Request::builder().method(method).uri(format!("http://{addr}{path}"));
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        self.send(req.body(empty()).expect("check request")).await
+    }
+
+    /// Like [`Gate::raw_from`], on the forward-auth listener.
+    pub async fn check_raw_from(&self, local: std::net::IpAddr, request: &[u8]) -> Rsp {
+        let socket = tokio::net::TcpSocket::new_v4().expect("client socket");
+        socket.bind(SocketAddr::new(local, 0)).expect("bind the client address");
+        let addr = self.forward_auth.expect("the config has forward_auth.listen");
+        let stream = socket.connect(addr).await.expect("connect to the forward-auth listener");
         tokio::time::timeout(Duration::from_secs(10), raw_exchange(stream, request))
             .await
             .expect("raw response within 10 s")
