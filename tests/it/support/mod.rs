@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod configmap;
+pub mod front;
 pub mod gate;
 pub mod h2raw;
 pub mod idp;
