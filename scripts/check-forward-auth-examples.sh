@@ -31,7 +31,8 @@ fi
 say "cargo build --release --locked --bin jwtgate (for jwtgate check)"
 cargo build --release --locked --bin jwtgate --quiet
 bin=${CARGO_TARGET_DIR:-$root/target}/release/jwtgate
-"$bin" check --offline -c k8s/forward-auth/jwtgate.yaml >/dev/null
+# The admin token the Deployment passes from its Secret.
+JWTGATE_ADMIN_TOKEN=example-admin-token-0123456789 "$bin" check --offline -c k8s/forward-auth/jwtgate.yaml >/dev/null
 say "jwtgate check --offline k8s/forward-auth/jwtgate.yaml: ok"
 
 tmp=$(mktemp -d)

@@ -82,6 +82,16 @@ fn summary(compiled: &Compiled, probes: &[(String, Arc<JwksSource>, Probe)]) -> 
         (spelling::on_store_error(start.policy.on_store_error), spelling::missing_jti(start.policy.missing_jti));
     let store = describe_store(&start.store);
     let _ = writeln!(out, "  store      {store}, on_store_error: {on_error}, missing_jti: {missing_jti}");
+    let authorizer = &start.forward_auth;
+    if authorizer.http.is_some() || authorizer.grpc.is_some() {
+        let show = |addr: Option<std::net::SocketAddr>| addr.map_or_else(|| "off".to_owned(), |a| a.to_string());
+        let prefix = rt.forward_auth_prefix.as_deref().unwrap_or("/");
+        let (http, grpc) = (show(authorizer.http), show(authorizer.grpc));
+        let _ = writeln!(
+            out,
+            "  forward-auth http: {http} (path_prefix: {prefix}), grpc: {grpc}; answers trusted_proxies only"
+        );
+    }
     if let Some(admin) = &start.admin {
         let _ = writeln!(out, "  admin      listen: {}", admin.listen);
     }

@@ -197,7 +197,7 @@ async fn only_trusted_proxies_get_a_verdict() {
 }
 
 #[tokio::test]
-async fn forward_auth_without_trusted_proxies_is_a_config_error() {
+async fn forward_auth_without_trusted_proxies_is_a_config_error_and_check_shows_it_otherwise() {
     let app = Upstream::spawn().await;
     let yaml = Cfg::new(&app).extra("forward_auth:\n  listen: 127.0.0.1:0\n").yaml();
     let file = crate::support::gate::write_config(&yaml);
@@ -205,6 +205,12 @@ async fn forward_auth_without_trusted_proxies_is_a_config_error() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "refused: {stderr}");
     assert!(stderr.contains("forward_auth") && stderr.contains("trusted_proxies"), "{stderr}");
+    // With them, `check` shows where the authorizer listens.
+    let file = crate::support::gate::write_config(&cfg(&app).yaml());
+    let out = crate::support::gate::cli(&["check", "--offline", "-c", file.path().to_str().unwrap()]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("forward-auth http: 127.0.0.1:0 (path_prefix: /authz), grpc: off"), "{stdout}");
 }
 
 #[tokio::test]
