@@ -1,6 +1,7 @@
 //! Compiling `jwt:` into the [`Verifier`]: algorithm names parsed, key
-//! files and secrets read and decoded, `jwks_url` sources prepared (not
-//! fetched: that is [`Verifier::start_jwks`]). Errors name the field.
+//! files and secrets read and decoded, `jwks_url` and `discovery` sources
+//! prepared (not fetched: that is [`Verifier::start_jwks`]). Errors name
+//! the field.
 
 use super::jwks::{ExtraRoots, JwksSettings, JwksSource};
 use super::keys::{self, KeyError, KeySet};
@@ -100,9 +101,12 @@ fn compile_issuer(
     origin: &Origin<'_>,
 ) -> Result<IssuerRule, ConfigError> {
     let algorithms = compile_algorithms(&spec.algorithms, at, origin)?;
-    let (keys, jwks) = compile_keys(&spec.keys, at, jwks_settings, origin)?;
+    let (keys, mut jwks) = compile_keys(&spec.keys, at, jwks_settings, origin)?;
+    if spec.discovery {
+        jwks.push(discovery_source(spec, at, jwks_settings, origin)?);
+    }
     if keys.is_empty() && jwks.is_empty() {
-        return Err(ConfigError::at(origin, format!("{at}.keys"), "at least one key is required"));
+        return Err(ConfigError::at(origin, format!("{at}.keys"), "at least one key is required (or discovery: true)"));
     }
     // Families of fetched keys are known only once fetched.
     if jwks.is_empty() {
@@ -119,6 +123,22 @@ fn compile_issuer(
         keys,
         jwks,
     })
+}
+
+/// The source of `discovery: true`. A `jwks_url` beside it is refused:
+/// two sets for one issuer, one of them not checked against the document.
+fn discovery_source(
+    spec: &IssuerSpec,
+    at: &str,
+    jwks_settings: &JwksSettings,
+    origin: &Origin<'_>,
+) -> Result<Arc<JwksSource>, ConfigError> {
+    if let Some(i) = spec.keys.iter().position(|k| k.jwks_url.is_some()) {
+        let message = "discovery: true finds the issuer's JWK Set; remove this jwks_url or set discovery: false";
+        return Err(ConfigError::at(origin, format!("{at}.keys[{i}].jwks_url"), message));
+    }
+    JwksSource::discover(&spec.issuer, jwks_settings.clone())
+        .map_err(|e| ConfigError::at(origin, format!("{at}.issuer"), Causes(&e).to_string()))
 }
 
 fn compile_algorithms(names: &[String], at: &str, origin: &Origin<'_>) -> Result<Vec<Algorithm>, ConfigError> {
