@@ -326,7 +326,9 @@ jwt:
     /// `JWT` with a discovery issuer named `issuer` and the given keys
     /// (YAML list items, or nothing).
     fn discovery(issuer: &str, keys: &str) -> String {
-        format!("jwt:\n  issuers:\n    - issuer: \"{issuer}\"\n      algorithms: [RS256]\n      discovery: true\n{keys}")
+        format!(
+            "jwt:\n  issuers:\n    - issuer: \"{issuer}\"\n      algorithms: [RS256]\n      discovery: true\n{keys}"
+        )
     }
 
     #[test]
@@ -348,7 +350,8 @@ jwt:
 
     #[test]
     fn discovery_errors_name_the_field_and_line() {
-        let with_url = "      keys:\n        - { kid: k1, insecure_secret: s }\n        - jwks_url: https://idp.example/jwks\n";
+        let with_url =
+            "      keys:\n        - { kid: k1, insecure_secret: s }\n        - jwks_url: https://idp.example/jwks\n";
         let text = discovery("https://idp.example/", with_url);
         let err = compiled(&text).err().unwrap();
         assert_eq!(err.field, "jwt.issuers[0].keys[1].jwks_url");
@@ -371,7 +374,10 @@ jwt:
 
         let nothing = discovery("https://idp.example/", "").replace("      discovery: true\n", "");
         let err = compiled(&nothing).err().unwrap();
-        assert_eq!((err.field.as_str(), err.message.as_str()), ("jwt.issuers[0].keys", "at least one key is required (or discovery: true)"));
+        assert_eq!(
+            (err.field.as_str(), err.message.as_str()),
+            ("jwt.issuers[0].keys", "at least one key is required (or discovery: true)")
+        );
     }
 
     #[test]

@@ -119,7 +119,8 @@ fn describe_probe(source: &JwksSource, probe: Option<&Result<Probed, FetchError>
         Some(Ok(Probed { jwks_url, keys })) => {
             let listed: Vec<String> =
                 keys.iter().map(|k| format!("{} ({})", k.kid.as_deref().unwrap_or("no kid"), k.alg)).collect();
-            let via = if source.is_discovery() { format!("jwks_uri {}, ", redact_url(jwks_url)) } else { String::new() };
+            let via =
+                if source.is_discovery() { format!("jwks_uri {}, ", redact_url(jwks_url)) } else { String::new() };
             format!("ok, {via}{} key(s): {}", keys.len(), listed.join(", "))
         }
     }

@@ -406,7 +406,8 @@ impl JwksSource {
     /// A failed load: retry scheduled, counted.
     fn failed(&self) {
         *lock(&self.due) = Instant::now() + self.settings.retry;
-        metrics::counter!("jwtgate_jwks_fetches_total", "source" => self.host.clone(), "result" => "error").increment(1);
+        metrics::counter!("jwtgate_jwks_fetches_total", "source" => self.host.clone(), "result" => "error")
+            .increment(1);
         metrics::counter!("jwtgate_jwks_fetch_errors_total", "source" => self.host.clone()).increment(1);
     }
 }
