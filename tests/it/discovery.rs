@@ -451,3 +451,29 @@ async fn discovery_config_errors_name_the_file_line_and_field() {
     let out = cli(&["check", "--offline", "-c", &file.path().display().to_string()]).await;
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[tokio::test]
+async fn reload_keeps_a_running_discovery_source_and_its_keys_without_refetching() {
+    let (app, idp) = (Upstream::spawn().await, Idp::spawn().await);
+    let iss = idp.issuer();
+    idp.discovery(&iss, &idp.url());
+    let settings = "{ min_refresh: 1h, max_refresh: 1h }";
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("jwtgate.yaml");
+    std::fs::write(&file, yaml(&app, &iss, settings)).expect("write config");
+    let gate = Gate::spawn_file(&file).await;
+    assert_eq!(gate.get("/api/before", &rsa(&iss, "jwks-rsa")).await.status, 200, "control");
+    // The IdP now fails: a source a reload built afresh would have no keys.
+    idp.answer(Answer::Status(503));
+    idp.route(DISCOVERY_PATH, Answer::Status(503));
+
+    crate::support::configmap::replace_file(&file, &yaml(&app, &iss, settings).replace("/api", "/v2"));
+    eventually(Duration::from_secs(5), "reload (file changed)", || async {
+        gate.logs().contains("config reloaded").then_some(())
+    })
+    .await;
+    assert_eq!(idp.hits(), 2, "a reload with the same issuer and settings fetched again");
+    let rsp = gate.get("/v2/after", &rsa(&iss, "jwks-rsa")).await;
+    assert_eq!(rsp.status, 200, "keys lost across the reload: {}", rsp.text());
+    assert_eq!(app.seen("/v2/after"), 1);
+}
