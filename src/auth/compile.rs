@@ -343,7 +343,7 @@ jwt:
         let url = loopback.issuers().next().unwrap().jwks[0].url();
         assert_eq!(url, "http://127.0.0.1:8080/realms/x/.well-known/openid-configuration");
         let pinned = "      keys:\n        - { kid: k1, insecure_secret: an-hmac-secret }\n";
-        let both = compiled(&discovery("https://idp.example/", &pinned).replace("[RS256]", "[RS256, HS256]")).unwrap();
+        let both = compiled(&discovery("https://idp.example/", pinned).replace("[RS256]", "[RS256, HS256]")).unwrap();
         let rule = both.issuers().next().unwrap();
         assert_eq!((rule.keys.len(), rule.jwks.len()), (1, 1));
     }

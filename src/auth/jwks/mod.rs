@@ -73,7 +73,7 @@ enum Locator {
     /// `jwks_url`: one fixed URL.
     Fixed(Arc<Fetcher>),
     /// `discovery: true`: the `jwks_uri` of the issuer's discovery document.
-    Discovered(Discoverer),
+    Discovered(Box<Discoverer>),
 }
 
 /// What `jwtgate check` learns from one fetch of a source.
@@ -233,7 +233,7 @@ impl JwksSource {
         settings.check()?;
         let identity = format!("discovery {issuer} {settings:?}");
         let (discoverer, host) = Discoverer::new(issuer, &settings)?;
-        Ok(Self::with(identity, Locator::Discovered(discoverer), host, settings))
+        Ok(Self::with(identity, Locator::Discovered(Box::new(discoverer)), host, settings))
     }
 
     fn with(identity: String, locator: Locator, host: String, settings: JwksSettings) -> Arc<Self> {
