@@ -14,7 +14,7 @@ use super::fetch::{FetchError, Fetcher};
 use super::{lock, JwksError, JwksSettings};
 use crate::error::Causes;
 use http::Uri;
-use serde::Deserialize;
+use serde_json::{Map, Value};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use tokio::time::Instant;
@@ -82,14 +82,6 @@ pub fn discovery_url(issuer: &str) -> Result<(Uri, String), UrlRule> {
     checked_url(issuer)?;
     let base = issuer.strip_suffix('/').unwrap_or(issuer);
     checked_url(&format!("{base}{WELL_KNOWN}"))
-}
-
-/// The fields of the document this gate uses; the others are ignored.
-#[derive(Deserialize)]
-struct Document {
-    issuer: String,
-    #[serde(default)]
-    jwks_uri: Option<String>,
 }
 
 /// The `jwks_uri` last discovered.
@@ -174,12 +166,19 @@ impl Discoverer {
     /// the document's client (TLS roots, timeout). Nothing is stored.
     pub async fn discover(&self) -> Result<Fetcher, FetchError> {
         let body = self.document.document().await?;
-        let doc: Document = serde_json::from_slice(&body).map_err(|_| FetchError::NotADiscoveryDocument)?;
-        if doc.issuer != self.issuer {
-            let found = doc.issuer.chars().take(QUOTED_AT_MOST).collect();
+        // An object (serde would read a struct from an array too); the
+        // fields this gate uses, the others ignored.
+        let doc: Map<String, Value> = serde_json::from_slice(&body).map_err(|_| FetchError::NotADiscoveryDocument)?;
+        let issuer = doc.get("issuer").and_then(Value::as_str).ok_or(FetchError::NotADiscoveryDocument)?;
+        if issuer != self.issuer {
+            let found = issuer.chars().take(QUOTED_AT_MOST).collect();
             return Err(FetchError::IssuerMismatch { expected: self.issuer.clone(), found });
         }
-        let uri = doc.jwks_uri.ok_or(FetchError::NoJwksUri)?;
+        let uri = match doc.get("jwks_uri") {
+            None | Some(Value::Null) => return Err(FetchError::NoJwksUri),
+            Some(Value::String(uri)) => uri,
+            Some(_) => return Err(FetchError::NotADiscoveryDocument),
+        };
         let (url, _) = checked_url(&uri)
             .map_err(|rule| FetchError::JwksUri { uri: uri.chars().take(QUOTED_AT_MOST).collect(), rule })?;
         Ok(self.document.with_url(url))
