@@ -179,7 +179,7 @@ impl Discoverer {
             Some(Value::String(uri)) => uri,
             Some(_) => return Err(FetchError::NotADiscoveryDocument),
         };
-        let (url, _) = checked_url(&uri)
+        let (url, _) = checked_url(uri)
             .map_err(|rule| FetchError::JwksUri { uri: uri.chars().take(QUOTED_AT_MOST).collect(), rule })?;
         Ok(self.document.with_url(url))
     }
