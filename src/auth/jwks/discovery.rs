@@ -7,8 +7,9 @@
 //! [`Discoverer::jwks`] is asked before every JWKS fetch of its source and
 //! fetches the document again only when no `jwks_uri` is known yet, when
 //! the last JWKS fetch failed (at most once per `unknown_kid_cooldown`),
-//! or when the document is older than `max_refresh`; so it is never
-//! fetched more often than the JWK Set itself.
+//! or when the document is older than `max_refresh`: at most once per
+//! attempt to load the set, which the JWKS schedule, retry delay and
+//! unknown-kid cool-down already bound.
 
 use super::fetch::{FetchError, Fetcher};
 use super::{lock, JwksError, JwksSettings};
