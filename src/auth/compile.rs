@@ -1,6 +1,7 @@
 //! Compiling `jwt:` into the [`Verifier`]: algorithm names parsed, key
-//! files and secrets read and decoded, `jwks_url` sources prepared (not
-//! fetched: that is [`Verifier::start_jwks`]). Errors name the field.
+//! files and secrets read and decoded, `jwks_url` and `discovery` sources
+//! prepared (not fetched: that is [`Verifier::start_jwks`]). Errors name
+//! the field.
 
 use super::jwks::{ExtraRoots, JwksSettings, JwksSource};
 use super::keys::{self, KeyError, KeySet};
@@ -100,9 +101,12 @@ fn compile_issuer(
     origin: &Origin<'_>,
 ) -> Result<IssuerRule, ConfigError> {
     let algorithms = compile_algorithms(&spec.algorithms, at, origin)?;
-    let (keys, jwks) = compile_keys(&spec.keys, at, jwks_settings, origin)?;
+    let (keys, mut jwks) = compile_keys(&spec.keys, at, jwks_settings, origin)?;
+    if spec.discovery {
+        jwks.push(discovery_source(spec, at, jwks_settings, origin)?);
+    }
     if keys.is_empty() && jwks.is_empty() {
-        return Err(ConfigError::at(origin, format!("{at}.keys"), "at least one key is required"));
+        return Err(ConfigError::at(origin, format!("{at}.keys"), "at least one key is required (or discovery: true)"));
     }
     // Families of fetched keys are known only once fetched.
     if jwks.is_empty() {
@@ -119,6 +123,22 @@ fn compile_issuer(
         keys,
         jwks,
     })
+}
+
+/// The source of `discovery: true`. A `jwks_url` beside it is refused:
+/// two sets for one issuer, one of them not checked against the document.
+fn discovery_source(
+    spec: &IssuerSpec,
+    at: &str,
+    jwks_settings: &JwksSettings,
+    origin: &Origin<'_>,
+) -> Result<Arc<JwksSource>, ConfigError> {
+    if let Some(i) = spec.keys.iter().position(|k| k.jwks_url.is_some()) {
+        let message = "discovery: true finds the issuer's JWK Set; remove this jwks_url or set discovery: false";
+        return Err(ConfigError::at(origin, format!("{at}.keys[{i}].jwks_url"), message));
+    }
+    JwksSource::discover(&spec.issuer, jwks_settings.clone())
+        .map_err(|e| ConfigError::at(origin, format!("{at}.issuer"), Causes(&e).to_string()))
 }
 
 fn compile_algorithms(names: &[String], at: &str, origin: &Origin<'_>) -> Result<Vec<Algorithm>, ConfigError> {
@@ -301,6 +321,63 @@ jwt:
 
         let err = with_key("{ kid: k1, jwks_file: set.json }").err().unwrap();
         assert_eq!(err.field, "jwt.issuers[0].keys[0].kid");
+    }
+
+    /// `JWT` with a discovery issuer named `issuer` and the given keys
+    /// (YAML list items, or nothing).
+    fn discovery(issuer: &str, keys: &str) -> String {
+        format!(
+            "jwt:\n  issuers:\n    - issuer: \"{issuer}\"\n      algorithms: [RS256]\n      discovery: true\n{keys}"
+        )
+    }
+
+    #[test]
+    fn a_discovery_issuer_needs_no_keys_and_may_keep_fixed_ones() {
+        let verifier = compiled(&discovery("https://idp.example/", "")).unwrap();
+        let rule = verifier.issuers().next().unwrap();
+        assert!(rule.keys.is_empty());
+        assert_eq!(rule.jwks.len(), 1);
+        assert!(rule.jwks[0].is_discovery());
+        assert_eq!(rule.jwks[0].url(), "https://idp.example/.well-known/openid-configuration");
+        let loopback = compiled(&discovery("http://127.0.0.1:8080/realms/x", "")).unwrap();
+        let url = loopback.issuers().next().unwrap().jwks[0].url();
+        assert_eq!(url, "http://127.0.0.1:8080/realms/x/.well-known/openid-configuration");
+        let pinned = "      keys:\n        - { kid: k1, insecure_secret: an-hmac-secret }\n";
+        let both = compiled(&discovery("https://idp.example/", pinned).replace("[RS256]", "[RS256, HS256]")).unwrap();
+        let rule = both.issuers().next().unwrap();
+        assert_eq!((rule.keys.len(), rule.jwks.len()), (1, 1));
+    }
+
+    #[test]
+    fn discovery_errors_name_the_field_and_line() {
+        let with_url =
+            "      keys:\n        - { kid: k1, insecure_secret: s }\n        - jwks_url: https://idp.example/jwks\n";
+        let text = discovery("https://idp.example/", with_url);
+        let err = compiled(&text).err().unwrap();
+        assert_eq!(err.field, "jwt.issuers[0].keys[1].jwks_url");
+        assert!(err.message.starts_with("discovery: true finds the issuer's JWK Set"), "{err}");
+        assert_eq!(err.line_col.map(|(line, _)| line), Some(8), "{err}");
+
+        for (issuer, says) in [
+            ("http://idp.example/", "must be https (plain http only to a loopback host"),
+            ("https://idp.example/?tenant=a", "no query or fragment"),
+            ("https://user:pw@idp.example/", "credentials"),
+            ("idp.example", "not an absolute http(s) URL"),
+        ] {
+            let text = discovery(issuer, "");
+            let err = compiled(&text).err().unwrap();
+            assert_eq!(err.field, "jwt.issuers[0].issuer", "{issuer}");
+            assert!(err.message.starts_with("discovery needs the issuer as its URL: "), "{issuer}: {err}");
+            assert!(err.message.contains(says), "{issuer}: {err}");
+            assert_eq!(err.line_col.map(|(line, _)| line), Some(3), "{err}");
+        }
+
+        let nothing = discovery("https://idp.example/", "").replace("      discovery: true\n", "");
+        let err = compiled(&nothing).err().unwrap();
+        assert_eq!(
+            (err.field.as_str(), err.message.as_str()),
+            ("jwt.issuers[0].keys", "at least one key is required (or discovery: true)")
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! appear.
 
 use super::spelling;
-use crate::auth::jwks::{FetchError, JwksSource, KeySummary};
+use crate::auth::jwks::{FetchError, JwksSource, Probed};
 use crate::config::redact_url;
 use crate::error::Causes;
 use crate::runtime::{Compiled, Runtime, StoreSettings};
@@ -20,8 +20,9 @@ pub struct Checked {
     pub problems: Vec<String>,
 }
 
-/// One JWKS URL's answer; `None` under `--offline`.
-type Probe = Option<Result<Vec<KeySummary>, FetchError>>;
+/// One JWKS URL's answer (with discovery: the document's, then its
+/// `jwks_uri`'s); `None` under `--offline`.
+type Probe = Option<Result<Probed, FetchError>>;
 
 /// Checks a compiled config; fetches every `jwks_url` unless `offline`.
 pub async fn check(path: &Path, compiled: &Compiled, offline: bool) -> Checked {
@@ -98,33 +99,39 @@ fn summary(compiled: &Compiled, probes: &[(String, Arc<JwksSource>, Probe)]) -> 
     out
 }
 
-/// One line per issuer, then one per JWKS URL: its keys or why none.
+/// One line per issuer, then one per JWKS URL (or discovery document):
+/// its keys or why none.
 fn issuers(rt: &Runtime, probes: &[(String, Arc<JwksSource>, Probe)], out: &mut String) {
     for issuer in rt.verifier.issuers() {
         let _ = writeln!(
             out,
-            "  issuer     {} (algorithms: {}; audiences: {}; {} key(s) + {} jwks_url)",
+            "  issuer     {} (algorithms: {}; audiences: {}; {} key(s) + {} jwks_url{})",
             issuer.issuer,
             spelling::algorithms(&issuer.algorithms),
             spelling::list(&issuer.audiences, "any"),
             issuer.keys.len(),
-            issuer.jwks.len(),
+            issuer.jwks.iter().filter(|s| !s.is_discovery()).count(),
+            if issuer.jwks.iter().any(|s| s.is_discovery()) { " + discovery" } else { "" },
         );
         for source in &issuer.jwks {
             let probe = probes.iter().find(|(_, s, _)| Arc::ptr_eq(s, source)).and_then(|(_, _, p)| p.as_ref());
-            let _ = writeln!(out, "    jwks_url {}: {}", url(source), describe_probe(probe));
+            let kind = if source.is_discovery() { "discovery" } else { "jwks_url" };
+            let _ = writeln!(out, "    {kind} {}: {}", url(source), describe_probe(source, probe));
         }
     }
 }
 
-fn describe_probe(probe: Option<&Result<Vec<KeySummary>, FetchError>>) -> String {
+/// A discovery source also names the `jwks_uri` its document gave.
+fn describe_probe(source: &JwksSource, probe: Option<&Result<Probed, FetchError>>) -> String {
     match probe {
         None => "not fetched (--offline)".into(),
         Some(Err(err)) => format!("error: {}", Causes(err)),
-        Some(Ok(keys)) => {
+        Some(Ok(Probed { jwks_url, keys })) => {
             let listed: Vec<String> =
                 keys.iter().map(|k| format!("{} ({})", k.kid.as_deref().unwrap_or("no kid"), k.alg)).collect();
-            format!("ok, {} key(s): {}", keys.len(), listed.join(", "))
+            let via =
+                if source.is_discovery() { format!("jwks_uri {}, ", redact_url(jwks_url)) } else { String::new() };
+            format!("ok, {via}{} key(s): {}", keys.len(), listed.join(", "))
         }
     }
 }

@@ -329,7 +329,15 @@ pub struct IssuerSpec {
     #[serde(default)]
     pub audiences: Vec<String>,
     pub algorithms: Vec<String>,
+    /// Fixed keys and `jwks_url` sources; may be empty with `discovery`.
+    #[serde(default)]
     pub keys: Vec<KeySpec>,
+    /// OpenID Connect Discovery: the key set is the `jwks_uri` named by
+    /// `<issuer>/.well-known/openid-configuration`, whose `issuer` must be
+    /// this one exactly; refreshed as `jwt.jwks` says. Excludes a
+    /// `jwks_url` key (fixed keys may stay beside it).
+    #[serde(default)]
+    pub discovery: bool,
 }
 
 /// One key source; exactly one of the source fields must be set (checked in

@@ -21,6 +21,7 @@
 //! | `jwtgate_logouts_total` | `kind`: `token`, `subject`, `backchannel`, `admin` |
 //! | `jwtgate_config_reloads_total` | `result`: `ok`, `error` |
 //! | `jwtgate_jwks_fetches_total` / `jwtgate_jwks_fetch_errors_total` / `jwtgate_jwks_keys` | `source` (+ `result`) |
+//! | `jwtgate_discovery_fetches_total` | `source`, `result` (`ok`, `error`, `refused`) |
 //! | `jwtgate_tls_handshake_failures_total` | `reason`: `error`, `timeout` |
 //! | `jwtgate_websocket_tunnels_total` / `jwtgate_websocket_tunnels_open` | counter / gauge |
 //! | `jwtgate_build_info` | `version`, `commit`: gauge, 1 |
@@ -139,6 +140,7 @@ fn describe() {
     describe_counter!("jwtgate_jwks_fetches_total", "JWK Set fetches by source and result");
     describe_counter!("jwtgate_jwks_fetch_errors_total", "Failed JWK Set fetches by source");
     describe_gauge!("jwtgate_jwks_keys", "Keys in the last good JWK Set, by source");
+    describe_counter!("jwtgate_discovery_fetches_total", "OIDC discovery document fetches by source and result");
     describe_counter!("jwtgate_revocation_checks_total", "Revocation checks by answer source");
     describe_counter!("jwtgate_store_errors_total", "Revocation store failures");
     describe_histogram!("jwtgate_store_latency_seconds", Unit::Seconds, "Revocation store call latency");

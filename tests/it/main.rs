@@ -44,6 +44,8 @@ mod cors;
 #[cfg(test)]
 mod dashboard;
 #[cfg(test)]
+mod discovery;
+#[cfg(test)]
 mod explain_vs_proxy;
 #[cfg(test)]
 mod faults;

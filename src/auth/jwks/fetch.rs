@@ -20,6 +20,8 @@ use std::time::Duration;
 /// whatever answers at its address) must not make us buffer without bound.
 pub(super) const MAX_BODY_BYTES: usize = 1 << 20;
 
+const JWKS_ACCEPT: &str = "application/jwk-set+json, application/json";
+
 /// Why a JWK Set could not be fetched or used. `Clone` (sources behind
 /// `Arc`) because one fetch's result answers every caller that waited on
 /// it. No variant holds any of the body: the parser's detail, which may
@@ -45,6 +47,37 @@ pub enum FetchError {
     /// A duplicate kid, no signing key: said as the key set says it.
     #[error(transparent)]
     KeySet(KeyError),
+    /// OIDC Discovery: not a JSON object with a string `issuer` (the
+    /// parser's detail, which may quote the body, is dropped).
+    #[error("not an OpenID Provider configuration document")]
+    NotADiscoveryDocument,
+    /// OIDC Discovery 1.0 §4.3: the document must name the configured
+    /// issuer byte for byte, or it may be another IdP's (or an attacker's).
+    #[error("the discovery document names issuer {found:?}, not the configured {expected:?}")]
+    IssuerMismatch { expected: String, found: String },
+    #[error("the discovery document has no jwks_uri")]
+    NoJwksUri,
+    #[error("the discovery document's jwks_uri {uri:?} is refused")]
+    JwksUri {
+        uri: String,
+        #[source]
+        rule: super::discovery::UrlRule,
+    },
+}
+
+impl FetchError {
+    /// A discovery document that was fetched but refused (as opposed to a
+    /// fetch that failed): the IdP, or whatever answers in its name, is
+    /// misconfigured, and the log says so as an error.
+    pub fn is_refused_document(&self) -> bool {
+        matches!(
+            self,
+            FetchError::NotADiscoveryDocument
+                | FetchError::IssuerMismatch { .. }
+                | FetchError::NoJwksUri
+                | FetchError::JwksUri { .. }
+        )
+    }
 }
 
 /// What the answer's `Cache-Control` says about freshness (RFC 9111 §5.2.2).
@@ -67,6 +100,7 @@ pub(super) struct Fetched {
 /// GETs one URL over http or https (webpki roots plus any private CA,
 /// ring provider given explicitly so a missing process default cannot
 /// panic).
+#[derive(Clone)]
 pub(super) struct Fetcher {
     url: Uri,
     timeout: Duration,
@@ -100,10 +134,15 @@ impl Fetcher {
         Ok(Self { url, timeout, client })
     }
 
+    /// The same client (TLS roots, timeout) for another URL: a discovered
+    /// `jwks_uri` is fetched as the discovery document was.
+    pub fn with_url(&self, url: Uri) -> Self {
+        Self { url, ..self.clone() }
+    }
+
     /// One fetch, bounded by the timeout as a whole (connect, headers, body).
     pub async fn fetch(&self) -> Result<Fetched, FetchError> {
-        let (headers, body) =
-            tokio::time::timeout(self.timeout, self.get()).await.map_err(|_| FetchError::Timeout(self.timeout))??;
+        let (headers, body) = self.bounded(JWKS_ACCEPT).await?;
         let keys = key_set(&body)?;
         Ok(Fetched { keys, freshness: freshness(&headers) })
     }
@@ -111,8 +150,7 @@ impl Fetcher {
     /// One fetch for `jwtgate check`: what [`fetch`](Self::fetch) would
     /// accept, described key by key.
     pub async fn probe(&self) -> Result<Vec<KeySummary>, FetchError> {
-        let (_, body) =
-            tokio::time::timeout(self.timeout, self.get()).await.map_err(|_| FetchError::Timeout(self.timeout))??;
+        let (_, body) = self.bounded(JWKS_ACCEPT).await?;
         key_set(&body)?;
         Ok(summaries(&body))
     }
@@ -121,9 +159,19 @@ impl Fetcher {
         &self.url
     }
 
-    async fn get(&self) -> Result<(HeaderMap, Bytes), FetchError> {
+    /// The body of a JSON document (an OpenID Provider configuration),
+    /// bounded like [`fetch`](Self::fetch).
+    pub async fn document(&self) -> Result<Bytes, FetchError> {
+        Ok(self.bounded("application/json").await?.1)
+    }
+
+    async fn bounded(&self, accept: &'static str) -> Result<(HeaderMap, Bytes), FetchError> {
+        tokio::time::timeout(self.timeout, self.get(accept)).await.map_err(|_| FetchError::Timeout(self.timeout))?
+    }
+
+    async fn get(&self, accept: &'static str) -> Result<(HeaderMap, Bytes), FetchError> {
         let req = Request::get(self.url.clone())
-            .header(ACCEPT, "application/jwk-set+json, application/json")
+            .header(ACCEPT, accept)
             .body(Empty::new())
             .map_err(|e| FetchError::Request(Arc::new(e)))?;
         let rsp = self.client.request(req).await.map_err(|e| FetchError::Send(Arc::new(e)))?;

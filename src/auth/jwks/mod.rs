@@ -3,8 +3,10 @@
 //! `Cache-Control` asks for (clamped), and refetches early when a token
 //! names an unknown `kid`, at most once per cool-down however many kids
 //! arrive. The HTTP side is in `fetch`; choosing keys for a token is left
-//! to `verify`.
+//! to `verify`. An issuer with `discovery: true` has a source whose URL
+//! comes from its OIDC discovery document (`discovery`).
 
+mod discovery;
 mod fetch;
 #[cfg(test)]
 mod tests;
@@ -13,6 +15,7 @@ use super::keys::KeySet;
 use crate::config::JwksSpec;
 use crate::error::Causes;
 use arc_swap::ArcSwap;
+use discovery::Discoverer;
 use fetch::{Fetcher, Freshness};
 use http::Uri;
 use std::path::PathBuf;
@@ -22,6 +25,7 @@ use std::time::Duration;
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
+pub use discovery::{discovery_url, UrlRule};
 pub use fetch::{FetchError, KeySummary};
 
 /// Why a JWKS source (or its CA file) was refused at config load. A failed
@@ -59,6 +63,25 @@ pub enum JwksError {
     /// The HTTP client could not be built (TLS setup, a CA certificate).
     #[error(transparent)]
     Client(FetchError),
+    /// `discovery: true` on an issuer that is no URL to discover from.
+    #[error("discovery needs the issuer as its URL")]
+    Issuer(#[source] UrlRule),
+}
+
+/// Where a source's JWK Set is fetched from.
+enum Locator {
+    /// `jwks_url`: one fixed URL.
+    Fixed(Arc<Fetcher>),
+    /// `discovery: true`: the `jwks_uri` of the issuer's discovery document.
+    Discovered(Box<Discoverer>),
+}
+
+/// What `jwtgate check` learns from one fetch of a source.
+#[derive(Debug, Clone)]
+pub struct Probed {
+    /// The JWK Set URL fetched (for a discovery source, its `jwks_uri`).
+    pub jwks_url: String,
+    pub keys: Vec<KeySummary>,
 }
 
 /// How often a source refetches, and how hard it can be pushed to.
@@ -169,9 +192,10 @@ pub struct JwksSource {
     /// unchanged, with its keys and its task.
     identity: String,
     started: AtomicBool,
-    fetcher: Fetcher,
+    locator: Locator,
     /// The URL's host: the `source` metric label and log field (the path or
-    /// query may carry tenant ids or tokens; the host does not).
+    /// query may carry tenant ids or tokens; the host does not). For a
+    /// discovery source, the issuer's host, whatever host its jwks_uri names.
     host: String,
     settings: JwksSettings,
     keys: ArcSwap<KeySet>,
@@ -199,10 +223,24 @@ impl JwksSource {
         let (url, host) = parse_url(url)?;
         let fetcher =
             Fetcher::new(url, settings.fetch_timeout, settings.extra_roots.as_ref()).map_err(JwksError::Client)?;
-        Ok(Arc::new(Self {
+        Ok(Self::with(identity, Locator::Fixed(Arc::new(fetcher)), host, settings))
+    }
+
+    /// The source of an issuer with `discovery: true`: checks the issuer
+    /// (https, or http to a loopback host; no query, fragment or
+    /// credentials) and the settings; no I/O happens until `refresh`.
+    pub fn discover(issuer: &str, settings: JwksSettings) -> Result<Arc<Self>, JwksError> {
+        settings.check()?;
+        let identity = format!("discovery {issuer} {settings:?}");
+        let (discoverer, host) = Discoverer::new(issuer, &settings)?;
+        Ok(Self::with(identity, Locator::Discovered(Box::new(discoverer)), host, settings))
+    }
+
+    fn with(identity: String, locator: Locator, host: String, settings: JwksSettings) -> Arc<Self> {
+        Arc::new(Self {
             identity,
             started: AtomicBool::new(false),
-            fetcher,
+            locator,
             host,
             settings,
             keys: ArcSwap::from_pointee(KeySet::default()),
@@ -213,14 +251,15 @@ impl JwksSource {
             alive: watch::channel(()).0,
             flight: tokio::sync::Mutex::new(None),
             completed: AtomicU64::new(0),
-        }))
+        })
     }
 
     pub fn identity(&self) -> &str {
         &self.identity
     }
 
-    /// Loads the set once now (bounded by `fetch_timeout`) and starts the
+    /// Loads the set once now (bounded by `fetch_timeout`, twice that with
+    /// discovery: the document, then the set) and starts the
     /// background task, unless this source was started before (a source
     /// carried over by a reload keeps its keys and task).
     pub async fn start(self: &Arc<Self>) {
@@ -233,15 +272,30 @@ impl JwksSource {
         self.spawn();
     }
 
-    /// The URL fetched (never with credentials: [`new`](Self::new) refuses them).
+    /// The URL fetched (never with credentials: [`new`](Self::new) refuses
+    /// them); for a discovery source, its discovery document's URL.
     pub fn url(&self) -> String {
-        self.fetcher.url().to_string()
+        match &self.locator {
+            Locator::Fixed(fetcher) => fetcher.url().to_string(),
+            Locator::Discovered(discoverer) => discoverer.url().to_string(),
+        }
     }
 
-    /// Fetches once and says what the set holds, for `jwtgate check`: no
-    /// keys are swapped in, nothing is scheduled or counted.
-    pub async fn probe(&self) -> Result<Vec<KeySummary>, FetchError> {
-        self.fetcher.probe().await
+    /// Whether the URL is found by OIDC discovery (`discovery: true`).
+    pub fn is_discovery(&self) -> bool {
+        matches!(self.locator, Locator::Discovered(_))
+    }
+
+    /// Fetches once (for a discovery source, the document first) and says
+    /// what the set holds, for `jwtgate check`: no keys are swapped in,
+    /// nothing is scheduled or counted.
+    pub async fn probe(&self) -> Result<Probed, FetchError> {
+        let fetcher = match &self.locator {
+            Locator::Fixed(fetcher) => Fetcher::clone(fetcher),
+            Locator::Discovered(discoverer) => discoverer.discover().await?,
+        };
+        let keys = fetcher.probe().await?;
+        Ok(Probed { jwks_url: fetcher.url().to_string(), keys })
     }
 
     /// The current keys; empty until the first good load.
@@ -310,9 +364,24 @@ impl JwksSource {
         *lock(&self.due)
     }
 
-    /// One fetch with its bookkeeping: swap, schedule, metrics, log.
+    /// One fetch with its bookkeeping: swap, schedule, metrics, log. A
+    /// discovery source asks its document for the URL first; a failure
+    /// there (logged by the discoverer) counts as a failed fetch.
     async fn load(&self) -> Result<Duration, FetchError> {
-        let result = self.fetcher.fetch().await;
+        let fetcher = match &self.locator {
+            Locator::Fixed(fetcher) => fetcher.clone(),
+            Locator::Discovered(discoverer) => match discoverer.jwks(&self.settings, &self.host).await {
+                Ok(fetcher) => fetcher,
+                Err(error) => {
+                    self.failed();
+                    return Err(error);
+                }
+            },
+        };
+        let result = fetcher.fetch().await;
+        if let Locator::Discovered(discoverer) = &self.locator {
+            discoverer.fetched(result.is_ok());
+        }
         match result {
             Ok(fetched) => {
                 let delay = self.settings.delay_for(fetched.freshness);
@@ -327,14 +396,19 @@ impl JwksSource {
                 Ok(delay)
             }
             Err(error) => {
-                *lock(&self.due) = Instant::now() + self.settings.retry;
-                metrics::counter!("jwtgate_jwks_fetches_total", "source" => self.host.clone(), "result" => "error")
-                    .increment(1);
-                metrics::counter!("jwtgate_jwks_fetch_errors_total", "source" => self.host.clone()).increment(1);
+                self.failed();
                 tracing::warn!(source = %self.host, error = %Causes(&error), retry = %humantime::format_duration(self.settings.retry), "JWK Set fetch failed; keeping last good keys");
                 Err(error)
             }
         }
+    }
+
+    /// A failed load: retry scheduled, counted.
+    fn failed(&self) {
+        *lock(&self.due) = Instant::now() + self.settings.retry;
+        metrics::counter!("jwtgate_jwks_fetches_total", "source" => self.host.clone(), "result" => "error")
+            .increment(1);
+        metrics::counter!("jwtgate_jwks_fetch_errors_total", "source" => self.host.clone()).increment(1);
     }
 }
 

@@ -337,3 +337,75 @@ async fn a_failed_fetch_keeps_its_cause_and_every_waiter_gets_it() {
         assert!(chain.starts_with("request failed: ") && chain.len() > "request failed: ".len(), "{chain}");
     }
 }
+
+/// A discovery document of `issuer` as JSON, with the given `jwks_uri` field.
+fn document(issuer: &str, jwks_uri: serde_json::Value) -> Answer {
+    Answer::Set(Bytes::from(serde_json::json!({ "issuer": issuer, "jwks_uri": jwks_uri }).to_string()))
+}
+
+#[tokio::test]
+async fn a_discovery_document_is_refused_for_what_it_gets_wrong() {
+    let idp = Idp::spawn().await;
+    let issuer = format!("http://{}", idp.addr);
+    let (discoverer, host) = discovery::Discoverer::new(&issuer, &settings()).unwrap();
+    assert_eq!(host, "127.0.0.1");
+    assert_eq!(discoverer.url().to_string(), format!("{issuer}/.well-known/openid-configuration"));
+    let refused = |answer: Answer| {
+        idp.serve(answer);
+        async { discoverer.discover().await.err() }
+    };
+    for body in ["<html>", r#"{"issuer": 5}"#, r#"{"jwks_uri": "https://idp/jwks"}"#, r#"["issuer"]"#] {
+        let err = refused(Answer::Body(body)).await;
+        assert!(matches!(err, Some(FetchError::NotADiscoveryDocument)), "{body}: {err:?}");
+    }
+    let err = refused(document(&issuer, serde_json::Value::Null)).await;
+    assert!(matches!(err, Some(FetchError::NoJwksUri)), "{err:?}");
+    for (uri, rule) in [
+        ("http://idp.example/jwks", UrlRule::NotHttps),
+        ("/jwks", UrlRule::NotAUrl),
+        ("https://user:pw@idp.example/jwks", UrlRule::Credentials),
+    ] {
+        let err = refused(document(&issuer, uri.into())).await;
+        assert!(
+            matches!(&err, Some(FetchError::JwksUri { uri: u, rule: r }) if u == uri && *r == rule),
+            "{uri}: {err:?}"
+        );
+    }
+    let err = refused(document(&format!("{issuer}/"), "https://idp.example/jwks".into())).await.unwrap();
+    assert_eq!(
+        err.to_string(),
+        format!("the discovery document names issuer \"{issuer}/\", not the configured \"{issuer}\"")
+    );
+    assert!(err.is_refused_document());
+    let err = refused(Answer::Status(StatusCode::NOT_FOUND)).await.unwrap();
+    assert!(matches!(err, FetchError::Status(StatusCode::NOT_FOUND)) && !err.is_refused_document(), "{err:?}");
+
+    let ok = discoverer.discover();
+    idp.serve(document(&issuer, "https://keys.idp.example/jwks".into()));
+    assert_eq!(ok.await.unwrap().url().to_string(), "https://keys.idp.example/jwks");
+}
+
+#[tokio::test]
+async fn a_later_refused_document_keeps_the_last_good_jwks_uri() {
+    let idp = Idp::spawn().await;
+    let issuer = format!("http://{}/", idp.addr);
+    // max_refresh zero: the document is due before every JWKS fetch.
+    let every_time = JwksSettings { min_refresh: Duration::ZERO, max_refresh: Duration::ZERO, ..settings() };
+    let (discoverer, _) = discovery::Discoverer::new(&issuer, &every_time).unwrap();
+    idp.serve(document(&issuer, "https://keys.idp.example/v1".into()));
+    let first = discoverer.jwks(&every_time, "test").await.unwrap();
+    assert_eq!(first.url().to_string(), "https://keys.idp.example/v1");
+
+    idp.serve(document("http://evil.example/", "https://evil.example/jwks".into()));
+    let kept = discoverer.jwks(&every_time, "test").await.unwrap();
+    assert_eq!(kept.url().to_string(), "https://keys.idp.example/v1", "a refused document replaced the jwks_uri");
+    assert_eq!(idp.hits(), 2, "the document was asked again");
+
+    idp.serve(document(&issuer, "https://keys.idp.example/v2".into()));
+    assert_eq!(discoverer.jwks(&every_time, "test").await.unwrap().url().to_string(), "https://keys.idp.example/v2");
+
+    // Without a jwks_uri known, the refusal is the answer.
+    let (fresh, _) = discovery::Discoverer::new(&issuer, &every_time).unwrap();
+    idp.serve(document("http://evil.example/", "https://evil.example/jwks".into()));
+    assert!(matches!(fresh.jwks(&every_time, "test").await, Err(FetchError::IssuerMismatch { .. })));
+}

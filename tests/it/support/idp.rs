@@ -1,13 +1,16 @@
 //! An identity provider stand-in publishing a JWK Set: hyper on
 //! 127.0.0.1:0, counting every fetch, answering what the test says next
 //! (a key set, an error status, garbage), optionally slowly. `stop` closes
-//! the listener and every open connection.
+//! the listener and every open connection. A path can get an answer of its
+//! own ([`Idp::route`]): an OIDC discovery document
+//! ([`openid_configuration`]) at [`DISCOVERY_PATH`], a moved JWK Set.
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -28,10 +31,30 @@ pub enum Answer {
 
 struct State {
     answer: Answer,
+    /// Answers for one path each, before `answer`.
+    routes: HashMap<String, Answer>,
     cache_control: Option<String>,
     delay: Duration,
     hits: Vec<Instant>,
+    /// The path of each of `hits`.
+    paths: Vec<String>,
     answered: usize,
+}
+
+/// Where OIDC Discovery 1.0 §4 looks for an issuer without a path.
+pub const DISCOVERY_PATH: &str = "/.well-known/openid-configuration";
+
+/// An OpenID Provider configuration document naming `issuer` and `jwks_uri`.
+pub fn openid_configuration(issuer: &str, jwks_uri: &str) -> String {
+    serde_json::json!({
+        "issuer": issuer,
+        "jwks_uri": jwks_uri,
+        "authorization_endpoint": format!("{}/authorize", issuer.trim_end_matches('/')),
+        "response_types_supported": ["code"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256", "ES256"],
+    })
+    .to_string()
 }
 
 pub struct Idp {
@@ -75,9 +98,11 @@ impl Idp {
         let addr = listener.local_addr().expect("idp addr");
         let state = Arc::new(Mutex::new(State {
             answer: Answer::Set(jwks()),
+            routes: HashMap::new(),
             cache_control: None,
             delay: Duration::ZERO,
             hits: Vec::new(),
+            paths: Vec::new(),
             answered: 0,
         }));
         let secure = tls.is_some();
@@ -93,6 +118,40 @@ impl Idp {
 
     pub fn answer(&self, answer: Answer) {
         self.lock().answer = answer;
+    }
+
+    /// Its base URL, `http(s)://127.0.0.1:PORT` (no trailing slash): an
+    /// issuer whose discovery document is at [`DISCOVERY_PATH`].
+    pub fn issuer(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// The URL of `path` on this IdP.
+    pub fn url_of(&self, path: &str) -> String {
+        format!("{}{path}", self.issuer())
+    }
+
+    /// What requests for exactly `path` are answered from now on (other
+    /// paths keep getting [`answer`](Self::answer)'s).
+    pub fn route(&self, path: &str, answer: Answer) {
+        self.lock().routes.insert(path.to_owned(), answer);
+    }
+
+    /// Serves the discovery document at [`DISCOVERY_PATH`].
+    pub fn discovery(&self, issuer: &str, jwks_uri: &str) {
+        self.route(DISCOVERY_PATH, Answer::Set(openid_configuration(issuer, jwks_uri)));
+    }
+
+    /// Fetches of `path` received so far.
+    pub fn hits_on(&self, path: &str) -> usize {
+        self.lock().paths.iter().filter(|p| *p == path).count()
+    }
+
+    /// When each fetch of `path` arrived, oldest first.
+    pub fn hit_times_on(&self, path: &str) -> Vec<Instant> {
+        let state = self.lock();
+        state.hits.iter().zip(&state.paths).filter(|(_, p)| *p == path).map(|(t, _)| *t).collect()
     }
 
     /// The `Cache-Control` header of the next answers (`None`: no header).
@@ -164,11 +223,14 @@ async fn accept(listener: tokio::net::TcpListener, state: Arc<Mutex<State>>, tls
     }
 }
 
-async fn handle(state: &Mutex<State>, _req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn handle(state: &Mutex<State>, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let (answer, cache_control, delay) = {
         let mut s = state.lock().expect("idp state");
+        let path = req.uri().path().to_owned();
         s.hits.push(Instant::now());
-        (s.answer.clone(), s.cache_control.clone(), s.delay)
+        let answer = s.routes.get(&path).unwrap_or(&s.answer).clone();
+        s.paths.push(path);
+        (answer, s.cache_control.clone(), s.delay)
     };
     if !delay.is_zero() {
         tokio::time::sleep(delay).await; // the IdP under test is slow, not a sync point
