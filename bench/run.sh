@@ -44,7 +44,11 @@
 # baseline (gate-HS256's config on $BASELINE), gate-distinct (gate-HS256
 # with DISTINCT=10000 tokens, one in REVOKED_SHARE=100 revoked through the
 # admin API, drawn at random per request by bench/distinct.lua; after the
-# runs every token is sent once and each must get 401 if revoked, else 200).
+# runs every token is sent once and each must get 401 if revoked, else 200),
+# nginx-authreq (nginx-proxy plus `auth_request` to a jwtgate forward-auth
+# listener with gate-HS256's config, copying X-User-Id from the verdict as
+# the README's pattern does; both processes on the candidate's core, their
+# CPU summed; not in the default set).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -156,7 +160,14 @@ listening_url() { # NAME PREFIX
     die "$1 did not print '$2 listening on'"
 }
 
-cpu_ticks() { awk '{ print $14, $15 }' "/proc/$1/stat"; } # utime stime of PID
+cpu_ticks() { # "PID [PID...]": utime stime, summed over the processes
+    local pid u=0 s=0 a b
+    for pid in $1; do
+        read -r a b < <(awk '{ print $14, $15 }' "/proc/$pid/stat")
+        u=$((u + a)); s=$((s + b))
+    done
+    echo "$u $s"
+}
 
 # ---------------------------------------------------------------- tools, build
 for tool in wrk nginx redis-server taskset curl python3; do
@@ -167,8 +178,8 @@ if [[ -n ${INSTRUCTIONS:-} ]]; then
     for tool in valgrind callgrind_control h2load; do
         command -v "$tool" >/dev/null || die "INSTRUCTIONS needs $tool (apt-get install valgrind nghttp2-client)"
     done
-    [[ " ${SCENARIOS[*]} " == *" direct "* || " ${SCENARIOS[*]} " == *" gate-distinct "* ]] &&
-        die "INSTRUCTIONS: direct and gate-distinct are not counted; pick from nginx-proxy bare-hyper gate-* baseline"
+    [[ " ${SCENARIOS[*]} " =~ " "(direct|gate-distinct|nginx-authreq)" " ]] &&
+        die "INSTRUCTIONS: direct, gate-distinct and nginx-authreq are not counted; pick from nginx-proxy bare-hyper gate-* baseline"
 fi
 if [[ $SKIP_BUILD != 1 ]]; then
     log "building (release): jwtgate + example bench_token"
@@ -232,7 +243,7 @@ TOKEN_ES256=$(mint ES256)
 export JWTGATE_ADMIN_TOKEN="bench-admin-token-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 
 # ---------------------------------------------------------------- candidates
-gate_config() { # FILE ALG STORE(memory|redis) ADMIN(0|1) ACCESS_LOG(true|false)
+gate_config() { # FILE ALG STORE(memory|redis) ADMIN(0|1) ACCESS_LOG(true|false) [FORWARD_AUTH(0|1)]
     local keyspec="secret_file: \"$SECRET_FILE\""
     [[ $2 == ES256 ]] && keyspec="pem_file: \"$ROOT/$EC_PUB\""
     {
@@ -248,8 +259,10 @@ gate_config() { # FILE ALG STORE(memory|redis) ADMIN(0|1) ACCESS_LOG(true|false)
         fi
         [[ $4 == 1 ]] && echo "admin: { listen: 127.0.0.1:0, token_env: JWTGATE_ADMIN_TOKEN }"
         echo "access_log: $5"
+        [[ ${6:-0} == 1 ]] && printf '%s\n' "forward_auth: { listen: 127.0.0.1:0 }" "trusted_proxies: [127.0.0.1]"
         echo "routes:"
         echo "  - { match: { path: /healthz }, auth: none }"
+        if [[ ${6:-0} == 1 ]]; then echo "  - { match: { path_prefix: /api }, forward_claims: { sub: X-User-Id } }"; fi
     } >"$1"
 }
 
@@ -279,6 +292,45 @@ start_candidate() { # NAME
             URL[$name]="http://127.0.0.1:$port"; TOKEN[$name]=$TOKEN_HS256; PID[$name]=$STARTED_PID
             LABEL[$name]="nginx plain proxy (no auth)"
             wait_for "$STARTED_PID" "${URL[$name]}/"
+            return 0
+            ;;
+        nginx-authreq)
+            local port fa
+            gate_config "$cfg" HS256 redis 1 false 1
+            start "$name-gate" "$CANDIDATE_CPU" "$bin" run -c "$cfg"
+            local gate_pid=$STARTED_PID
+            fa=$(listening_url "$name-gate" "jwtgate forward-auth")
+            port=$(free_port)
+            nginx_conf "$TMP/$name" "    upstream app { server 127.0.0.1:$UP_PORT; keepalive 256; }
+    upstream jwtgate { server ${fa#http://}; keepalive 256; }
+    server {
+        listen 127.0.0.1:$port;
+        location / {
+            auth_request /_jwtgate;
+            auth_request_set \$jwt_user \$upstream_http_x_user_id;
+            proxy_set_header X-User-Id \$jwt_user;
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection \"\";
+            proxy_buffering off;
+        }
+        location = /_jwtgate {
+            internal;
+            proxy_pass http://jwtgate/auth;
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length \"\";
+            proxy_set_header X-Original-Method \$request_method;
+            proxy_set_header X-Original-URI \$request_uri;
+            proxy_set_header Host \$host;
+            proxy_http_version 1.1;
+            proxy_set_header Connection \"\";
+        }
+    }"
+            start "$name" "$CANDIDATE_CPU" nginx -p "$TMP/$name/" -c "$TMP/$name/nginx.conf" -e "$TMP/$name/error.log"
+            URL[$name]="http://127.0.0.1:$port"; TOKEN[$name]=$TOKEN_HS256; PID[$name]="$STARTED_PID $gate_pid"
+            LABEL[$name]="nginx + auth_request to jwtgate forward-auth (HS256, Redis, admin; CPU of both)"
+            wait_for "$STARTED_PID" "${URL[$name]}/"
+            [[ $(status_of "${URL[$name]}$BENCH_PATH") == 401 ]] || die "$name answered a request without a token with other than 401"
             return 0
             ;;
         bare-hyper)
@@ -351,7 +403,14 @@ print(f"{len(tokens)} {len(revoked)} {wrong}")
 PY
 }
 
-rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo -; }
+rss_kib() { # "PID [PID...]": resident KiB, summed
+    local pid total=0 kib
+    for pid in $1; do
+        kib=$(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status" 2>/dev/null) || { echo -; return; }
+        total=$((total + kib))
+    done
+    echo "$total"
+}
 
 declare -A IDLE_RSS
 for s in "${SCENARIOS[@]}"; do start_candidate "$s"; done
@@ -481,7 +540,7 @@ done
 if [[ -n ${PERF:-} ]]; then
     [[ -n ${PID[$PERF]:-} ]] || die "PERF=$PERF: not a running scenario of this run"
     command -v perf >/dev/null || die "PERF needs perf (apt-get install linux-perf)"
-    perf record -q -g -o "${PERF_OUT:-perf.data}" -p "${PID[$PERF]}" -- sleep "$(secs "$DURATION")" \
+    perf record -q -g -o "${PERF_OUT:-perf.data}" -p "${PID[$PERF]// /,}" -- sleep "$(secs "$DURATION")" \
         >"$TMP/perf.out" 2>"$TMP/perf.err" &
     perf_pid=$!
     run "$PERF" "$CONNS" "$DURATION" "$TMP/perf-$PERF.txt" >/dev/null
