@@ -7,9 +7,9 @@
 //! certificate, ALPN).
 
 use crate::config::{ConfigError, Origin, TlsSpec};
-use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
+use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
 use rustls::pki_types::{ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
 use std::path::{Path, PathBuf};

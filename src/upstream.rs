@@ -98,11 +98,14 @@ fn compile_one(
 ) -> Result<UpstreamSettings, ConfigError> {
     let bad = |msg: &str| ConfigError::at(origin, format!("{at}.url"), msg);
     let uri: Uri = spec.url.parse().map_err(|_| bad("not a URL"))?;
-    let https = match uri.scheme_str() {
-        Some("http") => false,
-        Some("https") => true,
-        _ => return Err(bad("only http://host[:port] and https://host[:port] upstreams are supported")),
-    };
+    let https =
+        match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
+            _ => return Err(bad(
+                "only http://host:port upstreams (and https://host:port) are supported; the port defaults to 80 (443)",
+            )),
+        };
     if uri.path_and_query().is_some_and(|pq| pq.as_str() != "/") {
         return Err(bad("the upstream URL must not have a path (paths are forwarded as received)"));
     }
@@ -176,8 +179,7 @@ fn compile_tls(spec: &UpstreamSpec, at: &str, host: &str, origin: &Origin<'_>) -
             return Err(err("insecure_skip_verify", msg));
         }
         Some(file) => Some(
-            ExtraRoots::from_pem_file(&origin.dir.join(file))
-                .map_err(|e| err("ca_file", Causes(&e).to_string()))?,
+            ExtraRoots::from_pem_file(&origin.dir.join(file)).map_err(|e| err("ca_file", Causes(&e).to_string()))?,
         ),
         None => None,
     };
@@ -256,7 +258,10 @@ upstreams:
         assert!(default.tls.is_none());
         assert_eq!((default.scheme(), default.addr.as_str()), (Scheme::HTTP, "127.0.0.1:3000"));
         let app = &all[1];
-        assert_eq!((app.name.as_str(), app.scheme(), app.addr.as_str()), ("upstreams.app", Scheme::HTTPS, "app.internal:443"));
+        assert_eq!(
+            (app.name.as_str(), app.scheme(), app.addr.as_str()),
+            ("upstreams.app", Scheme::HTTPS, "app.internal:443")
+        );
         assert_eq!(app.authority, "app.internal", "the URL's authority as written (the pool's key)");
         let tls = app.tls.as_ref().unwrap();
         assert_eq!(tls.server_name, ServerName::try_from("app.internal").unwrap());
@@ -303,7 +308,10 @@ upstreams:
         let (field, line, msg) = refused(&https("client_cert_file: tests/keys/upstream-mtls/client.pem"));
         assert_eq!((field.as_str(), line), ("upstreams.app.client_cert_file", Some(5)), "{msg}");
         assert!(msg.contains("needs client_key_file"), "{msg}");
-        assert_eq!(refused(&https("client_key_file: tests/keys/upstream-mtls/client.key.pem")).0, "upstreams.app.client_key_file");
+        assert_eq!(
+            refused(&https("client_key_file: tests/keys/upstream-mtls/client.key.pem")).0,
+            "upstreams.app.client_key_file"
+        );
         // Another certificate's key (both files valid PEM).
         let wrong = "client_cert_file: tests/keys/upstream-mtls/client.pem\nclient_key_file: tests/keys/redis-tls/server.key.pem";
         let (field, line, msg) = refused(&https(wrong));

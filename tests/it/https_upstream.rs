@@ -92,7 +92,10 @@ fn seen_over_tls(app: &Upstream, path: &str) -> crate::support::upstream::Seen {
 /// Waits for a warn-or-worse log line of a failed request containing all of `parts`.
 async fn logged(gate: &Gate, parts: &[&str]) -> String {
     eventually(WAIT, &format!("a log line with {parts:?}"), || async {
-        gate.logs().lines().find(|l| l.contains("request failed") && parts.iter().all(|p| l.contains(p))).map(str::to_owned)
+        gate.logs()
+            .lines()
+            .find(|l| l.contains("request failed") && parts.iter().all(|p| l.contains(p)))
+            .map(str::to_owned)
     })
     .await
 }
@@ -165,7 +168,8 @@ async fn an_upstream_requiring_a_client_certificate_gets_the_configured_one() {
     let without = gate_with(&app, &format!("ca_file: {}", test_ca())).await;
     let rsp = without.get("/api/no-client-cert", &token::mint()).await;
     assert_refused(&rsp, 502, "upstream_unavailable", Challenge::Absent);
-    eventually(WAIT, "the app refused the handshake", || async { (!app.tls_failures().is_empty()).then_some(()) }).await;
+    eventually(WAIT, "the app refused the handshake", || async { (!app.tls_failures().is_empty()).then_some(()) })
+        .await;
     assert_eq!(app.total(), 0, "refused without a client certificate: {:?}", app.requests());
     let with = gate_with(
         &app,

@@ -147,9 +147,10 @@ impl Upstream {
                 for der in rustls::pki_types::CertificateDer::pem_file_iter(super::key_path(ca)).expect("client CA") {
                     roots.add(der.expect("client CA PEM")).expect("client CA certificate");
                 }
-                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-                    .build()
-                    .expect("client verifier");
+                let verifier =
+                    rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                        .build()
+                        .expect("client verifier");
                 let chain = rustls::pki_types::CertificateDer::pem_file_iter(&cert)
                     .expect("server cert")
                     .collect::<Result<Vec<_>, _>>()
@@ -189,7 +190,10 @@ impl Upstream {
                                 let (_, session) = stream.get_ref();
                                 let seen = TlsSeen {
                                     alpn: session.alpn_protocol().map(<[u8]>::to_vec),
-                                    client_cert: session.peer_certificates().and_then(|c| c.first()).map(|c| c.to_vec()),
+                                    client_cert: session
+                                        .peer_certificates()
+                                        .and_then(|c| c.first())
+                                        .map(|c| c.to_vec()),
                                 };
                                 serve(st, TokioIo::new(stream), conn, Some(seen)).await
                             }
