@@ -47,15 +47,14 @@ pub struct Loaded {
 /// against them sees a renewal that lands right after this read.
 pub fn load(cert: &Path, key: &Path, alpn: &[&[u8]]) -> Result<Loaded, TlsError> {
     let Pair { certs, private, cert_pem, key_pem } = read_pair(cert, key)?;
-    let (cert_err, key_err) = blame(cert, key);
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| cert_err(e.to_string()))?
+        .map_err(|e| TlsError::cert(cert, e.to_string()))?
         .with_no_client_auth()
         // Also checks that the key is the certificate's (rustls ≥ 0.23.14).
         .with_single_cert(certs, private)
-        .map_err(|e| key_err(format!("does not fit the certificate: {e}")))?;
+        .map_err(|e| TlsError::key(key, format!("does not fit the certificate: {e}")))?;
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(Loaded { config: Arc::new(config), cert_pem, key_pem })
 }
@@ -68,17 +67,20 @@ struct Pair {
     key_pem: Vec<u8>,
 }
 
-/// The errors of the certificate file and of the key file.
-fn blame<'a>(cert: &'a Path, key: &'a Path) -> (impl Fn(String) -> TlsError + 'a, impl Fn(String) -> TlsError + 'a) {
-    let cert_err = |why: String| TlsError { path: cert.to_owned(), key: false, why };
-    let key_err = |why: String| TlsError { path: key.to_owned(), key: true, why };
-    (cert_err, key_err)
+impl TlsError {
+    fn cert(path: &Path, why: String) -> Self {
+        TlsError { path: path.to_owned(), key: false, why }
+    }
+
+    fn key(path: &Path, why: String) -> Self {
+        TlsError { path: path.to_owned(), key: true, why }
+    }
 }
 
 /// Reads `cert` (a PEM chain, leaf first, not empty) and `key` (PKCS#8,
 /// PKCS#1 or SEC1 PEM); whether they belong together is left to rustls.
 fn read_pair(cert: &Path, key: &Path) -> Result<Pair, TlsError> {
-    let (cert_err, key_err) = blame(cert, key);
+    let (cert_err, key_err) = (|why| TlsError::cert(cert, why), |why| TlsError::key(key, why));
     let cert_pem = std::fs::read(cert).map_err(|e| cert_err(format!("cannot read: {e}")))?;
     let key_pem = std::fs::read(key).map_err(|e| key_err(format!("cannot read: {e}")))?;
     let certs = CertificateDer::pem_slice_iter(&cert_pem)
@@ -146,11 +148,10 @@ pub fn client_config(
         None => builder.with_no_client_auth(),
         Some((cert, key)) => {
             let Pair { certs, private, .. } = read_pair(cert, key).map_err(ClientTlsError::ClientCert)?;
-            let (_, key_err) = blame(cert, key);
             // Also checks that the key is the certificate's.
-            builder
-                .with_client_auth_cert(certs, private)
-                .map_err(|e| ClientTlsError::ClientCert(key_err(format!("does not fit the certificate: {e}"))))?
+            let misfit =
+                |e| ClientTlsError::ClientCert(TlsError::key(key, format!("does not fit the certificate: {e}")));
+            builder.with_client_auth_cert(certs, private).map_err(misfit)?
         }
     };
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
