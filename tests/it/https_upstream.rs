@@ -131,7 +131,9 @@ async fn requests_reach_a_tls_upstream_over_the_pool_and_the_client_connections_
     let gate = Gate::spawn_yaml(&yaml).await;
     let rsp = gate.get("/api/by-name", &token::mint()).await;
     assert_eq!(rsp.status, 200, "{}", rsp.text());
-    assert_eq!(app2.one("/api/by-name").tls.and_then(|t| t.alpn), Some(b"http/1.1".to_vec()));
+    let tls = app2.one("/api/by-name").tls.expect("over TLS");
+    assert_eq!((tls.sni.as_deref(), tls.alpn), (Some("localhost"), Some(b"http/1.1".to_vec())));
+    assert_eq!(own.tls.and_then(|t| t.sni), None, "no SNI for an IP address (verified against the IP SAN)");
 }
 
 #[tokio::test]

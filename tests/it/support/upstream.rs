@@ -94,6 +94,8 @@ pub struct TlsSeen {
     pub alpn: Option<Vec<u8>>,
     /// The client's certificate (DER), under mutual TLS.
     pub client_cert: Option<Vec<u8>>,
+    /// The server name the client sent (SNI; none for an IP address).
+    pub sni: Option<String>,
 }
 
 impl Seen {
@@ -194,6 +196,7 @@ impl Upstream {
                                         .peer_certificates()
                                         .and_then(|c| c.first())
                                         .map(|c| c.to_vec()),
+                                    sni: session.server_name().map(str::to_owned),
                                 };
                                 serve(st, TokioIo::new(stream), conn, Some(seen)).await
                             }
