@@ -154,7 +154,8 @@ impl Upstream {
         let pool = match &settings.tls {
             None => Pool::Plain(builder.build(connector)),
             Some(tls) => {
-                // The TLS connector hands it https:// URIs.
+                // It refuses non-http URIs unless told; the TLS connector
+                // hands it the https:// ones and does the handshake.
                 connector.enforce_http(false);
                 // SNI and the name checked come from the URI's host, as
                 // `tls.server_name` does (the affine path's).
