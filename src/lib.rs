@@ -19,7 +19,7 @@
 //! - [`auth`]: token extraction, keys and JWKS, verification into `Claims`; compiles `jwt:`.
 //! - [`revocation`]: the stores (memory, Redis single/cluster/sentinel), cache, pub/sub, breaker.
 //! - [`routes`]: the normalized path, matchers and the route table; compiles `routes:`.
-//! - [`tls`]: certificate and key read from PEM, checked as a pair (listener and webhook).
+//! - [`tls`]: certificate and key read from PEM, checked as a pair (listener and webhook); https upstreams' client configs.
 //! - [`trust`]: which peers' forwarding headers are believed (`trusted_proxies`).
 //! - [`upstream`]: the upstreams a route may forward to; compiles `upstream(s):`.
 //! - [`runtime`]: assembles the sections into the swappable snapshot and the start-time settings.

@@ -72,7 +72,8 @@ fn summary(compiled: &Compiled, probes: &[(String, Arc<JwksSource>, Probe)]) -> 
     for (i, up) in rt.upstreams.iter().enumerate() {
         let name = if i == 0 { "upstream  " } else { "upstream+ " };
         let (timeout, connect) = (spelling::duration(up.timeout), spelling::duration(up.connect_timeout));
-        let _ = writeln!(out, "  {name} http://{} (timeout: {timeout}, connect_timeout: {connect})", up.authority);
+        let (scheme, authority) = (up.scheme(), &up.authority);
+        let _ = writeln!(out, "  {name} {scheme}://{authority} (timeout: {timeout}, connect_timeout: {connect})");
     }
     issuers(rt, probes, &mut out);
     routes(rt, &mut out);

@@ -267,6 +267,20 @@ pub struct UpstreamSpec {
     /// closed (apps that keep sockets open send pings more often).
     #[serde(default = "defaults::websocket_idle_timeout", with = "duration::serde_fmt")]
     pub websocket_idle_timeout: Duration,
+    /// An https upstream's CA certificates (PEM): its certificate must
+    /// chain to one of them, and the public roots are then not trusted.
+    #[serde(default)]
+    pub ca_file: Option<String>,
+    /// A client certificate chain (PEM, leaf first) and its key, for an
+    /// https upstream that requires mutual TLS; both or neither.
+    #[serde(default)]
+    pub client_cert_file: Option<String>,
+    #[serde(default)]
+    pub client_key_file: Option<String>,
+    /// Development only: an https upstream's certificate is not checked
+    /// at all (warned about at every start and reload).
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

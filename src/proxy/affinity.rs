@@ -18,13 +18,18 @@
 //!
 //! WebSocket handshakes and HTTP/2 clients (concurrent requests on one
 //! connection) use the pool.
+//!
+//! To an `https://` upstream these connections speak TLS with the pool's
+//! client config (same roots, client certificate and name check).
 
 use super::protocol::Inbound;
 use http::uri::Authority;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, Connection, SendRequest};
+use hyper_rustls::MaybeHttpsStream;
 use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,8 +39,22 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Sleep;
+use tokio_rustls::TlsConnector;
 
-type Conn = Connection<TokioIo<TcpStream>, Inbound>;
+/// Plain or TLS, as the pool's connections are.
+type Io = MaybeHttpsStream<TokioIo<TcpStream>>;
+type Conn = Connection<Io, Inbound>;
+
+/// Where an upstream's affine connections go.
+pub struct Target {
+    /// As in the URL, for messages.
+    pub authority: Authority,
+    /// `host:port` to connect to.
+    pub addr: String,
+    /// For an `https://` upstream: the TLS client and the name the
+    /// upstream's certificate must be valid for (and SNI, if a DNS name).
+    pub tls: Option<(TlsConnector, ServerName<'static>)>,
+}
 
 /// How an upstream's affine connections are made and bounded.
 #[derive(Debug, Clone)]
@@ -51,7 +70,7 @@ pub struct Limits {
 
 /// One upstream's affine connections: the cap, and the parked ones.
 pub struct Affine {
-    authority: Authority,
+    target: Target,
     limits: Limits,
     permits: Arc<Semaphore>,
     parked: Mutex<Vec<Parked>>,
@@ -75,14 +94,18 @@ pub enum ConnectError {
     Connect(Authority, #[source] std::io::Error),
     #[error("no connection to {0} within {1:?}")]
     Timeout(Authority, Duration),
+    /// The error says why: an unknown CA, a name the certificate is not
+    /// valid for, a client certificate the upstream refused.
+    #[error("TLS handshake with {0} failed")]
+    Tls(Authority, #[source] std::io::Error),
     #[error("HTTP/1.1 handshake with the upstream failed")]
     Handshake(#[source] hyper::Error),
 }
 
 impl Affine {
-    pub fn new(authority: Authority, limits: Limits) -> Arc<Self> {
+    pub fn new(target: Target, limits: Limits) -> Arc<Self> {
         Arc::new(Self {
-            authority,
+            target,
             permits: Arc::new(Semaphore::new(limits.max)),
             limits,
             parked: Mutex::new(Vec::new()),
@@ -140,21 +163,33 @@ impl Affine {
     }
 
     async fn connect(&self) -> Result<(SendRequest<Inbound>, Conn), ConnectError> {
-        let addr = self.authority.as_str();
-        let connecting = TcpStream::connect(addr);
-        let stream = match tokio::time::timeout(self.limits.connect_timeout, connecting).await {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(err)) => return Err(ConnectError::Connect(self.authority.clone(), err)),
-            Err(_) => return Err(ConnectError::Timeout(self.authority.clone(), self.limits.connect_timeout)),
+        let timeout = self.limits.connect_timeout;
+        let io = match tokio::time::timeout(timeout, self.open()).await {
+            Ok(io) => io?,
+            Err(_) => return Err(ConnectError::Timeout(self.target.authority.clone(), timeout)),
         };
+        http1::Builder::new()
+            .max_buf_size(super::protocol::UPSTREAM_READ_BUF_BYTES)
+            .handshake(io)
+            .await
+            .map_err(ConnectError::Handshake)
+    }
+
+    /// The TCP connection, and the TLS handshake over it for an https
+    /// upstream (both within `connect_timeout`).
+    async fn open(&self) -> Result<Io, ConnectError> {
+        let authority = || self.target.authority.clone();
+        let stream = TcpStream::connect(&self.target.addr).await.map_err(|e| ConnectError::Connect(authority(), e))?;
         let _ = stream.set_nodelay(true);
         let keepalive = socket2::TcpKeepalive::new().with_time(Duration::from_secs(60));
         let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
-        http1::Builder::new()
-            .max_buf_size(super::protocol::UPSTREAM_READ_BUF_BYTES)
-            .handshake(TokioIo::new(stream))
+        let Some((connector, name)) = &self.target.tls else { return Ok(MaybeHttpsStream::Http(TokioIo::new(stream))) };
+        // As the pool's connector wraps it: hyper's IO around tokio's.
+        let tls = connector
+            .connect(name.clone(), TokioIo::new(TokioIo::new(stream)))
             .await
-            .map_err(ConnectError::Handshake)
+            .map_err(|e| ConnectError::Tls(authority(), e))?;
+        Ok(MaybeHttpsStream::Https(TokioIo::new(tls)))
     }
 }
 

@@ -1,4 +1,5 @@
-//! Forwarding to the route's upstream over HTTP/1.1: the client
+//! Forwarding to the route's upstream over HTTP/1.1 (over TLS to an
+//! `https://` upstream, with one client config for both paths): the client
 //! connection's own upstream connection when it has one (see
 //! [`super::affinity`]), else a pooled keep-alive client. Bodies stream
 //! both ways; the response head must arrive within
@@ -6,7 +7,7 @@
 //! request body the client broke aborts the upstream request (400).
 //! WebSocket handshakes use the same client (see [`super::upgrade`]).
 
-use super::affinity::{self, Affine, Pinned, RoundTrip};
+use super::affinity::{self, Affine, Pinned, RoundTrip, Target};
 use super::authenticate::Caller;
 use super::pick::{Action, Picked};
 use super::protocol::{self, BodyWatch, Inbound};
@@ -19,8 +20,9 @@ use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::Either;
 use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::{Client, ResponseFuture};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::future::Future;
 use std::sync::Arc;
@@ -110,9 +112,25 @@ impl From<Fault> for ProxyError {
     }
 }
 
+/// The shared keep-alive pool: plain TCP, or TLS to an `https://` upstream.
+enum Pool {
+    Plain(Client<HttpConnector, Inbound>),
+    Tls(Client<HttpsConnector<HttpConnector>, Inbound>),
+}
+
+impl Pool {
+    fn request(&self, req: Request<Inbound>) -> ResponseFuture {
+        match self {
+            Pool::Plain(client) => client.request(req),
+            Pool::Tls(client) => client.request(req),
+        }
+    }
+}
+
 pub struct Upstream {
-    client: Client<HttpConnector, protocol::Inbound>,
+    pool: Pool,
     affine: Arc<Affine>,
+    scheme: Scheme,
     authority: Authority,
     /// `Host` for a request that came without one (HTTP/1.0): what the pool
     /// writes from the absolute URI, so both paths send the same.
@@ -127,12 +145,32 @@ impl Upstream {
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(settings.connect_timeout));
         connector.set_keepalive(Some(Duration::from_secs(60)));
-        let client = Client::builder(TokioExecutor::new())
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(settings.pool_idle_timeout)
             .pool_max_idle_per_host(settings.pool_max_idle)
-            .http1_max_buf_size(protocol::UPSTREAM_READ_BUF_BYTES)
-            .build(connector);
+            .http1_max_buf_size(protocol::UPSTREAM_READ_BUF_BYTES);
+        let pool = match &settings.tls {
+            None => Pool::Plain(builder.build(connector)),
+            Some(tls) => {
+                // It refuses non-http URIs unless told; the TLS connector
+                // hands it the https:// ones and does the handshake.
+                connector.enforce_http(false);
+                // SNI and the name checked come from the URI's host, as
+                // `tls.server_name` does (the affine path's).
+                Pool::Tls(builder.build(HttpsConnector::from((connector, tls.config.clone()))))
+            }
+        };
+        if settings.tls.as_ref().is_some_and(|tls| tls.insecure_skip_verify) {
+            // At every start and reload that keeps it: never silently on.
+            tracing::warn!(
+                upstream = %settings.name,
+                url = %format_args!("https://{}", settings.authority),
+                "insecure_skip_verify: this upstream's TLS certificate is NOT verified (anyone on the path can pose \
+                 as it); for development only"
+            );
+        }
         let limits = affinity::Limits {
             max: settings.affinity_max,
             idle_timeout: settings.affinity_idle_timeout,
@@ -140,9 +178,15 @@ impl Upstream {
             connect_timeout: settings.connect_timeout,
             response_timeout: settings.timeout,
         };
+        let target = Target {
+            authority: settings.authority.clone(),
+            addr: settings.addr.clone(),
+            tls: settings.tls.as_ref().map(|tls| (tls.config.clone().into(), tls.server_name.clone())),
+        };
         Self {
-            client,
-            affine: Affine::new(settings.authority.clone(), limits),
+            pool,
+            affine: Affine::new(target, limits),
+            scheme: settings.scheme(),
             host: http::HeaderValue::from_str(settings.authority.as_str()).ok(),
             authority: settings.authority.clone(),
             timeout: settings.timeout,
@@ -235,9 +279,9 @@ impl Upstream {
         // The pool is keyed by the absolute URI; it writes origin-form.
         let path_and_query = req.uri().path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
         let parts =
-            Uri::builder().scheme(Scheme::HTTP).authority(self.authority.clone()).path_and_query(path_and_query);
+            Uri::builder().scheme(self.scheme.clone()).authority(self.authority.clone()).path_and_query(path_and_query);
         *req.uri_mut() = parts.build().map_err(Fault::Uri)?;
-        match tokio::time::timeout(self.timeout, self.client.request(req)).await {
+        match tokio::time::timeout(self.timeout, self.pool.request(req)).await {
             Ok(Ok(rsp)) => Ok(rsp),
             Ok(Err(_)) if body.failed() => Err(ProxyError::MalformedBody),
             Ok(Err(err)) => Err(Fault::Request(err).into()),

@@ -62,6 +62,8 @@ mod hardening;
 #[cfg(test)]
 mod http10_upstream;
 #[cfg(test)]
+mod https_upstream;
+#[cfg(test)]
 mod in_process;
 #[cfg(test)]
 mod inject;

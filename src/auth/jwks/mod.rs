@@ -128,7 +128,7 @@ impl ExtraRoots {
         Ok(Self { label, certs: Arc::new(certs) })
     }
 
-    pub(super) fn certs(&self) -> &[rustls::pki_types::CertificateDer<'static>] {
+    pub fn certs(&self) -> &[rustls::pki_types::CertificateDer<'static>] {
         &self.certs
     }
 }

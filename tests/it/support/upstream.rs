@@ -1,5 +1,6 @@
 //! The application behind jwtgate: a hyper server on 127.0.0.1:0 that
-//! records every request exactly as it arrived on the wire.
+//! records every request exactly as it arrived on the wire; over HTTPS
+//! too ([`Upstream::spawn_tls`]), optionally requiring a client certificate.
 //!
 //! Behaviour is chosen per path prefix; large bodies are generated and
 //! consumed in chunks so neither side of a test holds them in memory.
@@ -10,7 +11,7 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -63,6 +64,38 @@ pub struct Seen {
     /// Which of the upstream's connections it came on (1 for the first
     /// connection accepted, and so on).
     pub conn: usize,
+    /// What the connection's TLS handshake settled (`None`: plain HTTP).
+    pub tls: Option<TlsSeen>,
+}
+
+/// How [`Upstream::spawn_tls`] serves HTTPS: `tests/keys/redis-tls/server.pem`
+/// (for `localhost` and `127.0.0.1`, signed by that directory's `ca.pem`),
+/// offering ALPN `h2` and `http/1.1`.
+#[derive(Clone, Debug)]
+pub struct TlsOptions {
+    /// Where to listen: another loopback address than 127.0.0.1 is one the
+    /// certificate is not valid for.
+    pub ip: IpAddr,
+    /// A CA file (under tests/keys/) client certificates must chain to:
+    /// a handshake without one fails.
+    pub client_ca: Option<String>,
+}
+
+impl Default for TlsOptions {
+    fn default() -> Self {
+        TlsOptions { ip: IpAddr::V4(Ipv4Addr::LOCALHOST), client_ca: None }
+    }
+}
+
+/// A connection's TLS handshake, as the upstream saw it.
+#[derive(Clone, Debug)]
+pub struct TlsSeen {
+    /// The ALPN protocol agreed on.
+    pub alpn: Option<Vec<u8>>,
+    /// The client's certificate (DER), under mutual TLS.
+    pub client_cert: Option<Vec<u8>>,
+    /// The server name the client sent (SNI; none for an IP address).
+    pub sni: Option<String>,
 }
 
 impl Seen {
@@ -87,45 +120,104 @@ struct State {
     accepted: std::sync::atomic::AtomicUsize,
     /// Connections open now (watched: tests wait for it to change).
     open: tokio::sync::watch::Sender<usize>,
+    /// TLS handshakes that failed, and the last one's error.
+    tls_failed: Mutex<Vec<String>>,
 }
 
 pub struct Upstream {
     pub addr: SocketAddr,
     state: Arc<State>,
     accept: tokio::task::JoinHandle<()>,
+    scheme: &'static str,
 }
 
 impl Upstream {
     pub async fn spawn() -> Upstream {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind upstream");
+        Upstream::start(IpAddr::V4(Ipv4Addr::LOCALHOST), None).await
+    }
+
+    /// Serves HTTPS as `options` says.
+    pub async fn spawn_tls(options: TlsOptions) -> Upstream {
+        let cert = super::key_path("redis-tls/server.pem");
+        let key = super::key_path("redis-tls/server.key.pem");
+        let mut config = match &options.client_ca {
+            None => (*jwtgate::tls::server_config(cert.as_ref(), key.as_ref(), &[]).expect("upstream tls")).clone(),
+            Some(ca) => {
+                use rustls::pki_types::pem::PemObject;
+                let provider = Arc::new(rustls::crypto::ring::default_provider());
+                let mut roots = rustls::RootCertStore::empty();
+                for der in rustls::pki_types::CertificateDer::pem_file_iter(super::key_path(ca)).expect("client CA") {
+                    roots.add(der.expect("client CA PEM")).expect("client CA certificate");
+                }
+                let verifier =
+                    rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                        .build()
+                        .expect("client verifier");
+                let chain = rustls::pki_types::CertificateDer::pem_file_iter(&cert)
+                    .expect("server cert")
+                    .collect::<Result<Vec<_>, _>>()
+                    .expect("server cert PEM");
+                let key = rustls::pki_types::PrivateKeyDer::from_pem_file(&key).expect("server key");
+                rustls::ServerConfig::builder_with_provider(provider)
+                    .with_safe_default_protocol_versions()
+                    .expect("tls versions")
+                    .with_client_cert_verifier(verifier)
+                    .with_single_cert(chain, key)
+                    .expect("server config")
+            }
+        };
+        // Both offered: the upstream sees which one jwtgate asked for.
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Upstream::start(options.ip, Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))).await
+    }
+
+    async fn start(ip: IpAddr, tls: Option<tokio_rustls::TlsAcceptor>) -> Upstream {
+        let listener = tokio::net::TcpListener::bind(SocketAddr::new(ip, 0)).await.expect("bind upstream");
         let addr = listener.local_addr().expect("upstream addr");
         let state = Arc::new(State::default());
         let st = state.clone();
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let accept = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let st = st.clone();
                 let conn = st.accepted.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
                 st.open.send_modify(|n| *n += 1);
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     let on_close = st.clone();
-                    let svc = hyper::service::service_fn(move |req| {
-                        let st = st.clone();
-                        async move { Ok::<_, Infallible>(handle(&st, req, conn).await) }
-                    });
-                    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-                    // Far above the gate's 100, so the tests see what the gate forwards
-                    // (X-Forwarded-* added to 100 fields, split HTTP/2 cookies).
-                    builder.http1().max_headers(500);
-                    let _ = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).await;
+                    match tls {
+                        None => serve(st, TokioIo::new(stream), conn, None).await,
+                        Some(acceptor) => match acceptor.accept(stream).await {
+                            Ok(stream) => {
+                                let (_, session) = stream.get_ref();
+                                let seen = TlsSeen {
+                                    alpn: session.alpn_protocol().map(<[u8]>::to_vec),
+                                    client_cert: session
+                                        .peer_certificates()
+                                        .and_then(|c| c.first())
+                                        .map(|c| c.to_vec()),
+                                    sni: session.server_name().map(str::to_owned),
+                                };
+                                serve(st, TokioIo::new(stream), conn, Some(seen)).await
+                            }
+                            Err(err) => st.tls_failed.lock().expect("tls lock").push(err.to_string()),
+                        },
+                    }
                     on_close.open.send_modify(|n| *n -= 1);
                 });
             }
         });
-        Upstream { addr, state, accept }
+        Upstream { addr, state, accept, scheme }
     }
 
+    /// `http://` or, for [`Upstream::spawn_tls`], `https://` and the address.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
+    }
+
+    /// The errors of the TLS handshakes that failed, oldest first.
+    pub fn tls_failures(&self) -> Vec<String> {
+        self.state.tls_failed.lock().expect("tls lock").clone()
     }
 
     /// Requests whose path starts with `prefix` get `behaviour`.
@@ -191,7 +283,23 @@ impl Drop for Upstream {
     }
 }
 
-async fn handle(st: &Arc<State>, mut req: Request<Incoming>, conn: usize) -> Response<BoxedBody> {
+/// Serves one accepted connection (HTTP/1.1 with upgrades, or h2).
+async fn serve<IO>(st: Arc<State>, io: IO, conn: usize, tls: Option<TlsSeen>)
+where
+    IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let svc = hyper::service::service_fn(move |req| {
+        let (st, tls) = (st.clone(), tls.clone());
+        async move { Ok::<_, Infallible>(handle(&st, req, conn, tls).await) }
+    });
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    // Far above the gate's 100, so the tests see what the gate forwards
+    // (X-Forwarded-* added to 100 fields, split HTTP/2 cookies).
+    builder.http1().max_headers(500);
+    let _ = builder.serve_connection_with_upgrades(io, svc).await;
+}
+
+async fn handle(st: &Arc<State>, mut req: Request<Incoming>, conn: usize, tls: Option<TlsSeen>) -> Response<BoxedBody> {
     st.heads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let target = req.uri().path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_default();
     let behaviour = {
@@ -211,6 +319,7 @@ async fn handle(st: &Arc<State>, mut req: Request<Incoming>, conn: usize) -> Res
         body_len: 0,
         body_error: None,
         conn,
+        tls,
     };
     // Empty unless the request asked for an upgrade (hyper puts it there).
     let on_upgrade = hyper::upgrade::on(&mut req);
