@@ -259,7 +259,7 @@ gate_config() { # FILE ALG STORE(memory|redis) ADMIN(0|1) ACCESS_LOG(true|false)
         fi
         [[ $4 == 1 ]] && echo "admin: { listen: 127.0.0.1:0, token_env: JWTGATE_ADMIN_TOKEN }"
         echo "access_log: $5"
-        [[ ${6:-0} == 1 ]] && printf '%s\n' "forward_auth: { listen: 127.0.0.1:0 }" "trusted_proxies: [127.0.0.1]"
+        [[ ${6:-0} == 1 ]] && printf '%s\n' "forward_auth: { listen: 127.0.0.1:0, proxy: nginx }" "trusted_proxies: [127.0.0.1]"
         echo "routes:"
         echo "  - { match: { path: /healthz }, auth: none }"
         if [[ ${6:-0} == 1 ]]; then echo "  - { match: { path_prefix: /api }, forward_claims: { sub: X-User-Id } }"; fi

@@ -39,6 +39,7 @@ grpc_port = int(config["forward_auth"]["grpc_listen"].rsplit(":", 1)[1])
 claims = sorted({h.lower() for r in config["routes"] for h in (r.get("forward_claims") or {}).values()})
 check(claims, "jwtgate.yaml: some route forwards claim headers")
 check(config.get("trusted_proxies"), "jwtgate.yaml: trusted_proxies set")
+check(config["forward_auth"].get("proxy") == "nginx", "jwtgate.yaml: proxy: nginx, for the ingress-nginx example")
 
 service = kind(at("authz.yaml"), "Service")
 deployment = kind(at("authz.yaml"), "Deployment")

@@ -87,12 +87,15 @@ fn summary(compiled: &Compiled, probes: &[(String, Arc<JwksSource>, Probe)]) -> 
     let authorizer = &start.forward_auth;
     if authorizer.http.is_some() || authorizer.grpc.is_some() {
         let show = |addr: Option<std::net::SocketAddr>| addr.map_or_else(|| "off".to_owned(), |a| a.to_string());
-        let prefix = rt.forward_auth_prefix.as_deref().unwrap_or("/");
+        let asks = match &rt.forward_auth {
+            Some(rule) => {
+                let prefix = rule.path_prefix.as_deref().map(|p| format!(", path_prefix: {p}")).unwrap_or_default();
+                format!(" (proxy: {}{prefix})", spelling::front_proxy(rule.proxy))
+            }
+            None => String::new(),
+        };
         let (http, grpc) = (show(authorizer.http), show(authorizer.grpc));
-        let _ = writeln!(
-            out,
-            "  forward-auth http: {http} (path_prefix: {prefix}), grpc: {grpc}; answers trusted_proxies only"
-        );
+        let _ = writeln!(out, "  forward-auth http: {http}{asks}, grpc: {grpc}; answers trusted_proxies only");
     }
     if let Some(admin) = &start.admin {
         let _ = writeln!(out, "  admin      listen: {}", admin.listen);

@@ -25,6 +25,15 @@ pub fn on_store_error(value: OnStoreError) -> &'static str {
     }
 }
 
+/// `forward_auth.proxy:` values.
+pub fn front_proxy(value: crate::config::FrontProxy) -> &'static str {
+    match value {
+        crate::config::FrontProxy::Nginx => "nginx",
+        crate::config::FrontProxy::Traefik => "traefik",
+        crate::config::FrontProxy::Envoy => "envoy",
+    }
+}
+
 /// `revocation.missing_jti:` values.
 pub fn missing_jti(value: MissingJti) -> &'static str {
     match value {

@@ -221,6 +221,11 @@ pub struct ForwardAuthSpec {
     /// `auth-url`, Traefik `ForwardAuth`, Envoy `ext_authz` HTTP service).
     #[serde(default)]
     pub listen: Option<String>,
+    /// Which proxy asks on `listen`: the original request is read from
+    /// that proxy's headers and no other's (each passes a client's own
+    /// headers of the others' kind on to the check).
+    #[serde(default)]
+    pub proxy: Option<FrontProxy>,
     /// Envoy's `http_service.path_prefix`: taken off the path of a check
     /// request that carries no `X-Original-*` or `X-Forwarded-Uri` header
     /// (Envoy sends the original method and path as its own).
@@ -230,6 +235,20 @@ pub struct ForwardAuthSpec {
     /// (Envoy `ext_authz` with `grpc_service`, Istio `CUSTOM` action).
     #[serde(default)]
     pub grpc_listen: Option<String>,
+}
+
+/// The proxy in front that asks jwtgate on the forward-auth listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FrontProxy {
+    /// nginx `auth_request`, ingress-nginx `auth-url`: `X-Original-Method`
+    /// with `X-Original-URI` or `X-Original-URL`.
+    Nginx,
+    /// Traefik `ForwardAuth`: `X-Forwarded-Method`, `-Uri`, `-Host`.
+    Traefik,
+    /// Envoy's `ext_authz` HTTP service: its own method, host and path
+    /// (behind `path_prefix`).
+    Envoy,
 }
 
 /// Who may scrape `/metrics` on the admin listener.

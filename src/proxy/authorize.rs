@@ -3,13 +3,17 @@
 //! (route, token, revocation, requirements, logout), and the answer is the
 //! verdict instead of the upstream's response.
 //!
-//! Who sends what:
+//! Who sends what (`forward_auth.proxy` says who asks, never the check
+//! itself: every one of these proxies passes a client's own headers on to
+//! the check, so a client could name the original request in another
+//! proxy's headers):
 //!
 //! - nginx `auth_request` and ingress-nginx `auth-url`
 //!   ([`Flavour::Nginx`]): `X-Original-Method` with `X-Original-URI`
-//!   (origin form, the host from `Host`) or `X-Original-URL` (absolute);
+//!   (origin form, the host from `Host`) or `X-Original-URL` (absolute),
+//!   not both (the config sets one, a client may add the other);
 //! - Traefik `ForwardAuth` ([`Flavour::Traefik`]): `X-Forwarded-Method`,
-//!   `X-Forwarded-Uri`, `X-Forwarded-Host`;
+//!   `X-Forwarded-Uri`, `X-Forwarded-Host` (Traefik overwrites them);
 //! - Envoy's `ext_authz` HTTP service ([`Flavour::Envoy`]): the original
 //!   method, `:authority` and path as its own, the path behind
 //!   `forward_auth.path_prefix`.
@@ -23,8 +27,9 @@
 //! way.
 
 use super::forwarding::Peer;
+use crate::config::FrontProxy;
 use crate::error::{Body, ProxyError};
-use crate::runtime::Runtime;
+use crate::runtime::{ForwardAuthRule, Runtime};
 use bytes::Bytes;
 use http::header::{HeaderName, HOST};
 use http::request::Parts;
@@ -53,16 +58,12 @@ static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host"
 pub static ENVOY_HEADERS_TO_REMOVE: HeaderName = HeaderName::from_static("x-envoy-auth-headers-to-remove");
 
 impl Flavour {
-    /// nginx's headers win over Traefik's: nginx passes a client's own
-    /// `X-Forwarded-*` headers on to the auth request, Traefik overwrites
-    /// them; an nginx config sets `X-Original-*` itself.
-    pub fn of(headers: &HeaderMap) -> Flavour {
-        if headers.contains_key(&X_ORIGINAL_URI) || headers.contains_key(&X_ORIGINAL_URL) {
-            Flavour::Nginx
-        } else if headers.contains_key(&X_FORWARDED_URI) {
-            Flavour::Traefik
-        } else {
-            Flavour::Envoy
+    /// The configured proxy's (a forward-auth listener has one).
+    pub fn of(rule: Option<&ForwardAuthRule>) -> Flavour {
+        match rule.map(|r| r.proxy) {
+            Some(FrontProxy::Nginx) => Flavour::Nginx,
+            Some(FrontProxy::Traefik) => Flavour::Traefik,
+            Some(FrontProxy::Envoy) | None => Flavour::Envoy,
         }
     }
 }
@@ -84,7 +85,7 @@ impl Unreadable {
         match self {
             Unreadable::NoOriginalMethod => "X-Original-URI or X-Original-URL needs X-Original-Method",
             Unreadable::NoForwardedMethod => "X-Forwarded-Uri needs X-Forwarded-Method",
-            Unreadable::Repeated => "a forward-auth header is repeated or holds a list",
+            Unreadable::Repeated => "a forward-auth header is repeated, holds a list, or names the URI twice",
             Unreadable::BadMethod => "the original method is not a method",
             Unreadable::BadUri => "the original URI is missing, or not in origin or absolute form",
             Unreadable::OutsidePrefix => "the path is not under forward_auth.path_prefix",
@@ -99,16 +100,19 @@ pub fn original(rt: &Runtime, peer: &Peer, flavour: Flavour, head: &mut Parts) -
     if !rt.trusted_proxies.contains(peer.ip()) {
         return Err(ProxyError::UntrustedForwardAuthPeer);
     }
-    read(flavour, rt.forward_auth_prefix.as_deref(), head).map_err(|u| ProxyError::InvalidForwardAuth(u.message()))
+    let prefix = rt.forward_auth.as_ref().and_then(|rule| rule.path_prefix.as_deref());
+    read(flavour, prefix, head).map_err(|u| ProxyError::InvalidForwardAuth(u.message()))
 }
 
 fn read(flavour: Flavour, prefix: Option<&str>, head: &mut Parts) -> Result<(), Unreadable> {
     let (method, uri, host) = match flavour {
         Flavour::Nginx => {
             let method = one(&head.headers, &X_ORIGINAL_METHOD)?.ok_or(Unreadable::NoOriginalMethod)?;
-            let (uri, host) = match one(&head.headers, &X_ORIGINAL_URL)? {
-                Some(url) => absolute(url)?,
-                None => (origin_form(one(&head.headers, &X_ORIGINAL_URI)?.ok_or(Unreadable::BadUri)?)?, None),
+            let (uri, host) = match (one(&head.headers, &X_ORIGINAL_URL)?, one(&head.headers, &X_ORIGINAL_URI)?) {
+                (Some(url), None) => absolute(url)?,
+                (None, Some(uri)) => (origin_form(uri)?, None),
+                (Some(_), Some(_)) => return Err(Unreadable::Repeated),
+                (None, None) => return Err(Unreadable::BadUri),
             };
             (self::method(method)?, uri, host)
         }
@@ -232,8 +236,19 @@ mod tests {
         req.body(()).unwrap().into_parts().0
     }
 
+    /// The flavour these headers are meant for (the config says it in use).
+    fn sniff(headers: &HeaderMap) -> Flavour {
+        if headers.contains_key(&X_ORIGINAL_URI) || headers.contains_key(&X_ORIGINAL_URL) {
+            Flavour::Nginx
+        } else if headers.contains_key(&X_FORWARDED_URI) {
+            Flavour::Traefik
+        } else {
+            Flavour::Envoy
+        }
+    }
+
     fn read_as(mut head: Parts, prefix: Option<&str>) -> Result<(Method, String, Option<String>), Unreadable> {
-        read(Flavour::of(&head.headers), prefix, &mut head)?;
+        read(sniff(&head.headers), prefix, &mut head)?;
         let host = head.headers.get(HOST).map(|h| h.to_str().unwrap().to_owned());
         assert!(!head.headers.contains_key(&X_ORIGINAL_URI) && !head.headers.contains_key(&X_FORWARDED_URI));
         Ok((head.method, head.uri.to_string(), host))
@@ -242,7 +257,6 @@ mod tests {
     #[test]
     fn each_proxy_s_headers_name_the_original_request() {
         let nginx = head("GET", "/auth", &[("x-original-method", "DELETE"), ("x-original-uri", "/api/x?a=1")]);
-        assert_eq!(Flavour::of(&nginx.headers), Flavour::Nginx);
         assert_eq!(read_as(nginx, None).unwrap(), (Method::DELETE, "/api/x?a=1".into(), None));
         let ingress = head(
             "GET",
@@ -252,11 +266,26 @@ mod tests {
         assert_eq!(read_as(ingress, None).unwrap(), (Method::POST, "/p?q".into(), Some("app.example".into())));
         let traefik =
             head("GET", "/", &[("x-forwarded-method", "PUT"), ("x-forwarded-uri", "/u"), ("x-forwarded-host", "app")]);
-        assert_eq!(Flavour::of(&traefik.headers), Flavour::Traefik);
         assert_eq!(read_as(traefik, None).unwrap(), (Method::PUT, "/u".into(), Some("app".into())));
         let envoy = head("PATCH", "/authz/api/v?x=1", &[("host", "app")]);
         assert_eq!(read_as(envoy, Some("/authz")).unwrap(), (Method::PATCH, "/api/v?x=1".into(), Some("app".into())));
         assert_eq!(read_as(head("GET", "/authz", &[]), Some("/authz")).unwrap().1, "/");
+    }
+
+    #[test]
+    fn each_proxy_reads_only_its_own_headers() {
+        // Through Traefik, a client adds nginx's headers: Traefik's decide.
+        let mut mixed = head(
+            "GET",
+            "/",
+            &[("x-forwarded-method", "DELETE"), ("x-forwarded-uri", "/api/x"), ("x-original-uri", "/public")],
+        );
+        read(Flavour::Traefik, None, &mut mixed).unwrap();
+        assert_eq!((mixed.method, mixed.uri.path()), (Method::DELETE, "/api/x"));
+        // Through Envoy, neither nginx's nor Traefik's headers count.
+        let mut envoy = head("DELETE", "/api/x", &[("x-original-method", "GET"), ("x-forwarded-uri", "/public")]);
+        read(Flavour::Envoy, None, &mut envoy).unwrap();
+        assert_eq!((envoy.method, envoy.uri.path()), (Method::DELETE, "/api/x"));
     }
 
     #[test]
@@ -268,6 +297,9 @@ mod tests {
         assert_eq!(read_as(twice, None), Err(Unreadable::Repeated));
         let absolute = head("GET", "/", &[("x-original-method", "GET"), ("x-original-uri", "http://h/a")]);
         assert_eq!(read_as(absolute, None), Err(Unreadable::BadUri));
+        // nginx sets one of them; a client may send the other.
+        let both = [("x-original-method", "GET"), ("x-original-uri", "/api/x"), ("x-original-url", "http://h/public")];
+        assert_eq!(read_as(head("GET", "/", &both), None), Err(Unreadable::Repeated));
         let hosts = [("x-forwarded-method", "GET"), ("x-forwarded-uri", "/a"), ("x-forwarded-host", "a, b")];
         assert_eq!(read_as(head("GET", "/", &hosts), None), Err(Unreadable::Repeated));
         assert_eq!(read_as(head("GET", "/authzx/a", &[]), Some("/authz")), Err(Unreadable::OutsidePrefix));

@@ -137,7 +137,7 @@ impl Downstream {
         let method = req.method().clone();
         let verdict = match self.role {
             Role::Proxy => None,
-            Role::Authorize => Some(authorize::Flavour::of(req.headers())),
+            Role::Authorize => Some(authorize::Flavour::of(live.rt.forward_auth.as_ref())),
             Role::AuthorizeGrpc => Some(authorize::Flavour::Grpc),
         };
         let ended = gate.phases(&live, req, &body_in, &request_id, &self, verdict).await;

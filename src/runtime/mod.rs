@@ -14,7 +14,7 @@ pub use crate::revocation::{Policy, SentinelSettings, StoreSettings};
 pub use crate::routes::{BackchannelRule, LogoutRule};
 pub use crate::tls::ListenerTls;
 pub use crate::upstream::UpstreamSettings;
-pub use start::{AdminSettings, ForwardAuthListeners, StartSettings};
+pub use start::{AdminSettings, ForwardAuthListeners, ForwardAuthRule, StartSettings};
 
 use crate::auth::Verifier;
 use crate::config::{secret, ConfigError, FileConfig, Origin, Overrides, SecretSource};
@@ -51,8 +51,8 @@ pub struct Runtime {
     pub backchannel: Option<BackchannelRule>,
     pub realm: Arc<str>,
     pub cookie: Option<String>,
-    /// `forward_auth.path_prefix` (without a trailing `/`; `None` for `/`).
-    pub forward_auth_prefix: Option<String>,
+    /// How the HTTP forward-auth listener reads a check, when it is on.
+    pub forward_auth: Option<ForwardAuthRule>,
     /// The revocation settings in force: the ones of [`StartSettings`]
     /// (after a reload too), here for `explain`, which builds a store of
     /// its own from them.
@@ -114,9 +114,15 @@ pub fn compile(file: FileConfig, origin: &Origin<'_>) -> Result<Compiled, Config
     let admin = file.admin.as_ref().map(|a| start::admin(a, origin)).transpose()?;
     let trusted_proxies = crate::trust::compile(&file.trusted_proxies, origin)?;
     let access_log = access_log(&file, origin)?;
-    let (forward_auth, forward_auth_prefix) = start::forward_auth(&file, listen, admin.as_ref(), origin)?;
-    let start =
-        StartSettings { listen, tls: tls.is_some(), admin, forward_auth, store: store.clone(), policy: policy.clone() };
+    let (listeners, forward_auth_rule) = start::forward_auth(&file, listen, admin.as_ref(), origin)?;
+    let start = StartSettings {
+        listen,
+        tls: tls.is_some(),
+        admin,
+        forward_auth: listeners,
+        store: store.clone(),
+        policy: policy.clone(),
+    };
     let runtime = Runtime {
         tls,
         upstream,
@@ -132,7 +138,7 @@ pub fn compile(file: FileConfig, origin: &Origin<'_>) -> Result<Compiled, Config
         backchannel: special.backchannel,
         realm: file.jwt.realm.replace('"', "").into(),
         cookie: file.jwt.cookie,
-        forward_auth_prefix,
+        forward_auth: forward_auth_rule,
         store,
         policy,
     };

@@ -3,7 +3,7 @@
 //! policy. The process binds, connects and builds its cache once from
 //! them; a reload compiles them again only to say what it cannot apply.
 
-use crate::config::{secret, AdminSpec, ConfigError, FileConfig, MetricsAuth, Origin, SecretSource};
+use crate::config::{secret, AdminSpec, ConfigError, FileConfig, FrontProxy, MetricsAuth, Origin, SecretSource};
 use crate::error::Causes;
 use crate::revocation::{Policy, StoreSettings};
 use std::net::SocketAddr;
@@ -73,7 +73,7 @@ pub(super) fn forward_auth(
     listen: SocketAddr,
     admin: Option<&AdminSettings>,
     origin: &Origin<'_>,
-) -> Result<(ForwardAuthListeners, Option<String>), ConfigError> {
+) -> Result<(ForwardAuthListeners, Option<ForwardAuthRule>), ConfigError> {
     let Some(spec) = &file.forward_auth else { return Ok((ForwardAuthListeners::default(), None)) };
     let address = |text: &Option<String>, field: &'static str| {
         let parsed = text.as_deref().map(str::parse::<SocketAddr>).transpose();
@@ -100,12 +100,33 @@ pub(super) fn forward_auth(
         let message = "forward-auth answers only peers in trusted_proxies: list the ingress or mesh proxies there";
         return Err(ConfigError::at(origin, "forward_auth", message));
     }
-    let prefix = match spec.path_prefix.as_deref() {
+    let proxy = match (listeners.http, spec.proxy) {
+        (Some(_), Some(proxy)) => Some(proxy),
+        (Some(_), None) => {
+            let message = "which proxy asks on listen: nginx, traefik or envoy (its headers, and only its, \
+                           name the original request)";
+            return Err(ConfigError::at(origin, "forward_auth.proxy", message));
+        }
+        (None, Some(_)) => return Err(ConfigError::at(origin, "forward_auth.proxy", "needs forward_auth.listen")),
+        (None, None) => None,
+    };
+    let path_prefix = match spec.path_prefix.as_deref() {
         None | Some("/") => None,
+        Some(_) if proxy != Some(FrontProxy::Envoy) => {
+            return Err(ConfigError::at(origin, "forward_auth.path_prefix", "only with proxy: envoy"));
+        }
         Some(p) if p.starts_with('/') && !p.contains(['?', '#']) => Some(p.trim_end_matches('/').to_owned()),
         Some(_) => return Err(ConfigError::at(origin, "forward_auth.path_prefix", "a path starting with /")),
     };
-    Ok((listeners, prefix))
+    Ok((listeners, proxy.map(|proxy| ForwardAuthRule { proxy, path_prefix })))
+}
+
+/// How the HTTP authorizer reads a check (reloadable).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardAuthRule {
+    pub proxy: FrontProxy,
+    /// Envoy's `path_prefix`, without a trailing `/` (`None` for `/`).
+    pub path_prefix: Option<String>,
 }
 
 pub(super) fn admin(spec: &AdminSpec, origin: &Origin<'_>) -> Result<AdminSettings, ConfigError> {

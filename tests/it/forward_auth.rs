@@ -20,16 +20,17 @@ const ROUTES: &str = "
     forward_claims: { sub: X-User-Id, email: X-Email }
 ";
 
-/// The authorizer on its own port, answering 127.0.0.1 (the test client).
-const FORWARD_AUTH: &str = "
-forward_auth:
-  listen: 127.0.0.1:0
-  path_prefix: /authz
-trusted_proxies: [\"127.0.0.1\"]
-";
+/// The authorizer on its own port for `proxy` (Envoy's behind the path
+/// prefix `/authz`), answering 127.0.0.1 (the test client).
+fn cfg_for(app: &Upstream, proxy: &str) -> Cfg {
+    let prefix = if proxy == "envoy" { "\n  path_prefix: /authz" } else { "" };
+    let section =
+        format!("forward_auth:\n  listen: 127.0.0.1:0\n  proxy: {proxy}{prefix}\ntrusted_proxies: [\"127.0.0.1\"]\n");
+    Cfg::new(app).routes(ROUTES).extra(&section)
+}
 
 fn cfg(app: &Upstream) -> Cfg {
-    Cfg::new(app).routes(ROUTES).extra(FORWARD_AUTH)
+    cfg_for(app, "nginx")
 }
 
 fn bearer(token: &str) -> String {
@@ -109,7 +110,9 @@ async fn logout_through_forward_auth_revokes_and_a_revoked_token_is_refused_on_e
 #[tokio::test]
 async fn traefik_and_envoy_checks_are_read_from_their_own_headers() {
     let app = Upstream::spawn().await;
-    let gate = Gate::spawn(&cfg(&app).extra("logout_all: { path: /logout/all, methods: [POST] }\n")).await;
+    let gate =
+        Gate::spawn(&cfg_for(&app, "traefik").extra("logout_all: { path: /logout/all, methods: [POST] }\n")).await;
+    let envoy_gate = Gate::spawn(&cfg_for(&app, "envoy")).await;
     let token = claims().sub("user-9").claim("email", serde_json::json!("u9@example.test")).sign();
     let auth = bearer(&token);
     let traefik = |method: &'static str, uri: &'static str| {
@@ -133,7 +136,19 @@ async fn traefik_and_envoy_checks_are_read_from_their_own_headers() {
     // A refusal keeps its status for Traefik (it relays it to the client).
     assert_refused(&traefik("GET", "/api/%2e%2e/internal").await, 400, "ambiguous_path", Challenge::Absent);
 
+    // A client's own nginx headers, passed on by Traefik, count for nothing.
+    let headers = [
+        ("x-forwarded-method", "DELETE"),
+        ("x-forwarded-uri", "/api/admin/1"),
+        ("x-original-method", "GET"),
+        ("x-original-uri", "/public/x"),
+        ("authorization", auth.as_str()),
+    ];
+    assert_refused(&gate.check("GET", "/", &headers).await, 403, "forbidden", Challenge::Absent);
+
     // Envoy: the original method and path behind `path_prefix`.
+    let gate_traefik = &gate;
+    let gate = &envoy_gate;
     let envoy = gate.check("PATCH", "/authz/api/x?y=1", &[("authorization", &auth), ("host", "app.example")]).await;
     assert_eq!(envoy.status, 200, "{}", envoy.text());
     assert_eq!(envoy.header("x-user-id").as_deref(), Some("user-9"));
@@ -146,6 +161,10 @@ async fn traefik_and_envoy_checks_are_read_from_their_own_headers() {
     }
     let outside = gate.check("GET", "/elsewhere/api/x", &[("authorization", &auth)]).await;
     assert_refused(&outside, 400, "invalid_forward_auth_request", Challenge::Absent);
+    // Nor do a client's nginx or Traefik headers, through Envoy.
+    let forged = [("authorization", auth.as_str()), ("x-original-method", "GET"), ("x-original-uri", "/public/x")];
+    assert_refused(&gate.check("DELETE", "/authz/api/admin/1", &forged).await, 403, "forbidden", Challenge::Absent);
+    let gate = gate_traefik;
 
     // Log out everywhere through Traefik: every token of the subject dies.
     let second = claims().sub("user-9").sign();
@@ -171,9 +190,17 @@ async fn nginx_gets_401_or_403_for_every_refusal_and_an_incomplete_check_is_refu
     assert!(no_method.text().contains("X-Original-Method"), "{}", no_method.text());
     let relative = nginx(&gate, "GET", "api/x", Some(&token), &[]).await;
     assert_refused(&relative, 403, "invalid_forward_auth_request", Challenge::Absent);
+    // nginx sets one of X-Original-URI and -URL: a client may add the other.
+    let auth = bearer(&token);
+    let both = [
+        ("x-original-method", "DELETE"),
+        ("x-original-uri", "/api/admin/1"),
+        ("x-original-url", "http://app/public/x"),
+        ("authorization", auth.as_str()),
+    ];
+    assert_refused(&gate.check("GET", "/auth", &both).await, 403, "invalid_forward_auth_request", Challenge::Absent);
     // ingress-nginx sends the whole URL; its host is the original's.
     let url = [("x-original-method", "GET"), ("x-original-url", "https://app.example/api/x"), ("host", "jwtgate")];
-    let auth = bearer(&token);
     let ingress = gate.check("GET", "/auth", &[url[0], url[1], url[2], ("authorization", &auth)]).await;
     assert_eq!(ingress.status, 200, "{}", ingress.text());
     assert_eq!(app.total(), 0);
@@ -197,20 +224,40 @@ async fn only_trusted_proxies_get_a_verdict() {
 }
 
 #[tokio::test]
-async fn forward_auth_without_trusted_proxies_is_a_config_error_and_check_shows_it_otherwise() {
+async fn forward_auth_config_errors_name_the_field_and_check_shows_the_listener() {
     let app = Upstream::spawn().await;
-    let yaml = Cfg::new(&app).extra("forward_auth:\n  listen: 127.0.0.1:0\n").yaml();
-    let file = crate::support::gate::write_config(&yaml);
-    let out = crate::support::gate::cli(&["check", "--offline", "-c", file.path().to_str().unwrap()]).await;
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "refused: {stderr}");
-    assert!(stderr.contains("forward_auth") && stderr.contains("trusted_proxies"), "{stderr}");
-    // With them, `check` shows where the authorizer listens.
-    let file = crate::support::gate::write_config(&cfg(&app).yaml());
-    let out = crate::support::gate::cli(&["check", "--offline", "-c", file.path().to_str().unwrap()]).await;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("forward-auth http: 127.0.0.1:0 (path_prefix: /authz), grpc: off"), "{stdout}");
+    let check = |yaml: String| async move {
+        let file = crate::support::gate::write_config(&yaml);
+        let out = crate::support::gate::cli(&["check", "--offline", "-c", file.path().to_str().unwrap()]).await;
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let trusted = "trusted_proxies: [\"127.0.0.1\"]\n";
+    let cases = [
+        ("forward_auth:\n  listen: 127.0.0.1:0\n  proxy: nginx\n".to_owned(), "trusted_proxies"),
+        (format!("forward_auth:\n  listen: 127.0.0.1:0\n{trusted}"), "forward_auth.proxy"),
+        (
+            format!("forward_auth:\n  listen: 127.0.0.1:0\n  proxy: nginx\n  path_prefix: /a\n{trusted}"),
+            "only with proxy: envoy",
+        ),
+        (format!("forward_auth:\n  proxy: nginx\n{trusted}"), "set listen, grpc_listen or both"),
+        (format!("forward_auth:\n  listen: 127.0.0.1:0\n  proxy: haproxy\n{trusted}"), "forward_auth.proxy"),
+    ];
+    for (section, expected) in cases {
+        let (ok, _, stderr) = check(Cfg::new(&app).extra(&section).yaml()).await;
+        assert!(!ok, "refused: {section}");
+        assert!(stderr.contains(expected) && stderr.contains("forward_auth"), "{section}: {stderr}");
+    }
+    // A valid one: `check` shows where the authorizer listens, for whom.
+    let (ok, stdout, stderr) = check(cfg_for(&app, "envoy").yaml()).await;
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("forward-auth http: 127.0.0.1:0 (proxy: envoy, path_prefix: /authz), grpc: off"),
+        "{stdout}"
+    );
 }
 
 #[tokio::test]

@@ -24,11 +24,9 @@ const CLAIM_HEADERS: [&str; 2] = ["X-User-Id", "X-Email"];
 
 /// Two replicas on one Redis, each with a forward-auth listener that
 /// answers loopback (where the front proxy runs).
-async fn replicas(app: &Upstream, redis: &Redis) -> (Gate, Gate) {
-    let cfg = Cfg::new(app)
-        .routes(ROUTES)
-        .redis(redis)
-        .extra("forward_auth:\n  listen: 127.0.0.1:0\ntrusted_proxies: [\"127.0.0.1\"]\n");
+async fn replicas(app: &Upstream, redis: &Redis, proxy: &str) -> (Gate, Gate) {
+    let section = format!("forward_auth:\n  listen: 127.0.0.1:0\n  proxy: {proxy}\ntrusted_proxies: [\"127.0.0.1\"]\n");
+    let cfg = Cfg::new(app).routes(ROUTES).redis(redis).extra(&section);
     (Gate::spawn(&cfg).await, Gate::spawn(&cfg).await)
 }
 
@@ -94,7 +92,13 @@ async fn scenarios(front: &Front, app: &Upstream, one: &Gate, two: &Gate) {
     assert_eq!(app.total(), before, "the revoked token reached the app: {:?}", app.requests());
     // Every replica: the other one refuses it too, as forward-auth and as a proxy.
     let auth = format!("Bearer {token}");
-    let check = [("x-original-method", "GET"), ("x-original-uri", "/api/orders"), ("authorization", auth.as_str())];
+    let check = [
+        ("x-original-method", "GET"),
+        ("x-original-uri", "/api/orders"),
+        ("x-forwarded-method", "GET"),
+        ("x-forwarded-uri", "/api/orders"),
+        ("authorization", auth.as_str()),
+    ];
     assert_refused(&two.check("GET", "/auth", &check).await, 401, "token_revoked", Challenge::InvalidToken);
     assert_refused(&two.get("/api/orders", &token).await, 401, "token_revoked", Challenge::InvalidToken);
     // Positive control: another token still passes.
@@ -106,7 +110,7 @@ async fn scenarios(front: &Front, app: &Upstream, one: &Gate, two: &Gate) {
 #[tokio::test]
 async fn nginx_auth_request_enforces_revocation_in_front_of_the_app() {
     let (redis, app) = (Redis::spawn().await, Upstream::spawn().await);
-    let (one, two) = replicas(&app, &redis).await;
+    let (one, two) = replicas(&app, &redis, "nginx").await;
     let front = Front::nginx(one.forward_auth.expect("forward-auth listener"), app.addr, &CLAIM_HEADERS).await;
     scenarios(&front, &app, &one, &two).await;
 }
@@ -114,7 +118,7 @@ async fn nginx_auth_request_enforces_revocation_in_front_of_the_app() {
 #[tokio::test]
 async fn traefik_forward_auth_enforces_revocation_in_front_of_the_app() {
     let (redis, app) = (Redis::spawn().await, Upstream::spawn().await);
-    let (one, two) = replicas(&app, &redis).await;
+    let (one, two) = replicas(&app, &redis, "traefik").await;
     let (front, copied) = Front::traefik(one.forward_auth.expect("forward-auth listener"), app.addr).await;
     assert_eq!(copied, CLAIM_HEADERS, "the k8s/forward-auth example copies the claim headers these routes set");
     // Traefik loads its routers after it listens: wait for the router.
