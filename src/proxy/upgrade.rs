@@ -19,6 +19,8 @@
 //! - Only `websocket` is passed; other upgrades (`h2c`, ...) are still
 //!   stripped, and HTTP/2 extended CONNECT (RFC 8441) is not supported.
 
+use super::frames;
+use super::tunnels::Registration;
 use base64::Engine;
 use http::header::{CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION, UPGRADE};
 use http::{HeaderMap, HeaderValue, Method, Version};
@@ -30,8 +32,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::Notify;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
 /// True for a well-formed RFC 6455 opening handshake: HTTP/1.1 `GET`,
@@ -111,45 +113,155 @@ pub fn restore_response_headers(headers: &mut HeaderMap, expected_accept: &str) 
 /// Splices the two upgraded connections in a task of its own. `exp` is the
 /// handshake token's expiry: the tunnel is closed then (both sides
 /// dropped), or earlier after `idle` without a byte in either direction.
-pub fn splice(client: OnUpgrade, upstream: OnUpgrade, exp: Option<i64>, idle: Duration) {
+/// `registration` (a tunnel on a token) tells of a revocation covering
+/// the token: the tunnel then ends with close frames 1008 both ways.
+pub fn splice(
+    client: OnUpgrade,
+    upstream: OnUpgrade,
+    exp: Option<i64>,
+    idle: Duration,
+    registration: Option<Registration>,
+) {
     // Fixed now, so the wait for the upgrades counts against the token too.
     let deadline = exp.and_then(deadline_of);
     tokio::spawn(async move {
-        let tunnel = tunnel(client, upstream, idle);
-        match deadline {
-            Some(at) => {
-                if tokio::time::timeout_at(at, tunnel).await.is_err() {
-                    tracing::debug!("websocket tunnel closed at token expiry");
-                }
-            }
+        let tunnel = tunnel(client, upstream, idle, registration);
+        let ended = match deadline {
+            Some(at) => tokio::time::timeout_at(at, tunnel).await.unwrap_or(Some(Ended::Expired)),
             None => tunnel.await,
+        };
+        if let Some(ended) = ended {
+            tracing::debug!(reason = ended.label(), "websocket tunnel closed");
+            metrics::counter!("jwtgate_websocket_tunnels_closed_total", "reason" => ended.label()).increment(1);
         }
     });
 }
 
-async fn tunnel(client: OnUpgrade, upstream: OnUpgrade, idle: Duration) {
+/// Why a tunnel ended (the `reason` label of
+/// `jwtgate_websocket_tunnels_closed_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    /// Either side closed, or a connection failed.
+    Closed,
+    Revoked,
+    Expired,
+    Idle,
+}
+
+impl Ended {
+    fn label(self) -> &'static str {
+        match self {
+            Ended::Closed => "closed",
+            Ended::Revoked => "revoked",
+            Ended::Expired => "expired",
+            Ended::Idle => "idle",
+        }
+    }
+}
+
+/// How long a revoked tunnel's two sides get to finish the frame in
+/// flight, take the close frame and close; then both are dropped.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// The tunnel until it ends; `None` when it never opened (an upgrade failed).
+async fn tunnel(
+    client: OnUpgrade,
+    upstream: OnUpgrade,
+    idle: Duration,
+    registration: Option<Registration>,
+) -> Option<Ended> {
     let (client, upstream) = match tokio::try_join!(client, upstream) {
         Ok(both) => both,
         Err(err) => {
             // Dropping the future drops whichever side did upgrade.
             tracing::debug!(error = %err, "websocket upgrade failed; dropping both sides");
-            return;
+            return None;
         }
     };
     metrics::counter!("jwtgate_websocket_tunnels_total").increment(1);
     let _open = OpenTunnel::new();
     let started = Instant::now();
     let last = Arc::new(AtomicU64::new(0));
-    let mut client = Active { io: TokioIo::new(client), started, last: last.clone() };
-    let mut upstream = Active { io: TokioIo::new(upstream), started, last: last.clone() };
+    let client = Active { io: TokioIo::new(client), started, last: last.clone() };
+    let upstream = Active { io: TokioIo::new(upstream), started, last: last.clone() };
+    let (stop, stopped) = watch::channel(false);
+    let (from_client, to_client) = tokio::io::split(client);
+    let (from_upstream, to_upstream) = tokio::io::split(upstream);
+    let up = pump(from_client, to_upstream, stopped.clone(), frames::close_to_server(rand::random()));
+    let down = pump(from_upstream, to_client, stopped, frames::close_to_client());
+    let mut both = std::pin::pin!(async { tokio::try_join!(up, down) });
+    let revoked = async {
+        match registration {
+            Some(mut r) => (&mut r.revoked).await.is_ok(),
+            None => false,
+        }
+    };
     tokio::select! {
-        copied = tokio::io::copy_bidirectional(&mut client, &mut upstream) => match copied {
-            Ok((up, down)) => tracing::debug!(up, down, "websocket tunnel closed"),
-            Err(err) => tracing::debug!(error = %err, "websocket tunnel ended with an error"),
-        },
-        () = idle_for(idle, started, &last) => tracing::debug!(idle = %humantime::format_duration(idle), "websocket tunnel closed after idling"),
+        done = &mut both => {
+            if let Err(err) = done {
+                tracing::debug!(error = %err, "websocket tunnel ended with an error");
+            }
+            Some(Ended::Closed)
+        }
+        () = idle_for(idle, started, &last) => {
+            tracing::debug!(idle = %humantime::format_duration(idle), "websocket tunnel closed after idling");
+            Some(Ended::Idle)
+        }
+        true = revoked => {
+            tracing::info!("websocket tunnel closed: its token was revoked");
+            let _ = stop.send(true);
+            if tokio::time::timeout(CLOSE_GRACE, both).await.is_err() {
+                tracing::debug!("websocket tunnel: a side did not close in time; dropped");
+            }
+            Some(Ended::Revoked)
+        }
     }
 }
+
+/// Relays `from` to `to` until EOF; once `stop` turns true, finishes the
+/// frame in flight, sends `close` instead of anything after it, shuts `to`
+/// and reads `from` to its end (not closing a socket with unread data in
+/// it, which would reset it and could lose the close frame).
+async fn pump<R, W>(mut from: R, mut to: W, mut stop: watch::Receiver<bool>, close: Vec<u8>) -> std::io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut frames = frames::Boundaries::default();
+    let mut buf = vec![0u8; PUMP_BUF_BYTES];
+    let mut stopping = false;
+    loop {
+        if stopping && frames.at_boundary() {
+            to.write_all(&close).await?;
+            to.shutdown().await?;
+            while from.read(&mut buf).await? > 0 {}
+            return Ok(());
+        }
+        let n = tokio::select! {
+            biased;
+            _ = stop.wait_for(|s| *s), if !stopping => {
+                stopping = true;
+                continue;
+            }
+            n = from.read(&mut buf) => n?,
+        };
+        let Some(read) = buf.get(..n).filter(|r| !r.is_empty()) else {
+            to.shutdown().await?;
+            return Ok(());
+        };
+        let relay = match stopping {
+            true => frames.to_next_boundary(read),
+            false => {
+                frames.advance(read);
+                n
+            }
+        };
+        to.write_all(buf.get(..relay).unwrap_or_default()).await?;
+    }
+}
+
+/// Read size of each direction (`copy_bidirectional`'s default buffer).
+const PUMP_BUF_BYTES: usize = 8 * 1024;
 
 /// Resolves once no byte has moved for `idle` (checked when the last
 /// activity would make it due, so an active tunnel costs one timer).
