@@ -84,6 +84,40 @@ impl Watch {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::revocation::{Change, MemoryStore, Revocations};
+    use std::sync::Mutex;
+
+    /// Records what it is told.
+    #[derive(Default)]
+    struct Told(Mutex<Vec<(String, Slot)>>);
+
+    impl Watcher for Told {
+        fn revoked(&self, key: &str, slot: Slot) -> usize {
+            self.0.lock().unwrap().push((key.to_owned(), slot));
+            1
+        }
+        fn watched_keys(&self) -> Vec<String> {
+            Vec::new()
+        }
+    }
+
+    #[tokio::test]
+    async fn every_revocation_written_here_is_told_and_a_deletion_is_not() {
+        let policy = crate::revocation::tests::policy();
+        let revocations = Revocations::new(Arc::new(MemoryStore::new()), policy, false);
+        let told = Arc::new(Told::default());
+        revocations.cache().watch().set(told.clone());
+        let claims = crate::revocation::tests::claims("j", "alice", 100);
+        revocations.revoke_token(&claims).await.unwrap();
+        revocations.revoke_cut_off("t:sub:tag:alice".into(), 150, "subject").await.unwrap();
+        let delete = Change { key: "t:jti:tag:j".into(), value: None, expires_at: 0, sent_ms: 0 };
+        revocations.write(delete).await.unwrap();
+        let seen = told.0.lock().unwrap().clone();
+        assert_eq!(
+            seen,
+            [("t:jti:tag:j".to_string(), Slot::Present(1)), ("t:sub:tag:alice".to_string(), Slot::Present(150))]
+        );
+    }
 
     fn covered(iat: Option<i64>) -> Covered {
         let keys = ["t:jti:tag:j".to_string(), "t:sub:tag:alice".to_string()];
