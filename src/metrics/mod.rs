@@ -23,6 +23,7 @@
 //! | `jwtgate_jwks_fetches_total` / `jwtgate_jwks_fetch_errors_total` / `jwtgate_jwks_keys` | `source` (+ `result`) |
 //! | `jwtgate_tls_handshake_failures_total` | `reason`: `error`, `timeout` |
 //! | `jwtgate_websocket_tunnels_total` / `jwtgate_websocket_tunnels_open` | counter / gauge |
+//! | `jwtgate_websocket_tunnels_closed_total` | `reason`: `closed`, `revoked`, `expired`, `idle` |
 //! | `jwtgate_build_info` | `version`, `commit`: gauge, 1 |
 //! | `process_cpu_seconds_total`, `process_resident_memory_bytes`, `process_virtual_memory_bytes`, `process_open_fds`, `process_max_fds`, `process_start_time_seconds` | refreshed on each scrape |
 
@@ -122,6 +123,9 @@ fn zero_series() {
     for reason in ["error", "timeout"] {
         counter!("jwtgate_tls_handshake_failures_total", "reason" => reason).increment(0);
     }
+    for reason in ["closed", "revoked", "expired", "idle"] {
+        counter!("jwtgate_websocket_tunnels_closed_total", "reason" => reason).increment(0);
+    }
     process::refresh();
 }
 
@@ -153,5 +157,6 @@ fn describe() {
     describe_counter!("jwtgate_tls_handshake_failures_total", "TLS handshakes that failed or timed out");
     describe_counter!("jwtgate_websocket_tunnels_total", "WebSocket tunnels opened");
     describe_gauge!("jwtgate_websocket_tunnels_open", "WebSocket tunnels open now");
+    describe_counter!("jwtgate_websocket_tunnels_closed_total", "WebSocket tunnels closed, by why");
     process::describe();
 }

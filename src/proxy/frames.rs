@@ -29,7 +29,7 @@ impl Boundaries {
     /// Follows every byte of `data`.
     pub fn advance(&mut self, mut data: &[u8]) {
         while !data.is_empty() {
-            let used = self.to_next_boundary(data);
+            let used = self.through_frame_end(data);
             data = data.get(used..).unwrap_or_default();
         }
     }
@@ -37,7 +37,7 @@ impl Boundaries {
     /// Follows `data` up to the end of the current frame: how many bytes
     /// that took (all of `data` when the frame goes on past it). After the
     /// call, either all of `data` was taken or [`Self::at_boundary`] holds.
-    pub fn to_next_boundary(&mut self, data: &[u8]) -> usize {
+    pub fn through_frame_end(&mut self, data: &[u8]) -> usize {
         let mut used = 0;
         if self.payload_left == 0 {
             loop {
@@ -140,7 +140,7 @@ mod tests {
         for piece in stream.chunks(step) {
             let mut rest = piece;
             while !rest.is_empty() {
-                let used = b.to_next_boundary(rest);
+                let used = b.through_frame_end(rest);
                 offset += used;
                 rest = &rest[used..];
                 if b.at_boundary() {
@@ -173,7 +173,7 @@ mod tests {
         assert!(!b.at_boundary(), "inside the header");
         b.advance(&f[3..100]);
         assert!(!b.at_boundary(), "inside the payload");
-        assert_eq!(b.to_next_boundary(&[f[100..].to_vec(), frame(1, false)].concat()), f.len() - 100);
+        assert_eq!(b.through_frame_end(&[f[100..].to_vec(), frame(1, false)].concat()), f.len() - 100);
         assert!(b.at_boundary(), "stopped at the end of the frame, not the next one");
     }
 

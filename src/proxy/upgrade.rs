@@ -5,15 +5,23 @@
 //! the upstream. Only at forwarding is the `Connection: upgrade` /
 //! `Upgrade: websocket` pair put back after hop-by-hop stripping. When the
 //! upstream answers `101`, the client gets that 101 and both connections are
-//! spliced as opaque byte streams; any other answer is a normal response.
+//! spliced; payloads pass untouched, but each direction's frame boundaries
+//! are followed ([`super::frames`]) so that a close frame can be put
+//! between two frames. Any other answer is a normal response.
 //!
 //! Limits, by design:
 //! - A tunnel opened with a token that has `exp` is closed at `exp`, so a
 //!   WebSocket never outlives its credential. Routes without a token
 //!   (`auth: none`, `optional` without one) have no time limit.
-//! - Revocation is checked at the handshake only: logging out (or revoking
-//!   the token, subject or session) does **not** close a tunnel that is
-//!   already open; it stays open until `exp` or until either side closes.
+//! - A revocation covering the handshake token (its own key, or a subject
+//!   or session cut-off at or after its `iat`), written here or announced
+//!   by another replica, closes the tunnel ([`super::tunnels`]): the frame
+//!   in flight in each direction is let through, then a close frame 1008
+//!   goes to the client (unmasked) and to the upstream (masked, as a
+//!   client's must be), each side's write half is shut and its remaining
+//!   input read and dropped (closing with unread input would reset the
+//!   connection, and could lose the close frame), for `CLOSE_GRACE` at most.
+//! - At `exp` or after idling both connections are simply dropped.
 //! - A tunnel with no byte in either direction for
 //!   `upstream.websocket_idle_timeout` (5 min) is closed.
 //! - Only `websocket` is passed; other upgrades (`h2c`, ...) are still
@@ -250,7 +258,7 @@ where
             return Ok(());
         };
         let relay = match stopping {
-            true => frames.to_next_boundary(read),
+            true => frames.through_frame_end(read),
             false => {
                 frames.advance(read);
                 n

@@ -211,6 +211,9 @@ async fn logout_on_a_single_instance_closes_its_tunnel_at_a_frame_boundary() {
     let mut doomed = Ws::open(&gate, "/ws/doomed", &victim).await;
     let mut control = Ws::open(&gate, "/ws/control", &bystander).await;
     doomed.echo(b"first").await;
+    let text = gate.metrics().await;
+    let revoked = metric(&text, "jwtgate_websocket_tunnels_closed_total", &["reason=\"revoked\""]);
+    assert_eq!(revoked, Some(0.0), "the series exists at 0 before any close:\n{text}");
 
     let frame = client_frame(OP_BINARY, &[0x7e; 300]);
     let (head, tail) = frame.split_at(100);
