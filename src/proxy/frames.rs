@@ -1,7 +1,10 @@
 //! Just enough RFC 6455 framing (§5.2) for a tunnel to end cleanly: where
 //! each frame of a direction ends, so a close frame can be put between two
 //! frames and never inside one. Payloads are never read, unmasked or
-//! changed; the bytes are relayed as they come.
+//! changed; the bytes are relayed as they come ([`relay`]).
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::watch;
 
 /// A close frame's status: 1008, policy violation (RFC 6455 §7.4.1).
 const POLICY_VIOLATION: [u8; 2] = 1008u16.to_be_bytes();
@@ -105,9 +108,55 @@ pub fn close_to_server(mask: [u8; 4]) -> Vec<u8> {
     frame
 }
 
+/// Relays `from` to `to` until EOF; once `stop` turns true, finishes the
+/// frame in flight, sends `close` instead of anything after it, shuts `to`
+/// and reads `from` to its end (not closing a socket with unread data in
+/// it, which would reset it and could lose the close frame).
+pub async fn relay<R, W>(mut from: R, mut to: W, mut stop: watch::Receiver<bool>, close: Vec<u8>) -> std::io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut frames = Boundaries::default();
+    let mut buf = vec![0u8; RELAY_BUF_BYTES];
+    let mut stopping = false;
+    loop {
+        if stopping && frames.at_boundary() {
+            to.write_all(&close).await?;
+            to.shutdown().await?;
+            while from.read(&mut buf).await? > 0 {}
+            return Ok(());
+        }
+        let n = tokio::select! {
+            biased;
+            _ = stop.wait_for(|s| *s), if !stopping => {
+                stopping = true;
+                continue;
+            }
+            n = from.read(&mut buf) => n?,
+        };
+        let Some(read) = buf.get(..n).filter(|r| !r.is_empty()) else {
+            to.shutdown().await?;
+            return Ok(());
+        };
+        let relay = match stopping {
+            true => frames.through_frame_end(read),
+            false => {
+                frames.advance(read);
+                n
+            }
+        };
+        to.write_all(buf.get(..relay).unwrap_or_default()).await?;
+    }
+}
+
+/// Read size of each direction (`copy_bidirectional`'s default buffer).
+const RELAY_BUF_BYTES: usize = 8 * 1024;
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::duplex;
 
     /// A frame with `len` payload bytes of `fill`, masked or not.
     fn frame(len: usize, masked: bool) -> Vec<u8> {
@@ -192,5 +241,42 @@ mod tests {
         let mut b = Boundaries::default();
         b.advance(&to_server);
         assert!(b.at_boundary(), "one whole frame");
+    }
+
+    #[tokio::test]
+    async fn a_stop_lets_the_frame_in_flight_through_then_sends_the_close_and_nothing_else() {
+        let (mut sender, from) = duplex(1 << 16);
+        let (to, mut receiver) = duplex(1 << 16);
+        let (stop, stopped) = watch::channel(false);
+        let relayed = tokio::spawn(relay(from, to, stopped, close_to_client()));
+        let (first, in_flight, after) = (frame(10, true), frame(300, true), frame(5, true));
+        sender.write_all(&first).await.unwrap();
+        sender.write_all(&in_flight[..100]).await.unwrap();
+        let mut got = vec![0; first.len() + 100];
+        receiver.read_exact(&mut got).await.unwrap(); // relayed as it came, mid-frame
+        stop.send(true).unwrap();
+        sender.write_all(&[&in_flight[100..], after.as_slice()].concat()).await.unwrap();
+        drop(sender); // the peer's EOF ends the read of what is left
+        let mut rest = Vec::new();
+        receiver.read_to_end(&mut rest).await.unwrap();
+        relayed.await.unwrap().unwrap();
+        got.extend(rest);
+        let expected = [first, in_flight, close_to_client()].concat();
+        assert_eq!(got, expected, "the frame in flight whole, then the close, then EOF; never the next frame");
+    }
+
+    #[tokio::test]
+    async fn without_a_stop_every_byte_passes_and_eof_is_passed_on() {
+        let (mut sender, from) = duplex(1 << 16);
+        let (to, mut receiver) = duplex(1 << 16);
+        let (_stop, stopped) = watch::channel(false);
+        let relayed = tokio::spawn(relay(from, to, stopped, close_to_client()));
+        let stream: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect(); // not even frames
+        sender.write_all(&stream).await.unwrap();
+        drop(sender);
+        let mut got = Vec::new();
+        receiver.read_to_end(&mut got).await.unwrap();
+        relayed.await.unwrap().unwrap();
+        assert!(got == stream, "relayed unchanged");
     }
 }

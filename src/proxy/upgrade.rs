@@ -40,7 +40,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
@@ -195,8 +195,8 @@ async fn tunnel(
     let (stop, stopped) = watch::channel(false);
     let (from_client, to_client) = tokio::io::split(client);
     let (from_upstream, to_upstream) = tokio::io::split(upstream);
-    let up = pump(from_client, to_upstream, stopped.clone(), frames::close_to_server(rand::random()));
-    let down = pump(from_upstream, to_client, stopped, frames::close_to_client());
+    let up = frames::relay(from_client, to_upstream, stopped.clone(), frames::close_to_server(rand::random()));
+    let down = frames::relay(from_upstream, to_client, stopped, frames::close_to_client());
     let mut both = std::pin::pin!(async { tokio::try_join!(up, down) });
     let revoked = async {
         match registration {
@@ -225,51 +225,6 @@ async fn tunnel(
         }
     }
 }
-
-/// Relays `from` to `to` until EOF; once `stop` turns true, finishes the
-/// frame in flight, sends `close` instead of anything after it, shuts `to`
-/// and reads `from` to its end (not closing a socket with unread data in
-/// it, which would reset it and could lose the close frame).
-async fn pump<R, W>(mut from: R, mut to: W, mut stop: watch::Receiver<bool>, close: Vec<u8>) -> std::io::Result<()>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    let mut frames = frames::Boundaries::default();
-    let mut buf = vec![0u8; PUMP_BUF_BYTES];
-    let mut stopping = false;
-    loop {
-        if stopping && frames.at_boundary() {
-            to.write_all(&close).await?;
-            to.shutdown().await?;
-            while from.read(&mut buf).await? > 0 {}
-            return Ok(());
-        }
-        let n = tokio::select! {
-            biased;
-            _ = stop.wait_for(|s| *s), if !stopping => {
-                stopping = true;
-                continue;
-            }
-            n = from.read(&mut buf) => n?,
-        };
-        let Some(read) = buf.get(..n).filter(|r| !r.is_empty()) else {
-            to.shutdown().await?;
-            return Ok(());
-        };
-        let relay = match stopping {
-            true => frames.through_frame_end(read),
-            false => {
-                frames.advance(read);
-                n
-            }
-        };
-        to.write_all(buf.get(..relay).unwrap_or_default()).await?;
-    }
-}
-
-/// Read size of each direction (`copy_bidirectional`'s default buffer).
-const PUMP_BUF_BYTES: usize = 8 * 1024;
 
 /// Resolves once no byte has moved for `idle` (checked when the last
 /// activity would make it due, so an active tunnel costs one timer).
