@@ -8,6 +8,8 @@
 //! Process-wide, like the open-tunnel count in [`super::upgrade`]: a tunnel
 //! outlives the connection and the config snapshot that opened it. The
 //! revocation layer calls in through [`Watcher`] (it cannot know the proxy).
+//! Two instances in one process (tests) share it: a revocation of one
+//! reaches the other's tunnels only under an equal key, the same token.
 
 use crate::auth::Claims;
 use crate::error::ProxyError;
