@@ -24,6 +24,7 @@
 //! | `jwtgate_discovery_fetches_total` | `source`, `result` (`ok`, `error`, `refused`) |
 //! | `jwtgate_tls_handshake_failures_total` | `reason`: `error`, `timeout` |
 //! | `jwtgate_websocket_tunnels_total` / `jwtgate_websocket_tunnels_open` | counter / gauge |
+//! | `jwtgate_websocket_tunnels_closed_total` | `reason`: `closed`, `revoked`, `expired`, `idle` |
 //! | `jwtgate_build_info` | `version`, `commit`: gauge, 1 |
 //! | `process_cpu_seconds_total`, `process_resident_memory_bytes`, `process_virtual_memory_bytes`, `process_open_fds`, `process_max_fds`, `process_start_time_seconds` | refreshed on each scrape |
 
@@ -123,6 +124,9 @@ fn zero_series() {
     for reason in ["error", "timeout"] {
         counter!("jwtgate_tls_handshake_failures_total", "reason" => reason).increment(0);
     }
+    for reason in ["closed", "revoked", "expired", "idle"] {
+        counter!("jwtgate_websocket_tunnels_closed_total", "reason" => reason).increment(0);
+    }
     process::refresh();
 }
 
@@ -155,5 +159,6 @@ fn describe() {
     describe_counter!("jwtgate_tls_handshake_failures_total", "TLS handshakes that failed or timed out");
     describe_counter!("jwtgate_websocket_tunnels_total", "WebSocket tunnels opened");
     describe_gauge!("jwtgate_websocket_tunnels_open", "WebSocket tunnels open now");
+    describe_counter!("jwtgate_websocket_tunnels_closed_total", "WebSocket tunnels closed, by why");
     process::describe();
 }

@@ -11,7 +11,7 @@ use super::affinity::{self, Affine, Pinned, RoundTrip, Target};
 use super::authenticate::Caller;
 use super::pick::{Action, Picked};
 use super::protocol::{self, BodyWatch, Inbound};
-use super::{backchannel, headers, upgrade, Live};
+use super::{backchannel, headers, tunnels, upgrade, Live};
 use crate::error::{Body, Cause, ProxyError};
 use crate::revocation::Revocations;
 use crate::runtime::UpstreamSettings;
@@ -56,7 +56,11 @@ pub fn deliver<'a>(
     }
     let longest = revocations.policy().max_token_lifetime.as_secs() as i64;
     let exp = caller.claims().map(|c| c.exp_unix.unwrap_or(crate::auth::now_unix().saturating_add(longest)));
-    EitherFuture::Right(Box::pin(upstream.upgrade(req, body, exp)))
+    let claims = caller.claims().cloned();
+    EitherFuture::Right(Box::pin(async move {
+        let registration = tunnels::register(revocations, claims.as_deref()).await?;
+        upstream.upgrade(req, body, exp, registration).await
+    }))
 }
 
 /// An upstream response as the client gets it: hop-by-hop headers gone,
@@ -248,6 +252,7 @@ impl Upstream {
         mut req: Request<Inbound>,
         body: &BodyWatch,
         exp: Option<i64>,
+        registration: Option<tunnels::Registration>,
     ) -> Result<Response<Body>, ProxyError> {
         // Taken before `req` moves into the upstream call: it resolves to
         // the client connection once hyper has written our 101.
@@ -262,7 +267,7 @@ impl Upstream {
             return Err(Fault::WrongSwitch.into());
         }
         let from_upstream = hyper::upgrade::on(&mut rsp);
-        upgrade::splice(from_client, from_upstream, exp, self.websocket_idle_timeout);
+        upgrade::splice(from_client, from_upstream, exp, self.websocket_idle_timeout, registration);
         Ok(rsp.map(Either::Left))
     }
 

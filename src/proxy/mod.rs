@@ -27,11 +27,13 @@ mod backchannel;
 pub mod cors;
 mod forward;
 pub mod forwarding;
+mod frames;
 pub mod headers;
 pub mod pick;
 pub mod prepare;
 mod protocol;
 pub mod request_id;
+mod tunnels;
 mod upgrade;
 
 pub use upgrade::drain as drain_websockets;

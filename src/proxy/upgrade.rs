@@ -5,20 +5,30 @@
 //! the upstream. Only at forwarding is the `Connection: upgrade` /
 //! `Upgrade: websocket` pair put back after hop-by-hop stripping. When the
 //! upstream answers `101`, the client gets that 101 and both connections are
-//! spliced as opaque byte streams; any other answer is a normal response.
+//! spliced; payloads pass untouched, but each direction's frame boundaries
+//! are followed ([`super::frames`]) so that a close frame can be put
+//! between two frames. Any other answer is a normal response.
 //!
 //! Limits, by design:
 //! - A tunnel opened with a token that has `exp` is closed at `exp`, so a
 //!   WebSocket never outlives its credential. Routes without a token
 //!   (`auth: none`, `optional` without one) have no time limit.
-//! - Revocation is checked at the handshake only: logging out (or revoking
-//!   the token, subject or session) does **not** close a tunnel that is
-//!   already open; it stays open until `exp` or until either side closes.
+//! - A revocation covering the handshake token (its own key, or a subject
+//!   or session cut-off at or after its `iat`), written here or announced
+//!   by another replica, closes the tunnel ([`super::tunnels`]): the frame
+//!   in flight in each direction is let through, then a close frame 1008
+//!   goes to the client (unmasked) and to the upstream (masked, as a
+//!   client's must be), each side's write half is shut and its remaining
+//!   input read and dropped (closing with unread input would reset the
+//!   connection, and could lose the close frame), for `CLOSE_GRACE` at most.
+//! - At `exp` or after idling both connections are simply dropped.
 //! - A tunnel with no byte in either direction for
 //!   `upstream.websocket_idle_timeout` (5 min) is closed.
 //! - Only `websocket` is passed; other upgrades (`h2c`, ...) are still
 //!   stripped, and HTTP/2 extended CONNECT (RFC 8441) is not supported.
 
+use super::frames;
+use super::tunnels::Registration;
 use base64::Engine;
 use http::header::{CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION, UPGRADE};
 use http::{HeaderMap, HeaderValue, Method, Version};
@@ -31,7 +41,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
 /// True for a well-formed RFC 6455 opening handshake: HTTP/1.1 `GET`,
@@ -111,43 +121,108 @@ pub fn restore_response_headers(headers: &mut HeaderMap, expected_accept: &str) 
 /// Splices the two upgraded connections in a task of its own. `exp` is the
 /// handshake token's expiry: the tunnel is closed then (both sides
 /// dropped), or earlier after `idle` without a byte in either direction.
-pub fn splice(client: OnUpgrade, upstream: OnUpgrade, exp: Option<i64>, idle: Duration) {
+/// `registration` (a tunnel on a token) tells of a revocation covering
+/// the token: the tunnel then ends with close frames 1008 both ways.
+pub fn splice(
+    client: OnUpgrade,
+    upstream: OnUpgrade,
+    exp: Option<i64>,
+    idle: Duration,
+    registration: Option<Registration>,
+) {
     // Fixed now, so the wait for the upgrades counts against the token too.
     let deadline = exp.and_then(deadline_of);
     tokio::spawn(async move {
-        let tunnel = tunnel(client, upstream, idle);
-        match deadline {
-            Some(at) => {
-                if tokio::time::timeout_at(at, tunnel).await.is_err() {
-                    tracing::debug!("websocket tunnel closed at token expiry");
-                }
-            }
+        let tunnel = tunnel(client, upstream, idle, registration);
+        let ended = match deadline {
+            Some(at) => tokio::time::timeout_at(at, tunnel).await.unwrap_or(Some(Ended::Expired)),
             None => tunnel.await,
+        };
+        if let Some(ended) = ended {
+            tracing::debug!(reason = ended.label(), "websocket tunnel closed");
+            metrics::counter!("jwtgate_websocket_tunnels_closed_total", "reason" => ended.label()).increment(1);
         }
     });
 }
 
-async fn tunnel(client: OnUpgrade, upstream: OnUpgrade, idle: Duration) {
+/// Why a tunnel ended (the `reason` label of
+/// `jwtgate_websocket_tunnels_closed_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    /// Either side closed, or a connection failed.
+    Closed,
+    Revoked,
+    Expired,
+    Idle,
+}
+
+impl Ended {
+    fn label(self) -> &'static str {
+        match self {
+            Ended::Closed => "closed",
+            Ended::Revoked => "revoked",
+            Ended::Expired => "expired",
+            Ended::Idle => "idle",
+        }
+    }
+}
+
+/// How long a revoked tunnel's two sides get to finish the frame in
+/// flight, take the close frame and close; then both are dropped.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// The tunnel until it ends; `None` when it never opened (an upgrade failed).
+async fn tunnel(
+    client: OnUpgrade,
+    upstream: OnUpgrade,
+    idle: Duration,
+    registration: Option<Registration>,
+) -> Option<Ended> {
     let (client, upstream) = match tokio::try_join!(client, upstream) {
         Ok(both) => both,
         Err(err) => {
             // Dropping the future drops whichever side did upgrade.
             tracing::debug!(error = %err, "websocket upgrade failed; dropping both sides");
-            return;
+            return None;
         }
     };
     metrics::counter!("jwtgate_websocket_tunnels_total").increment(1);
     let _open = OpenTunnel::new();
     let started = Instant::now();
     let last = Arc::new(AtomicU64::new(0));
-    let mut client = Active { io: TokioIo::new(client), started, last: last.clone() };
-    let mut upstream = Active { io: TokioIo::new(upstream), started, last: last.clone() };
+    let client = Active { io: TokioIo::new(client), started, last: last.clone() };
+    let upstream = Active { io: TokioIo::new(upstream), started, last: last.clone() };
+    let (stop, stopped) = watch::channel(false);
+    let (from_client, to_client) = tokio::io::split(client);
+    let (from_upstream, to_upstream) = tokio::io::split(upstream);
+    let up = frames::relay(from_client, to_upstream, stopped.clone(), frames::close_to_server(rand::random()));
+    let down = frames::relay(from_upstream, to_client, stopped, frames::close_to_client());
+    let mut both = std::pin::pin!(async { tokio::try_join!(up, down) });
+    let revoked = async {
+        match registration {
+            Some(mut r) => (&mut r.revoked).await.is_ok(),
+            None => false,
+        }
+    };
     tokio::select! {
-        copied = tokio::io::copy_bidirectional(&mut client, &mut upstream) => match copied {
-            Ok((up, down)) => tracing::debug!(up, down, "websocket tunnel closed"),
-            Err(err) => tracing::debug!(error = %err, "websocket tunnel ended with an error"),
-        },
-        () = idle_for(idle, started, &last) => tracing::debug!(idle = %humantime::format_duration(idle), "websocket tunnel closed after idling"),
+        done = &mut both => {
+            if let Err(err) = done {
+                tracing::debug!(error = %err, "websocket tunnel ended with an error");
+            }
+            Some(Ended::Closed)
+        }
+        () = idle_for(idle, started, &last) => {
+            tracing::debug!(idle = %humantime::format_duration(idle), "websocket tunnel closed after idling");
+            Some(Ended::Idle)
+        }
+        true = revoked => {
+            tracing::info!("websocket tunnel closed: its token was revoked");
+            let _ = stop.send(true);
+            if tokio::time::timeout(CLOSE_GRACE, both).await.is_err() {
+                tracing::debug!("websocket tunnel: a side did not close in time; dropped");
+            }
+            Some(Ended::Revoked)
+        }
     }
 }
 

@@ -18,6 +18,7 @@
 //! Time is `tokio::time::Instant`: the same clock as `std`'s in the binary,
 //! and one that tokio's paused test time moves.
 
+use super::watch::Watch;
 use quick_cache::sync::Cache;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -50,6 +51,9 @@ pub struct LocalCache {
     epoch: AtomicU64,
     /// True while every write will reach us (pub/sub up, or a local store).
     push_healthy: AtomicBool,
+    /// Told of every revocation applied here: every write reaches the
+    /// cache, so this is where open tunnels learn of theirs.
+    watch: Watch,
 }
 
 impl LocalCache {
@@ -59,7 +63,12 @@ impl LocalCache {
             not_revoked_ttl,
             epoch: AtomicU64::new(0),
             push_healthy: AtomicBool::new(push_healthy),
+            watch: Watch::default(),
         }
+    }
+
+    pub fn watch(&self) -> &Watch {
+        &self.watch
     }
 
     pub fn lookup(&self, key: &str) -> Option<Slot> {
@@ -125,13 +134,19 @@ impl LocalCache {
     }
 
     /// Applies a write announced by any replica (or made by this one).
-    /// `None` means the key was deleted.
-    pub fn apply(&self, key: String, slot: Option<Slot>, expires_at: Instant) {
+    /// `None` means the key was deleted. The watcher is told after the
+    /// insert: something registered after it looks here and finds it.
+    /// Returns how many watched things the write ended.
+    pub fn apply(&self, key: String, slot: Option<Slot>, expires_at: Instant) -> usize {
         self.epoch.fetch_add(1, Ordering::AcqRel);
         match slot {
-            Some(slot) => self.answers.insert(key, Answer { slot, valid_until: expires_at }),
+            Some(slot) => {
+                self.answers.insert(key.clone(), Answer { slot, valid_until: expires_at });
+                self.watch.revoked(&key, slot)
+            }
             None => {
                 self.answers.remove(key.as_str());
+                0
             }
         }
     }

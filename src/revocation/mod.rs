@@ -18,6 +18,7 @@ mod single;
 pub mod subscriber;
 #[cfg(test)]
 mod tests;
+mod watch;
 
 pub use breaker::Breaker;
 pub use cache::{LocalCache, Slot};
@@ -25,6 +26,7 @@ pub use error::StoreError;
 pub use memory::MemoryStore;
 pub use redis::RedisStore;
 pub use settings::{compile, Policy, SentinelSettings, StoreSettings};
+pub use watch::{Covered, Watch, Watcher};
 
 use crate::auth::Claims;
 use crate::config::{MissingJti, OnStoreError};
@@ -233,6 +235,13 @@ impl Revocations {
         Ok(())
     }
 
+    /// [`Self::ensure_live`] again, for a token it has checked (its keys
+    /// memoised then): a WebSocket tunnel, once registered to be told of
+    /// later revocations, makes sure none came in between.
+    pub async fn ensure_still_live(&self, claims: &Claims) -> Result<(), ProxyError> {
+        self.ensure_live(claims, "").await
+    }
+
     /// True when the token's memoised "not revoked" still holds: reached
     /// at the cache's current epoch (nothing revoked, deleted, fetched as
     /// present or lost since) and before the earliest expiry of the answers
@@ -251,7 +260,7 @@ impl Revocations {
         let mut all_cached = true;
         for (key, kind) in keys.iter().zip(kinds.iter()) {
             match self.cache.lookup_at(key, now) {
-                Some((slot, _)) if revokes(claims, kind, slot) => return Some(true),
+                Some((slot, _)) if revokes(claims.iat_unix, kind, slot) => return Some(true),
                 Some((_, valid_until)) => until = Some(until.map_or(valid_until, |u| u.min(valid_until))),
                 None => all_cached = false,
             }
@@ -430,14 +439,15 @@ impl Revocations {
 /// The decision: any present token key, a cut-off at or after the token's
 /// `iat` (or any cut-off when the token has no `iat`), or a legacy hit.
 fn revoked(claims: &Claims, kinds: Kinds, slots: &[Slot]) -> bool {
-    kinds.iter().zip(slots).any(|(kind, slot)| revokes(claims, kind, *slot))
+    kinds.iter().zip(slots).any(|(kind, slot)| revokes(claims.iat_unix, kind, *slot))
 }
 
-fn revokes(claims: &Claims, kind: KeyKind, slot: Slot) -> bool {
+/// Whether `slot` under a key of `kind` revokes a token issued at `iat`.
+fn revokes(iat: Option<i64>, kind: KeyKind, slot: Slot) -> bool {
     match (kind, slot) {
         (_, Slot::Absent) => false,
         (KeyKind::Token | KeyKind::Legacy, Slot::Present(_)) => true,
-        (KeyKind::CutOff, Slot::Present(cut_off)) => claims.iat_unix.is_none_or(|iat| iat <= cut_off),
+        (KeyKind::CutOff, Slot::Present(cut_off)) => iat.is_none_or(|iat| iat <= cut_off),
     }
 }
 

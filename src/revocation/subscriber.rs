@@ -11,7 +11,9 @@
 //!
 //! Loss handling: when the subscription drops (or a heartbeat PING fails),
 //! the cache is emptied and stops caching until re-subscribed, then the
-//! subscriber reconnects with capped exponential backoff.
+//! subscriber reconnects with capped exponential backoff. Once back, it
+//! re-reads the store keys of every open tunnel (see [`super::watch`]): a
+//! revocation announced while it was away would otherwise never close one.
 //!
 //! A silently dead connection (a dropped NAT or conntrack entry: the socket
 //! stays open, nothing arrives) is found by the heartbeat: a PING every
@@ -24,7 +26,7 @@
 //! cannot hold one back.
 
 use super::cache::Slot;
-use super::{now_ms, Change, LocalCache, RedisStore, StoreError};
+use super::{now_ms, Change, LocalCache, RedisStore, RevocationStore, StoreError};
 use futures_util::future::BoxFuture;
 use futures_util::StreamExt;
 use std::sync::Arc;
@@ -35,6 +37,9 @@ use tokio::time::{Instant, MissedTickBehavior};
 /// sentinels still name it (each check opens one connection to a sentinel
 /// and one to the master it names).
 const MASTER_CHECK_EVERY: Duration = Duration::from_secs(5);
+
+/// Keys per store round trip when re-checking open tunnels.
+const RECHECK_KEYS_PER_FETCH: usize = 256;
 
 pub struct Subscriber {
     /// Gives the node to subscribe through on each attempt: the server, each
@@ -98,6 +103,10 @@ impl Subscriber {
         self.cache.push_restored();
         metrics::gauge!("jwtgate_pubsub_connected").set(1.0);
         tracing::info!(channel = %self.channel, "subscribed to revocations");
+        // Writes made while unsubscribed were never heard of: what is open
+        // on a token they revoked would stay open. Retried at each
+        // heartbeat until the store answers.
+        let mut recheck_due = !self.recheck().await;
         let mut heartbeat = tokio::time::interval(self.heartbeat);
         // After an answer slower than `heartbeat`, the next PING waits a whole
         // interval rather than leaving at once to catch up.
@@ -122,6 +131,9 @@ impl Subscriber {
                         tracing::warn!(timeout = %humantime::format_duration(self.ping_timeout), "revocation subscription: heartbeat PING unanswered");
                         return Ok(());
                     }
+                    if recheck_due {
+                        recheck_due = !self.recheck().await;
+                    }
                 }
                 // Sentinel: a master replaced while this one is still up
                 // (a partition) would keep this subscription, and the
@@ -137,6 +149,33 @@ impl Subscriber {
                 }
             }
         }
+    }
+
+    /// Replays what the store holds for every watched key (open tunnels)
+    /// through the watcher, which ends those it covers. True when done
+    /// (nothing watched, or the store answered).
+    async fn recheck(&self) -> bool {
+        let keys = self.cache.watch().watched_keys();
+        if keys.is_empty() {
+            return true;
+        }
+        let mut closed = 0;
+        for chunk in keys.chunks(RECHECK_KEYS_PER_FETCH) {
+            let values = match RevocationStore::fetch(&*self.store, chunk).await {
+                Ok(values) => values,
+                Err(err) => {
+                    tracing::warn!(error = %err, "re-check of open tunnels failed; retried at the next heartbeat");
+                    return false;
+                }
+            };
+            for (key, value) in chunk.iter().zip(values) {
+                if let Some(value) = value {
+                    closed += self.cache.watch().revoked(key, Slot::Present(value.trim().parse().unwrap_or(1)));
+                }
+            }
+        }
+        tracing::info!(keys = keys.len(), closed, "re-checked open tunnels against the store after re-subscribing");
+        true
     }
 
     fn apply(&self, payload: &[u8]) {

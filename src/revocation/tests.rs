@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 const TTL: Duration = Duration::from_secs(60);
 
-fn policy() -> Policy {
+pub(super) fn policy() -> Policy {
     Policy {
         key_prefix: "t:".into(),
         on_store_error: OnStoreError::FailClosed,
@@ -25,7 +25,7 @@ fn policy() -> Policy {
     }
 }
 
-fn claims(jti: &str, sub: &str, iat: i64) -> Claims {
+pub(super) fn claims(jti: &str, sub: &str, iat: i64) -> Claims {
     Claims {
         iss: "iss".into(),
         issuer_tag: Arc::from("tag"),

@@ -119,3 +119,5 @@ mod upstreams;
 mod webhook;
 #[cfg(test)]
 mod websocket;
+#[cfg(test)]
+mod websocket_revocation;

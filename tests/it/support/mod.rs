@@ -14,6 +14,7 @@ pub mod redis;
 pub mod relay;
 pub mod token;
 pub mod upstream;
+pub mod ws;
 
 pub use config::Cfg;
 pub use gate::{Gate, Rsp};

@@ -114,6 +114,8 @@ struct State {
     rules: Mutex<Vec<(String, Behaviour)>>,
     /// `WebSocketEcho` tunnels whose gate side reached EOF or failed.
     tunnels_closed: std::sync::atomic::AtomicUsize,
+    /// Every byte each ended `WebSocketEcho` tunnel received, in order.
+    tunnel_bytes: Mutex<Vec<Vec<u8>>>,
     /// Request heads received, including those still reading their body.
     heads: std::sync::atomic::AtomicUsize,
     /// Connections accepted so far.
@@ -269,6 +271,11 @@ impl Upstream {
         self.state.tunnels_closed.load(std::sync::atomic::Ordering::SeqCst)
     }
 
+    /// What each ended `WebSocketEcho` tunnel received from the gate.
+    pub fn tunnel_bytes(&self) -> Vec<Vec<u8>> {
+        self.state.tunnel_bytes.lock().expect("tunnel bytes lock").clone()
+    }
+
     /// The only request received for `path`; panics unless exactly one.
     pub fn one(&self, path: &str) -> Seen {
         let all: Vec<Seen> = self.requests().into_iter().filter(|s| s.target.split('?').next() == Some(path)).collect();
@@ -380,8 +387,9 @@ async fn handle(st: &Arc<State>, mut req: Request<Incoming>, conn: usize, tls: O
             tokio::spawn(async move {
                 if let Ok(upgraded) = on_upgrade.await {
                     let (mut rd, mut wr) = tokio::io::split(TokioIo::new(upgraded));
-                    let _ = tokio::io::copy(&mut rd, &mut wr).await;
+                    let received = echo_recording(&mut rd, &mut wr).await;
                     let _ = tokio::io::AsyncWriteExt::shutdown(&mut wr).await;
+                    st.tunnel_bytes.lock().expect("tunnel bytes lock").push(received);
                 }
                 st.tunnels_closed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             });
@@ -395,6 +403,22 @@ async fn handle(st: &Arc<State>, mut req: Request<Incoming>, conn: usize, tls: O
                 .expect("101 response")
         }
     }
+}
+
+/// Echoes `rd` into `wr` until EOF or an error; what was read.
+async fn echo_recording(
+    rd: &mut (impl tokio::io::AsyncRead + Unpin),
+    wr: &mut (impl tokio::io::AsyncWrite + Unpin),
+) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut received, mut buf) = (Vec::new(), vec![0u8; 8192]);
+    while let Ok(n @ 1..) = rd.read(&mut buf).await {
+        received.extend_from_slice(&buf[..n]);
+        if wr.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+    }
+    received
 }
 
 /// RFC 6455 §4.2.2: base64(SHA-1(key + GUID)).
