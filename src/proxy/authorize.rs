@@ -22,6 +22,8 @@
 //! a store outage stays 503, which nginx answers with 500: closed either
 //! way.
 
+pub mod grpc;
+
 use super::forwarding::Peer;
 use crate::error::{Body, ProxyError};
 use crate::runtime::Runtime;
