@@ -54,6 +54,8 @@ mod flight;
 #[cfg(test)]
 mod forward_auth;
 #[cfg(test)]
+mod forward_auth_grpc;
+#[cfg(test)]
 mod hardening;
 #[cfg(test)]
 mod http10_upstream;
