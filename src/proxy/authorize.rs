@@ -13,6 +13,9 @@
 //! - Envoy's `ext_authz` HTTP service ([`Flavour::Envoy`]): the original
 //!   method, `:authority` and path as its own, the path behind
 //!   `forward_auth.path_prefix`.
+//! - Envoy's `ext_authz` gRPC service and Istio's `CUSTOM` action
+//!   ([`Flavour::Grpc`]): the `CheckRequest` carries the original request,
+//!   read (and the verdict written) by [`grpc`].
 //!
 //! Only a peer in `trusted_proxies` is answered: anyone else could name
 //! any method and URI. An allowed request gets 200 with the claim headers
@@ -100,6 +103,9 @@ impl Unreadable {
 pub fn original(rt: &Runtime, peer: &Peer, flavour: Flavour, head: &mut Parts) -> Result<(), ProxyError> {
     if !rt.trusted_proxies.contains(peer.ip()) {
         return Err(ProxyError::UntrustedForwardAuthPeer);
+    }
+    if let Some(grpc::Unread(why)) = head.extensions.get() {
+        return Err(ProxyError::InvalidForwardAuth(why));
     }
     read(flavour, rt.forward_auth_prefix.as_deref(), head).map_err(|u| ProxyError::InvalidForwardAuth(u.message()))
 }

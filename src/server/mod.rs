@@ -154,7 +154,8 @@ pub async fn start(config: Config, shutdown: impl Future<Output = ()> + Send + '
     };
     let authorizing = authorizer
         .map(|(listener, _)| tokio::spawn(accept::serve(listener, gate.clone(), false, Role::Authorize, stopped())));
-    let authorizing_grpc = grpc_authorizer.map(|(listener, _)| tokio::spawn(grpc::serve(listener, gate.clone(), stopped())));
+    let authorizing_grpc =
+        grpc_authorizer.map(|(listener, _)| tokio::spawn(grpc::serve(listener, gate.clone(), stopped())));
     let public_stopped = stopped();
     let served = tokio::spawn(async move {
         let signal = async move {

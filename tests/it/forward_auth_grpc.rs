@@ -135,7 +135,9 @@ async fn a_live_token_is_allowed_with_its_claim_headers_and_a_spoofed_copy_never
     assert_eq!(ok["append_actions"]["x-user-id"], "OVERWRITE_IF_EXISTS_OR_ADD", "{ok}");
     assert_eq!(ok["appends"], json!({}), "the deprecated append stays unset: {ok}");
     assert!(ok["headers"].get("x-email").is_none(), "no such claim: {ok}");
-    assert!(ok["headers"].get("cache-control").is_none() && ok["headers"].get("x-envoy-auth-headers-to-remove").is_none());
+    assert!(
+        ok["headers"].get("cache-control").is_none() && ok["headers"].get("x-envoy-auth-headers-to-remove").is_none()
+    );
     let gone = removed(ok);
     assert!(gone.contains(&"x-email") && !gone.contains(&"x-user-id"), "{gone:?}");
 
@@ -181,6 +183,7 @@ async fn a_check_request_without_a_readable_request_is_refused_400() {
         let rsp = denied(result, 3);
         assert_refused(&rsp, 400, "invalid_forward_auth_request", Challenge::Absent);
         assert!(rsp.text().contains("attributes.request.http"), "check {i}: {}", rsp.text());
+        assert!(rsp.header("x-request-id").is_some(), "refused by the phases, as any request: {i}");
     }
     allowed(&results[3]);
 }
@@ -242,8 +245,7 @@ async fn only_trusted_proxies_get_a_verdict() {
         .replace("trusted_proxies: [\"127.0.0.1\"]", "trusted_proxies: [\"10.0.0.0/8\"]");
     let gate = Gate::spawn_yaml(&yaml).await;
     let token = mint();
-    let results =
-        check(&gate, &[original("GET", "/api/x", Some(&token), &[]), json!({ "no_http": true })]).await;
+    let results = check(&gate, &[original("GET", "/api/x", Some(&token), &[]), json!({ "no_http": true })]).await;
     // Trust is decided first: an unreadable check from a stranger is no 400.
     for result in &results {
         assert_refused(&denied(result, 7), 403, "untrusted_peer", Challenge::Absent);
@@ -264,4 +266,17 @@ async fn a_store_outage_is_unavailable() {
     redis.resume();
     assert_refused(&denied(&results[0], 14), 503, "store_unavailable", Challenge::Absent);
     assert_eq!(app.total(), 0);
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_grpc_listener_with_the_others() {
+    let app = Upstream::spawn().await;
+    let gate = Gate::spawn(&Cfg::new(&app).routes(ROUTES).extra(FORWARD_AUTH_GRPC)).await;
+    allowed(&check(&gate, &[original("GET", "/public/x", None, &[])]).await[0]);
+    gate.sigterm();
+    eventually(Duration::from_secs(10), "jwtgate exits after SIGTERM", || async { (!gate.alive()).then_some(()) })
+        .await;
+    assert!(gate.logs().contains("forward-auth grpc shutting down"), "{}", gate.logs());
+    let refused = tokio::net::TcpStream::connect(gate.grpc_target()).await;
+    assert!(refused.is_err(), "the gRPC listener is closed");
 }

@@ -11,8 +11,6 @@
 //!   client; the gRPC status says why in gRPC's terms.
 
 use super::ENVOY_HEADERS_TO_REMOVE;
-use crate::error::ProxyError;
-use crate::runtime::Runtime;
 use bytes::Bytes;
 use envoy_types::ext_authz::v3::pb::{
     CheckRequest, CheckResponse, DeniedHttpResponse, HeaderAppendAction, HeaderValue as PbHeaderValue,
@@ -22,7 +20,6 @@ use envoy_types::pb::google::rpc;
 use http::header::{HeaderName, CACHE_CONTROL, CONTENT_LENGTH, HOST};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Limited};
-use std::net::IpAddr;
 
 /// A refusal's body is jwtgate's own small JSON; anything longer is not
 /// one of ours and is not relayed.
@@ -51,15 +48,21 @@ impl Unreadable {
     }
 }
 
+/// Marks the request handed to the phases for a check that could not be
+/// read: the phases refuse it (400 `invalid_forward_auth_request` with
+/// this message, after the peer's trust is decided, as on the HTTP
+/// listener), counted and logged like any other refusal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unread(pub &'static str);
+
 /// The request `check` asks about: its method, path with query, `Host`
-/// and headers, without a body (the phases never read one). A check that
-/// cannot be read is refused as untrusted when `peer` is not a trusted
-/// proxy (as the HTTP listener does, trust is decided first), otherwise as
-/// invalid; a readable one is refused by the phases when untrusted.
-pub fn original(rt: &Runtime, peer: IpAddr, check: &CheckRequest) -> Result<Request<()>, ProxyError> {
-    read(check).map_err(|unreadable| match rt.trusted_proxies.contains(peer) {
-        true => ProxyError::InvalidForwardAuth(unreadable.message()),
-        false => ProxyError::UntrustedForwardAuthPeer,
+/// and headers, without a body (the phases never read one); or, when it
+/// cannot be read, an empty request marked [`Unread`].
+pub fn original(check: &CheckRequest) -> Request<()> {
+    read(check).unwrap_or_else(|unreadable| {
+        let mut req = Request::new(());
+        req.extensions_mut().insert(Unread(unreadable.message()));
+        req
     })
 }
 
@@ -266,7 +269,9 @@ mod tests {
         let set: Vec<(&str, &str, i32)> = ok
             .headers
             .iter()
-            .map(|h| (h.header.as_ref().unwrap().key.as_str(), h.header.as_ref().unwrap().value.as_str(), h.append_action))
+            .map(|h| {
+                (h.header.as_ref().unwrap().key.as_str(), h.header.as_ref().unwrap().value.as_str(), h.append_action)
+            })
             .collect();
         let overwrite = HeaderAppendAction::OverwriteIfExistsOrAdd as i32;
         assert_eq!(set, [("x-user-id", "u-1", overwrite), ("x-request-id", "r", overwrite)]);
