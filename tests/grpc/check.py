@@ -12,7 +12,8 @@ or {"no_http": true} for a CheckRequest without attributes.request.http.
 stdout: a JSON list of results, one per check, in order:
   {"code": <google.rpc.Status code>, "message": "...",
    "ok": {"headers": {name: value}, "append_actions": {name: action name},
-          "headers_to_remove": [...]} or null,
+          "headers_to_remove": [...],
+          "response_headers_to_add": {name: value}} or null,
    "denied": {"status": <http status>, "headers": {name: value},
               "body": "..."} or null}
 A gRPC failure (no answer) is {"rpc_error": "<grpc.StatusCode name>"}.
@@ -72,6 +73,7 @@ def result(response):
             "append_actions": {o.header.key: actions.Name(o.append_action) for o in ok.headers},
             "appends": {o.header.key: o.append.value for o in ok.headers if o.HasField("append")},
             "headers_to_remove": list(ok.headers_to_remove),
+            "response_headers_to_add": header_map(ok.response_headers_to_add),
         }
     elif kind == "denied_response":
         denied = response.denied_response

@@ -134,6 +134,7 @@ async fn a_live_token_is_allowed_with_its_claim_headers_and_a_spoofed_copy_never
     assert_eq!(ok["headers"]["x-user-id"], "user-7", "the verified sub, not the spoofed one: {ok}");
     assert_eq!(ok["append_actions"]["x-user-id"], "OVERWRITE_IF_EXISTS_OR_ADD", "{ok}");
     assert_eq!(ok["appends"], json!({}), "the deprecated append stays unset: {ok}");
+    assert_eq!(ok["response_headers_to_add"], json!({}), "the claims are for the app, not the client: {ok}");
     assert!(ok["headers"].get("x-email").is_none(), "no such claim: {ok}");
     assert!(
         ok["headers"].get("cache-control").is_none() && ok["headers"].get("x-envoy-auth-headers-to-remove").is_none()

@@ -5,7 +5,8 @@
 //! - Allowed (2xx): status OK with an `OkHttpResponse` whose headers Envoy
 //!   sets on the request it forwards (overwriting a client's copy) and
 //!   whose `headers_to_remove` are the claim headers not set (a client's
-//!   spoofed copy must not reach the app).
+//!   spoofed copy must not reach the app); a CORS policy's headers go
+//!   to the client's response instead (`response_headers_to_add`).
 //! - Refused: a `DeniedHttpResponse` with jwtgate's status, headers
 //!   (challenge, content type) and JSON body, which Envoy sends to the
 //!   client; the gRPC status says why in gRPC's terms.
@@ -17,7 +18,7 @@ use envoy_types::ext_authz::v3::pb::{
     HeaderValueOption, HttpResponse, HttpStatus, OkHttpResponse,
 };
 use envoy_types::pb::google::rpc;
-use http::header::{HeaderName, CACHE_CONTROL, CONTENT_LENGTH, HOST};
+use http::header::{HeaderName, CACHE_CONTROL, CONTENT_LENGTH, HOST, VARY};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Limited};
 
@@ -136,12 +137,13 @@ where
 
 fn verdict(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> CheckResponse {
     if status.is_success() {
+        let (to_response, to_request): (Vec<_>, Vec<_>) = headers
+            .iter()
+            .filter(|(name, _)| *name != CACHE_CONTROL && *name != ENVOY_HEADERS_TO_REMOVE)
+            .partition(|(name, _)| for_the_client(name));
         let ok = OkHttpResponse {
-            headers: headers
-                .iter()
-                .filter(|(name, _)| *name != CACHE_CONTROL && *name != ENVOY_HEADERS_TO_REMOVE)
-                .map(overwrite)
-                .collect(),
+            headers: to_request.into_iter().map(overwrite).collect(),
+            response_headers_to_add: to_response.into_iter().map(overwrite).collect(),
             headers_to_remove: headers
                 .get_all(&ENVOY_HEADERS_TO_REMOVE)
                 .iter()
@@ -176,6 +178,12 @@ fn verdict(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> CheckRespons
         http_response: Some(HttpResponse::DeniedResponse(denied)),
         ..CheckResponse::default()
     }
+}
+
+/// A route's CORS answer policy decorates the verdict with headers meant
+/// for the browser: Envoy adds them to the response, not the request.
+fn for_the_client(name: &HeaderName) -> bool {
+    *name == VARY || name.as_str().starts_with("access-control-")
 }
 
 /// A header Envoy sets, replacing any copy already on the request (the
@@ -262,6 +270,8 @@ mod tests {
             ("x-user-id", "u-1"),
             ("x-request-id", "r"),
             ("x-envoy-auth-headers-to-remove", "x-email,authorization"),
+            ("vary", "origin"),
+            ("access-control-allow-origin", "https://app.example"),
         ]);
         let rsp = verdict(StatusCode::OK, &head, b"");
         assert_eq!(rsp.status.unwrap().code, 0);
@@ -276,6 +286,9 @@ mod tests {
         let overwrite = HeaderAppendAction::OverwriteIfExistsOrAdd as i32;
         assert_eq!(set, [("x-user-id", "u-1", overwrite), ("x-request-id", "r", overwrite)]);
         assert_eq!(ok.headers_to_remove, ["x-email", "authorization"]);
+        let to_client: Vec<&str> =
+            ok.response_headers_to_add.iter().map(|h| h.header.as_ref().unwrap().key.as_str()).collect();
+        assert_eq!(to_client, ["vary", "access-control-allow-origin"], "CORS headers go to the client");
     }
 
     #[test]
