@@ -276,7 +276,7 @@ async fn worker(shared: Arc<Shared>) -> Counts {
                 continue;
             }
         };
-        let revoke = a.revoke_every > 0 && i % a.revoke_every == 0;
+        let revoke = a.revoke_every > 0 && i.is_multiple_of(a.revoke_every);
         let accepted = record(&mut counts, &shared, "get", conn.send(Method::GET, &a.path, &token).await, 200);
         if revoke {
             let out =

@@ -157,13 +157,17 @@ pub async fn run(command: Command) -> Result<(), CliError> {
 
 /// The stdout lines scripts and tests wait for, once everything is bound:
 /// `jwtgate listening on http://ADDR` (or `https://`), then with
-/// forward-auth `jwtgate forward-auth listening on http://ADDR`, and with
-/// an admin listener, last, `jwtgate admin listening on http://ADDR`.
+/// forward-auth `jwtgate forward-auth listening on http://ADDR` and (gRPC)
+/// `jwtgate forward-auth grpc listening on http://ADDR`, and with an admin
+/// listener, last, `jwtgate admin listening on http://ADDR`.
 fn announce(running: &crate::Running) {
     let scheme = if running.tls() { "https" } else { "http" };
     println!("jwtgate listening on {scheme}://{}", running.public_addr());
     if let Some(authorizer) = running.forward_auth_addr() {
         println!("jwtgate forward-auth listening on http://{authorizer}");
+    }
+    if let Some(authorizer) = running.forward_auth_grpc_addr() {
+        println!("jwtgate forward-auth grpc listening on http://{authorizer}");
     }
     if let Some(admin) = running.admin_addr() {
         println!("jwtgate admin listening on http://{admin}");

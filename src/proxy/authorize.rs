@@ -17,6 +17,9 @@
 //! - Envoy's `ext_authz` HTTP service ([`Flavour::Envoy`]): the original
 //!   method, `:authority` and path as its own, the path behind
 //!   `forward_auth.path_prefix`.
+//! - Envoy's `ext_authz` gRPC service and Istio's `CUSTOM` action
+//!   ([`Flavour::Grpc`]): the `CheckRequest` carries the original request,
+//!   read (and the verdict written) by [`grpc`].
 //!
 //! Only a peer in `trusted_proxies` is answered: anyone else could name
 //! any method and URI. An allowed request gets 200 with the claim headers
@@ -25,6 +28,8 @@
 //! into a 500, so for it other refusals (400, 405, 413, 431) become 403;
 //! a store outage stays 503, which nginx answers with 500: closed either
 //! way.
+
+pub mod grpc;
 
 use super::forwarding::Peer;
 use crate::config::FrontProxy;
@@ -99,6 +104,9 @@ impl Unreadable {
 pub fn original(rt: &Runtime, peer: &Peer, flavour: Flavour, head: &mut Parts) -> Result<(), ProxyError> {
     if !rt.trusted_proxies.contains(peer.ip()) {
         return Err(ProxyError::UntrustedForwardAuthPeer);
+    }
+    if let Some(grpc::Unread(why)) = head.extensions.get() {
+        return Err(ProxyError::InvalidForwardAuth(why));
     }
     let prefix = rt.forward_auth.as_ref().and_then(|rule| rule.path_prefix.as_deref());
     read(flavour, prefix, head).map_err(|u| ProxyError::InvalidForwardAuth(u.message()))

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 
-const DRAIN: Duration = Duration::from_secs(30);
+pub(super) const DRAIN: Duration = Duration::from_secs(30);
 /// Slow-loris bound: a client must send its request head within this.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 

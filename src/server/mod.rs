@@ -5,6 +5,7 @@
 
 mod accept;
 mod drain;
+mod grpc;
 mod reload;
 mod wiring;
 
@@ -75,6 +76,7 @@ pub struct Running {
     public: SocketAddr,
     admin: Option<SocketAddr>,
     forward_auth: Option<SocketAddr>,
+    forward_auth_grpc: Option<SocketAddr>,
     tls: bool,
     served: JoinHandle<()>,
 }
@@ -93,6 +95,12 @@ impl Running {
     /// The forward-auth (HTTP) listener's bound address, when configured.
     pub fn forward_auth_addr(&self) -> Option<SocketAddr> {
         self.forward_auth
+    }
+
+    /// The forward-auth gRPC (`Check`) listener's bound address, when
+    /// configured.
+    pub fn forward_auth_grpc_addr(&self) -> Option<SocketAddr> {
+        self.forward_auth_grpc
     }
 
     /// The public listener speaks TLS.
@@ -125,16 +133,10 @@ pub async fn start(config: Config, shutdown: impl Future<Output = ()> + Send + '
     let listen = |source| StartError::Listen { addr: start.listen, source };
     let listener = accept::bind(start.listen, start.tls, Role::Proxy).await.map_err(listen)?;
     let public = listener.local_addr().map_err(listen)?;
-    let authorizer = match start.forward_auth.http {
-        Some(addr) => {
-            let listen = |source| StartError::ForwardAuthListen { addr, source };
-            let listener = accept::bind(addr, false, Role::Authorize).await.map_err(listen)?;
-            let local = listener.local_addr().map_err(listen)?;
-            Some((listener, local))
-        }
-        None => None,
-    };
+    let authorizer = bind_forward_auth(start.forward_auth.http, Role::Authorize).await?;
     let forward_auth = authorizer.as_ref().map(|(_, local)| *local);
+    let grpc_authorizer = bind_forward_auth(start.forward_auth.grpc, Role::AuthorizeGrpc).await?;
+    let forward_auth_grpc = grpc_authorizer.as_ref().map(|(_, local)| *local);
     let gate = wiring::gate(runtime, &start, &mut tasks)?;
     let admin = match &start.admin {
         Some(settings) => Some(wiring::admin(settings, gate.clone(), metrics, &mut tasks).await?),
@@ -144,7 +146,7 @@ pub async fn start(config: Config, shutdown: impl Future<Output = ()> + Send + '
     if let Some(source) = reload {
         tasks.spawn(reload::run(gate.clone(), source, start, hangup));
     }
-    // Both listeners stop on `shutdown`, together.
+    // All listeners stop on `shutdown`, together.
     let (stop, stopping) = tokio::sync::watch::channel(());
     let stopped = move || {
         let mut stopping = stopping.clone();
@@ -152,6 +154,8 @@ pub async fn start(config: Config, shutdown: impl Future<Output = ()> + Send + '
     };
     let authorizing = authorizer
         .map(|(listener, _)| tokio::spawn(accept::serve(listener, gate.clone(), false, Role::Authorize, stopped())));
+    let authorizing_grpc =
+        grpc_authorizer.map(|(listener, _)| tokio::spawn(grpc::serve(listener, gate.clone(), stopped())));
     let public_stopped = stopped();
     let served = tokio::spawn(async move {
         let signal = async move {
@@ -159,12 +163,25 @@ pub async fn start(config: Config, shutdown: impl Future<Output = ()> + Send + '
             drop(stop);
         };
         tokio::join!(signal, accept::serve(listener, gate, tls, Role::Proxy, public_stopped));
-        if let Some(task) = authorizing {
+        for task in authorizing.into_iter().chain(authorizing_grpc) {
             if let Err(err) = task.await {
                 tracing::error!(error = %err, "the forward-auth listener task failed");
             }
         }
         tasks.shutdown().await;
     });
-    Ok(Running { public, admin, forward_auth, tls, served })
+    Ok(Running { public, admin, forward_auth, forward_auth_grpc, tls, served })
+}
+
+/// Binds a forward-auth listener (HTTP or gRPC, by `role`) when its
+/// address is configured.
+async fn bind_forward_auth(
+    addr: Option<SocketAddr>,
+    role: Role,
+) -> Result<Option<(tokio::net::TcpListener, SocketAddr)>, StartError> {
+    let Some(addr) = addr else { return Ok(None) };
+    let listen = |source| StartError::ForwardAuthListen { addr, source };
+    let listener = accept::bind(addr, false, role).await.map_err(listen)?;
+    let local = listener.local_addr().map_err(listen)?;
+    Ok(Some((listener, local)))
 }

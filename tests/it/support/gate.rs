@@ -25,6 +25,8 @@ const READY_TLS: &str = "jwtgate listening on https://";
 const ADMIN_READY: &str = "jwtgate admin listening on http://";
 /// Printed between the two when the config has `forward_auth.listen`.
 const FORWARD_AUTH_READY: &str = "jwtgate forward-auth listening on http://";
+/// Printed after that one when the config has `forward_auth.grpc_listen`.
+const FORWARD_AUTH_GRPC_READY: &str = "jwtgate forward-auth grpc listening on http://";
 
 pub struct Gate {
     pub addr: SocketAddr,
@@ -32,6 +34,8 @@ pub struct Gate {
     pub admin: Option<SocketAddr>,
     /// The forward-auth (HTTP) listener, when the config enables it.
     pub forward_auth: Option<SocketAddr>,
+    /// The forward-auth gRPC (`Check`) listener, when the config enables it.
+    pub forward_auth_grpc: Option<SocketAddr>,
     /// The admin token `Gate::admin_send` presents (from `Cfg::admin_token`).
     pub admin_token: Option<String>,
     pub pid: u32,
@@ -101,7 +105,8 @@ impl Gate {
         });
         let mut out = BufReader::new(child.stdout.take().expect("stdout pipe")).lines();
         let wants_admin = yaml.lines().any(|l| l.starts_with("admin:"));
-        let mut forward_auth = None;
+        let (wants_forward_auth, wants_forward_auth_grpc) = forward_auth_listeners(yaml);
+        let (mut forward_auth, mut forward_auth_grpc) = (None, None);
         let ready = tokio::time::timeout(Duration::from_secs(10), async {
             let mut public = None;
             while let Ok(Some(line)) = out.next_line().await {
@@ -109,12 +114,15 @@ impl Gate {
                     public = Some(rest.trim().to_owned());
                 } else if let Some(rest) = line.strip_prefix(FORWARD_AUTH_READY) {
                     forward_auth = Some(rest.trim().parse().expect("address in forward-auth ready line"));
+                } else if let Some(rest) = line.strip_prefix(FORWARD_AUTH_GRPC_READY) {
+                    forward_auth_grpc = Some(rest.trim().parse().expect("address in forward-auth grpc ready line"));
                 } else if let Some(rest) = line.strip_prefix(ADMIN_READY) {
                     return Some((public?, Some(rest.trim().to_owned())));
                 }
                 // The admin line comes last; without one, the others suffice.
-                let wants_forward_auth = yaml.contains("\nforward_auth:") && forward_auth.is_none();
-                if public.is_some() && !wants_admin && !wants_forward_auth {
+                let waiting = (wants_forward_auth && forward_auth.is_none())
+                    || (wants_forward_auth_grpc && forward_auth_grpc.is_none());
+                if public.is_some() && !wants_admin && !waiting {
                     return Some((public?, None));
                 }
             }
@@ -137,6 +145,7 @@ impl Gate {
             addr,
             admin,
             forward_auth,
+            forward_auth_grpc,
             admin_token: None,
             pid,
             _child: child,
@@ -144,6 +153,11 @@ impl Gate {
             _config: config,
             client: Client::builder(TokioExecutor::new()).build_http(),
         }
+    }
+
+    /// The forward-auth gRPC listener's `host:port` (what a gRPC client dials).
+    pub fn grpc_target(&self) -> String {
+        self.forward_auth_grpc.expect("the config has forward_auth.grpc_listen").to_string()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -467,4 +481,13 @@ pub async fn cli_env(args: &[&str], env: &[(&str, &str)]) -> std::process::Outpu
         .await
         .unwrap_or_else(|_| panic!("`jwtgate {}` did not exit within 10 s", args.join(" ")))
         .expect("run jwtgate")
+}
+
+/// Which forward-auth listeners `yaml` configures (HTTP `listen`, gRPC
+/// `grpc_listen`): the ready lines to wait for. A file that does not parse
+/// waits for neither (jwtgate refuses it and prints no line at all).
+fn forward_auth_listeners(yaml: &str) -> (bool, bool) {
+    let doc: serde_yaml::Value = serde_yaml::from_str(yaml).unwrap_or_default();
+    let section = &doc["forward_auth"];
+    (!section["listen"].is_null(), !section["grpc_listen"].is_null())
 }
