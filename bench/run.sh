@@ -483,8 +483,10 @@ fi
 # "req/s p99_ms requests errors user_us_per_req sys_us_per_req".
 run() {
     local s=$1 conns=$2 dur=$3 out=$4 before after
-    local pid=${PID[$s]}
+    local pid=${PID[$s]} each_before=() each_after=() p
     [[ -n $pid ]] && before=$(cpu_ticks "$pid")
+    # Several processes (nginx-authreq): each one's ticks too, for the split.
+    [[ $pid == *" "* ]] && for p in $pid; do each_before+=("$(cpu_ticks "$p")"); done
     local auth=(-H "Authorization: Bearer ${TOKEN[$s]}")
     [[ $s == gate-distinct ]] && auth=(-s "$ROOT/bench/distinct.lua")
     (TOKENS_FILE=$TOKENS_FILE exec taskset -c "$OTHER_CPU" timeout -k 5 $(($(secs "$dur") + 30)) wrk -t"$THREADS" \
@@ -493,6 +495,17 @@ run() {
     wait "$LOAD_PID" || die "wrk failed against $s: $(tail -n 3 "$out" | tr '\n' ' ')"
     LOAD_PID=""
     [[ -n $pid ]] && after=$(cpu_ticks "$pid")
+    if [[ $pid == *" "* ]]; then
+        for p in $pid; do each_after+=("$(cpu_ticks "$p")"); done
+        local k=0 n
+        n=$(awk '/ requests in / { print $1 }' "$out")
+        for p in $pid; do
+            awk -v b="${each_before[k]}" -v a="${each_after[k]}" -v tck="$CLK_TCK" -v n="$n" -v s="$s" -v k="$k" -v f="$out" \
+                'BEGIN { split(b, x, " "); split(a, y, " "); printf "%s\t%s\t%d\t%.2f\n", s, f, k, ((y[1] - x[1]) + (y[2] - x[2])) * 1e6 / tck / n }' \
+                >>"$TMP/split.tsv"
+            k=$((k + 1))
+        done
+    fi
     awk -v before="${before:-}" -v after="${after:-}" -v tck="$CLK_TCK" '
         function ms(v) {
             if (v ~ /us$/) return substr(v, 1, length(v) - 2) / 1000
@@ -609,6 +622,10 @@ REPORT=$(
     for s in "${SCENARIOS[@]}"; do
         [[ -n ${IDLE_RSS[$s]:-} ]] && echo "- RSS of ${LABEL[$s]}: idle $(awk -v k="${IDLE_RSS[$s]}" 'BEGIN { printf "%.1f", k / 1024 }') MiB, after the runs $(awk -v k="$(rss_kib "${PID[$s]}")" 'BEGIN { printf "%.1f", k / 1024 }') MiB"
     done
+    if [[ " ${SCENARIOS[*]} " == *" nginx-authreq "* && -s $TMP/split.tsv ]]; then
+        split_of() { awk -F'\t' -v k="$1" '$1 == "nginx-authreq" && $2 ~ /\/load-/ && $3 == k { print $4 }' "$TMP/split.tsv" | median; }
+        echo "- nginx-authreq CPU split (medians of the load runs, user+sys µs/req): nginx $(split_of 0), jwtgate forward-auth $(split_of 1)"
+    fi
     if [[ -n $EXACT ]]; then
         read -r total revoked wrong <<<"$EXACT"
         echo "- distinct tokens: $(paired gate-distinct gate-HS256 4)x the repeated token's req/s (paired rounds; needs gate-HS256 in the run); errors column = the revoked tokens' 401s"
