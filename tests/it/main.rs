@@ -56,6 +56,8 @@ mod flight;
 #[cfg(test)]
 mod forward_auth;
 #[cfg(test)]
+mod forward_auth_attacks;
+#[cfg(test)]
 mod forward_auth_grpc;
 #[cfg(test)]
 mod forward_auth_proxies;
