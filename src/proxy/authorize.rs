@@ -33,10 +33,10 @@ pub mod grpc;
 
 use super::forwarding::Peer;
 use crate::config::FrontProxy;
-use crate::error::{Body, ProxyError};
+use crate::error::{Body, ProxyError, Rejection};
 use crate::runtime::{ForwardAuthRule, Runtime};
 use bytes::Bytes;
-use http::header::{HeaderName, HOST};
+use http::header::{HeaderName, COOKIE, HOST};
 use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, Uri};
 use http_body_util::{Either, Full};
@@ -83,6 +83,7 @@ pub enum Unreadable {
     BadMethod,
     BadUri,
     OutsidePrefix,
+    ClaimLookalike,
 }
 
 impl Unreadable {
@@ -92,8 +93,11 @@ impl Unreadable {
             Unreadable::NoForwardedMethod => "X-Forwarded-Uri needs X-Forwarded-Method",
             Unreadable::Repeated => "a forward-auth header is repeated, holds a list, or names the URI twice",
             Unreadable::BadMethod => "the original method is not a method",
-            Unreadable::BadUri => "the original URI is missing, or not in origin or absolute form",
+            Unreadable::BadUri => "the original URI is missing, has a fragment, or is not in origin or absolute form",
             Unreadable::OutsidePrefix => "the path is not under forward_auth.path_prefix",
+            Unreadable::ClaimLookalike => {
+                "a header spells a claim header with underscores, which the proxy would pass on"
+            }
         }
     }
 }
@@ -109,7 +113,38 @@ pub fn original(rt: &Runtime, peer: &Peer, flavour: Flavour, head: &mut Parts) -
         return Err(ProxyError::InvalidForwardAuth(why));
     }
     let prefix = rt.forward_auth.as_ref().and_then(|rule| rule.path_prefix.as_deref());
-    read(flavour, prefix, head).map_err(|u| ProxyError::InvalidForwardAuth(u.message()))
+    read(flavour, prefix, head).map_err(|u| ProxyError::InvalidForwardAuth(u.message()))?;
+    if claim_lookalike(&head.headers, rt.routes.claim_headers()) {
+        return Err(ProxyError::InvalidForwardAuth(Unreadable::ClaimLookalike.message()));
+    }
+    let sent = SentCookies(head.headers.get_all(COOKIE).iter().cloned().collect());
+    head.extensions.insert(sent);
+    Ok(())
+}
+
+/// `X_User_Id` reaches CGI/WSGI/Rack apps as `HTTP_X_USER_ID`, like
+/// `X-User-Id`. The proxy listener drops such spellings; a front proxy
+/// removes or overwrites only the dashed name (Traefik passes the other
+/// on), so a check carrying one is refused.
+fn claim_lookalike(headers: &HeaderMap, claim_headers: &[HeaderName]) -> bool {
+    headers.keys().filter(|k| k.as_str().contains('_')).any(|k| {
+        let dashed = k.as_str().replace('_', "-");
+        claim_headers.iter().any(|c| c.as_str() == dashed)
+    })
+}
+
+/// The Cookie fields as the check carried them: the front proxy forwards
+/// them so, whatever the phases would have left the app.
+#[derive(Debug, Clone)]
+struct SentCookies(Vec<HeaderValue>);
+
+/// The `;`-pairs of `values`, trimmed of blanks, empty ones left out.
+fn cookie_pairs<'v>(values: impl Iterator<Item = &'v HeaderValue>) -> Vec<&'v [u8]> {
+    values
+        .flat_map(|v| v.as_bytes().split(|b| *b == b';'))
+        .map(<[u8]>::trim_ascii)
+        .filter(|pair| !pair.is_empty())
+        .collect()
 }
 
 fn read(flavour: Flavour, prefix: Option<&str>, head: &mut Parts) -> Result<(), Unreadable> {
@@ -158,7 +193,19 @@ fn method(value: &HeaderValue) -> Result<Method, Unreadable> {
     Method::from_bytes(value.as_bytes()).map_err(|_| Unreadable::BadMethod)
 }
 
+/// A request target never has a fragment, yet nginx and Traefik pass one
+/// on (in the check and to the app), and `Uri` parsing drops it: the rules
+/// would decide on `/public` while the app reads `/public#/../api` or
+/// `?x#&_method=DELETE`.
+fn without_fragment(value: &HeaderValue) -> Result<&HeaderValue, Unreadable> {
+    match value.as_bytes().contains(&b'#') {
+        true => Err(Unreadable::BadUri),
+        false => Ok(value),
+    }
+}
+
 fn origin_form(value: &HeaderValue) -> Result<Uri, Unreadable> {
+    let value = without_fragment(value)?;
     let uri: Uri = value.as_bytes().try_into().map_err(|_| Unreadable::BadUri)?;
     match (uri.scheme(), uri.authority(), uri.path().starts_with('/')) {
         (None, None, true) => Ok(uri),
@@ -169,6 +216,7 @@ fn origin_form(value: &HeaderValue) -> Result<Uri, Unreadable> {
 /// ingress-nginx's `X-Original-URL: $scheme://$http_host$request_uri`:
 /// the path and query, and the host it names.
 fn absolute(value: &HeaderValue) -> Result<(Uri, Option<HeaderValue>), Unreadable> {
+    let value = without_fragment(value)?;
     let uri: Uri = value.as_bytes().try_into().map_err(|_| Unreadable::BadUri)?;
     let (Some(authority), Some(path)) = (uri.authority(), uri.path_and_query()) else {
         return Err(Unreadable::BadUri);
@@ -195,7 +243,20 @@ fn unprefixed(uri: &Uri, prefix: Option<&str>) -> Result<Uri, Unreadable> {
 /// phases wrote into `prepared` for the proxy to set on its request. Envoy
 /// is also told which of them (and `Authorization`, when the route strips
 /// it) to remove: a client's spoofed copy would otherwise reach the app.
-pub fn allowed(rt: &Runtime, prepared: &HeaderMap, flavour: Flavour) -> Response<Body> {
+///
+/// Refused instead when the phases changed the cookies (a second or
+/// lookalike credential cookie dropped, on a route jwtgate authenticates):
+/// the proxy forwards them as sent, so the app could read a credential
+/// jwtgate never checked.
+pub fn allowed(rt: &Runtime, prepared: &Parts, flavour: Flavour) -> Result<Response<Body>, ProxyError> {
+    if let Some(SentCookies(sent)) = prepared.extensions.get() {
+        if cookie_pairs(sent.iter()) != cookie_pairs(prepared.headers.get_all(COOKIE).iter()) {
+            return Err(
+                Rejection::InvalidRequest("a credential cookie jwtgate did not verify would reach the app").into()
+            );
+        }
+    }
+    let prepared = &prepared.headers;
     let mut rsp = Response::new(Either::Right(Full::new(Bytes::new())));
     let headers = rsp.headers_mut();
     headers.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -214,7 +275,7 @@ pub fn allowed(rt: &Runtime, prepared: &HeaderMap, flavour: Flavour) -> Response
             headers.insert(ENVOY_HEADERS_TO_REMOVE.clone(), list);
         }
     }
-    rsp
+    Ok(rsp)
 }
 
 /// A refusal as `flavour` can relay it: nginx `auth_request` honours only
@@ -310,6 +371,15 @@ mod tests {
         assert_eq!(read_as(head("GET", "/", &both), None), Err(Unreadable::Repeated));
         let hosts = [("x-forwarded-method", "GET"), ("x-forwarded-uri", "/a"), ("x-forwarded-host", "a, b")];
         assert_eq!(read_as(head("GET", "/", &hosts), None), Err(Unreadable::Repeated));
+        // A fragment would be parsed away: decided on `/public`, the app reads more.
+        for uri in ["/public#/../api", "/api?x#&_method=DELETE"] {
+            let nginx = head("GET", "/", &[("x-original-method", "GET"), ("x-original-uri", uri)]);
+            assert_eq!(read_as(nginx, None), Err(Unreadable::BadUri), "{uri}");
+            let traefik = head("GET", "/", &[("x-forwarded-method", "GET"), ("x-forwarded-uri", uri)]);
+            assert_eq!(read_as(traefik, None), Err(Unreadable::BadUri), "{uri}");
+        }
+        let url = [("x-original-method", "GET"), ("x-original-url", "http://h/public#/../api")];
+        assert_eq!(read_as(head("GET", "/", &url), None), Err(Unreadable::BadUri));
         assert_eq!(read_as(head("GET", "/authzx/a", &[]), Some("/authz")), Err(Unreadable::OutsidePrefix));
         assert_eq!(read_as(head("GET", "/other", &[]), Some("/authz")), Err(Unreadable::OutsidePrefix));
     }

@@ -330,7 +330,7 @@ impl Gate {
         if let Some(flavour) = verdict {
             let result = match picked.action {
                 Action::ReceiveBackchannel => Err(ProxyError::BackchannelElsewhere),
-                _ => Ok(authorize::allowed(rt, &head.headers, flavour)),
+                _ => authorize::allowed(rt, &head, flavour),
             };
             return Passage { claims, cors, ..ended(Some(picked), result) };
         }

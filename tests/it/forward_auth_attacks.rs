@@ -104,11 +104,11 @@ async fn a_fragment_in_the_original_uri_is_refused_through_nginx_and_traefik() {
     let (ngx_gate, trf_gate) = (gate(&app, "nginx").await, gate(&app, "traefik").await);
     let (ngx, trf) = (nginx_front(&ngx_gate, &app).await, traefik_front(&trf_gate, &app).await);
     let token = claims().sub("user-1").sign();
-    for (front, refusal) in [(&ngx, 403), (&trf, 400)] {
+    for (i, (front, refusal)) in [(&ngx, 403), (&trf, 400)].into_iter().enumerate() {
         // Positive control: the same request without a fragment passes.
         let control = raw(front, &request("GET", "/api/admin/users?x=1", &[bearer(&token)])).await;
         assert_eq!(control.status, 200, "{}\n{}", control.text(), front.log());
-        assert_eq!(app.one("/api/admin/users").header("x-user-id"), Some("user-1"));
+        assert_eq!(app.seen("/api/admin/users"), i + 1);
         // An override in the query is seen and refused.
         let plain = raw(front, &request("GET", "/api/admin/users?_method=DELETE", &[bearer(&token)])).await;
         assert_eq!(plain.status, refusal, "{}", plain.text());
@@ -304,7 +304,8 @@ async fn logout_logout_all_and_back_channel_paths_through_forward_auth() {
     }
     // Back-channel: configured on a second gate; through forward-auth, 403.
     let section = "forward_auth:\n  listen: 127.0.0.1:0\n  proxy: nginx\ntrusted_proxies: [\"127.0.0.1\"]\n";
-    let bcl = Gate::spawn(&Cfg::new(&app).routes(ROUTES).extra(section).backchannel(crate::support::token::ISSUER)).await;
+    let bcl =
+        Gate::spawn(&Cfg::new(&app).routes(ROUTES).extra(section).backchannel(crate::support::token::ISSUER)).await;
     let rsp = nginx_check(&bcl, "POST", BACKCHANNEL_PATH, &[]).await;
     assert_refused(&rsp, 403, "backchannel_elsewhere", Challenge::Absent);
     assert_eq!(app.total(), 0);
@@ -392,9 +393,7 @@ async fn grpc_checks_are_decided_on_the_fields_and_refuse_what_could_be_read_two
     for i in 0..150 {
         huge.insert(format!("x-h{i}"), "v".into());
     }
-    let at = |path: &str, headers: serde_json::Value| {
-        json!({ "method": "GET", "path": path, "host": "app.example", "headers": headers })
-    };
+    let at = |path: &str, headers: serde_json::Value| json!({ "method": "GET", "path": path, "host": "app.example", "headers": headers });
     let results = grpc_checks(
         &g,
         &[
@@ -412,9 +411,9 @@ async fn grpc_checks_are_decided_on_the_fields_and_refuse_what_could_be_read_two
     assert_eq!(results[0]["code"], 0, "positive control: {}", results[0]);
     let denied = |i: usize| (results[i]["code"].clone(), results[i]["denied"]["status"].clone());
     assert_eq!(denied(1), (json!(7), json!(403)), "{}", results[1]);
-    for i in 2..=5 {
-        assert_eq!(denied(i), (json!(3), json!(400)), "check {i}: {}", results[i]);
-        assert!(results[i]["denied"]["body"].as_str().unwrap_or_default().contains("invalid_forward_auth_request"));
+    for (i, result) in results.iter().enumerate().take(6).skip(2) {
+        assert_eq!(denied(i), (json!(3), json!(400)), "check {i}: {result}");
+        assert!(result["denied"]["body"].as_str().unwrap_or_default().contains("invalid_forward_auth_request"));
     }
     assert_eq!(denied(6), (json!(3), json!(431)), "{}", results[6]);
     assert_eq!(app.total(), 0);

@@ -42,7 +42,7 @@ impl Unreadable {
         match self {
             Unreadable::NoHttp => "the CheckRequest has no attributes.request.http",
             Unreadable::BadMethod => "attributes.request.http.method is not a method",
-            Unreadable::BadPath => "attributes.request.http.path is not a path (origin form)",
+            Unreadable::BadPath => "attributes.request.http.path is not a path (origin form, no fragment)",
             Unreadable::BadHost => "attributes.request.http.host is not a header value",
             Unreadable::BadHeader => "a header in attributes.request.http is not a valid header",
         }
@@ -75,6 +75,11 @@ fn read(check: &CheckRequest) -> Result<Request<()>, Unreadable> {
         .and_then(|r| r.http.as_ref())
         .ok_or(Unreadable::NoHttp)?;
     let method = Method::from_bytes(http.method.as_bytes()).map_err(|_| Unreadable::BadMethod)?;
+    // `Uri` parsing drops a fragment: the rules would decide on less than
+    // the path Envoy forwards.
+    if http.path.contains('#') {
+        return Err(Unreadable::BadPath);
+    }
     let uri: Uri = http.path.parse().map_err(|_| Unreadable::BadPath)?;
     if uri.scheme().is_some() || uri.authority().is_some() || !uri.path().starts_with('/') {
         return Err(Unreadable::BadPath);
@@ -251,7 +256,7 @@ mod tests {
     fn an_incomplete_check_request_is_unreadable() {
         assert_eq!(read(&CheckRequest::default()).unwrap_err(), Unreadable::NoHttp);
         assert_eq!(read(&check(http("", "/", "h", &[]))).unwrap_err(), Unreadable::BadMethod);
-        for path in ["", "api/x", "http://h/x", "*"] {
+        for path in ["", "api/x", "http://h/x", "*", "/public#/../api", "/a?b#c"] {
             assert_eq!(read(&check(http("GET", path, "h", &[]))).unwrap_err(), Unreadable::BadPath, "{path:?}");
         }
         assert_eq!(read(&check(http("GET", "/", "h\n", &[]))).unwrap_err(), Unreadable::BadHost);
