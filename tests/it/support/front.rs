@@ -187,6 +187,7 @@ http {{
             auth_request_set $jwtgate_challenge $upstream_http_www_authenticate;
 {copy}            proxy_http_version 1.1;
             proxy_set_header Connection \"\";
+            proxy_set_header Host $host;
             proxy_pass http://app;
             error_page 403 = @forbidden;
         }}
