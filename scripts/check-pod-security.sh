@@ -45,6 +45,8 @@ for set in base overlays/dev overlays/prod webhook monitoring; do
     || { cat "$tmp/kustomize.err" >&2; die "kubectl kustomize k8s/$set failed"; }
   files+=("$out")
 done
+# The shared forward-auth authorizer (plain manifests, no kustomization).
+files+=(k8s/forward-auth/authz.yaml)
 
 say "cargo build --release --locked --bin jwtgate (for jwtgate inject)"
 cargo build --release --locked --bin jwtgate --quiet
