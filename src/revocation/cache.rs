@@ -2,13 +2,18 @@
 //! quick_cache's sharded CLOCK-Pro, no global lock), keyed by store key.
 //!
 //! Staleness bound. Every write to the shared store is announced on pub/sub
-//! and applied here on arrival (`apply`). While that subscription is up,
-//! cached answers are trusted for `not_revoked_ttl`; a revocation on another
-//! replica is seen here after the pub/sub delivery delay (milliseconds).
-//! When the subscription drops, every cached answer is discarded at once
-//! and nothing new is cached until it is back, so a lost message can never
-//! keep a stale answer alive. What remains is a message lost on a
-//! connection that still looks alive: bounded by `not_revoked_ttl`.
+//! and applied here on arrival (`apply`), and logged: the subscriber reads
+//! the log every heartbeat and applies what the pub/sub missed (applying a
+//! write twice is harmless: the same answer again). While that subscription
+//! is up, cached answers are trusted for `not_revoked_ttl`; a revocation on
+//! another replica is seen here after the pub/sub delivery delay
+//! (milliseconds), or at the next read of the log when its message was lost
+//! or is late. When the subscription drops, every cached answer is
+//! discarded at once and nothing new is cached until it is back; when the
+//! log cannot be read (or was trimmed past what was applied), every cached
+//! answer is discarded ([`LocalCache::forget_answers`]). So a lost message
+//! can never keep a stale answer alive past one heartbeat round (see
+//! [`super::subscriber`]).
 //!
 //! A look-up races with invalidations: it reads the store, a revocation
 //! arrives, then it caches its (now stale) answer. `epoch` counts
@@ -149,6 +154,14 @@ impl LocalCache {
                 0
             }
         }
+    }
+
+    /// An announcement may have been missed although the push channel is
+    /// up (the log could not be read, or was trimmed past what this replica
+    /// applied): forget every answer, and go on caching fresh ones.
+    pub fn forget_answers(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.answers.clear();
     }
 
     /// The push channel dropped: forget everything, cache nothing new.

@@ -9,7 +9,9 @@
 //!
 //! `<tag>` is the first 16 hex chars of SHA-256(iss), so equal ids of two
 //! issuers never collide. Replicas learn of every write on the pub/sub
-//! channel `<prefix>revocations`.
+//! channel `<prefix>revocations` and, should a message be lost or late,
+//! from the announcement log, the stream `<prefix>revocations:log`
+//! ([`super::log`]).
 
 use crate::auth::Claims;
 
@@ -31,6 +33,11 @@ pub fn session(prefix: &str, issuer_tag: &str, sid: &str) -> String {
 
 pub fn channel(prefix: &str) -> String {
     format!("{prefix}revocations")
+}
+
+/// The announcement log (a Redis Stream) beside `channel`.
+pub fn log(channel: &str) -> String {
+    format!("{channel}:log")
 }
 
 /// Subject and session keys a token is checked against.

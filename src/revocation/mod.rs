@@ -10,6 +10,7 @@ mod error;
 mod flight;
 pub mod keys;
 pub mod legacy;
+mod log;
 mod memory;
 mod redis;
 mod sentinel;

@@ -2,8 +2,19 @@
 //! `ConnectionManager`, reconnecting on its own; see [`Single`]) or a Redis Cluster
 //! (`ClusterConnection`, slot-aware; `MGET` is split across shards by the
 //! client). Every command runs under a deadline so a slow or dead Redis costs
-//! at most that long. Writes are `SET key value EXAT t` (or `DEL`) and a
-//! `PUBLISH` on the revocation channel; look-ups are one `MGET`.
+//! at most that long. Look-ups are one `MGET`.
+//!
+//! Writes: `SET key value EXAT t` (or `DEL`) and an `XADD` to the
+//! announcement log ([`super::log`]), in one `MULTI` (Cluster: the log is on
+//! another slot, so the `SET` and then the `XADD`, retried once), plus `WAIT`
+//! under Sentinel's `min_replicas_acked`. The answer waits for that and
+//! nothing else. The `PUBLISH` on the revocation channel (the fast path to
+//! the other replicas) then goes out in a task of its own on a connection of
+//! its own: Redis answers a `PUBLISH` only once it has written the message
+//! to every subscriber, and clones of one connection manager share one
+//! connection, so on the write connection a slow fan-out would delay this
+//! answer and queue the next write behind it. A `PUBLISH` that fails or is
+//! slow costs nothing but speed: the other replicas read the log.
 //! `redis://` and `rediss://` (TLS via rustls), ACL `user:password@` and the
 //! db index all come from the URL.
 //!
@@ -24,11 +35,12 @@
 //! are forgotten after any failed command and a look-up that failed is not
 //! kept, so the probe asks the sentinels and connects again.
 
+use super::log::{self, Batch, LogId};
 use super::sentinel::SentinelMaster;
 use super::single::Single;
 use super::{BoxFuture, Change, RevocationStore, SentinelSettings, StoreError, StoreSettings};
 use crate::config::redact_url;
-use redis::aio::ConnectionManagerConfig;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use std::sync::Arc;
@@ -50,8 +62,60 @@ pub struct RedisStore {
     backend: Backend,
     /// Clients for the pub/sub subscription (one per node, tried in turn).
     subscribe_to: Vec<redis::Client>,
+    /// The connection announcements go out on (Sentinel: the master's).
+    announcer: Announcer,
     deadline: Duration,
     channel: String,
+    /// The announcement log's key ([`super::keys::log`]).
+    log: String,
+}
+
+/// A connection of its own for `PUBLISH`, never the one writes use.
+enum Announcer {
+    Single(ConnectionManager),
+    /// A cluster connection of its own (pub/sub is cluster-wide: any node).
+    Cluster { client: ClusterClient, conn: Arc<OnceCell<ClusterConnection>> },
+    /// The master's `announce` connection, found with its write connection.
+    Sentinel,
+}
+
+/// An announcement's connection, owned by its task.
+enum AnnounceOn {
+    Single(ConnectionManager),
+    Cluster(ClusterClient, Arc<OnceCell<ClusterConnection>>),
+    Sentinel(MultiplexedConnection),
+}
+
+impl AnnounceOn {
+    async fn publish(self, publish: &redis::Cmd) -> redis::RedisResult<redis::Value> {
+        match self {
+            AnnounceOn::Single(mut conn) => publish.query_async(&mut conn).await,
+            AnnounceOn::Cluster(client, cell) => {
+                let mut conn = cell.get_or_try_init(|| client.get_async_connection()).await?.clone();
+                publish.query_async(&mut conn).await
+            }
+            AnnounceOn::Sentinel(mut conn) => publish.query_async(&mut conn).await,
+        }
+    }
+}
+
+/// A command or a pipeline, run the same way on any backend.
+#[derive(Clone, Copy)]
+enum Query<'a> {
+    Cmd(&'a redis::Cmd),
+    Pipe(&'a redis::Pipeline),
+}
+
+impl Query<'_> {
+    async fn on<T: redis::FromRedisValue, C: redis::aio::ConnectionLike + Send>(
+        self,
+        conn: &mut C,
+    ) -> redis::RedisResult<T> {
+        match self {
+            Query::Cmd(cmd) => cmd.query_async(conn).await,
+            Query::Pipe(pipe) => pipe.query_async(conn).await,
+        }
+    }
 }
 
 impl RedisStore {
@@ -80,8 +144,17 @@ impl RedisStore {
             .set_number_of_retries(1)
             .set_min_delay(Duration::from_millis(10))
             .set_max_delay(Duration::from_millis(500));
+        let announcer = ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
+            .map_err(StoreError::setup)?;
         let single = Single::new(client.clone(), config)?;
-        Ok(Self { backend: Backend::Single(Box::new(single)), subscribe_to: vec![client], deadline, channel })
+        Ok(Self {
+            backend: Backend::Single(Box::new(single)),
+            subscribe_to: vec![client],
+            announcer: Announcer::Single(announcer),
+            deadline,
+            log: super::keys::log(&channel),
+            channel,
+        })
     }
 
     /// The store a config asks for; `None` for the memory store.
@@ -112,9 +185,11 @@ impl RedisStore {
             .build()
             .map_err(StoreError::setup)?;
         Ok(Self {
+            announcer: Announcer::Cluster { client: client.clone(), conn: Arc::new(OnceCell::new()) },
             backend: Backend::Cluster { client: Box::new(client), conn: OnceCell::new() },
             subscribe_to,
             deadline,
+            log: super::keys::log(&channel),
             channel,
         })
     }
@@ -127,7 +202,14 @@ impl RedisStore {
         channel: String,
     ) -> Result<Self, StoreError> {
         let master = SentinelMaster::new(sentinels, master, deadline)?;
-        Ok(Self { backend: Backend::Sentinel(Box::new(master)), subscribe_to: Vec::new(), deadline, channel })
+        Ok(Self {
+            backend: Backend::Sentinel(Box::new(master)),
+            subscribe_to: Vec::new(),
+            announcer: Announcer::Sentinel,
+            deadline,
+            log: super::keys::log(&channel),
+            channel,
+        })
     }
 
     /// Connects now rather than on the first request (errors are the
@@ -180,20 +262,24 @@ impl RedisStore {
     }
 
     async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, StoreError> {
+        self.run(Query::Cmd(cmd)).await
+    }
+
+    async fn run<T: redis::FromRedisValue>(&self, query: Query<'_>) -> Result<T, StoreError> {
         match &self.backend {
             Backend::Single(single) => {
                 let managed = single.current();
-                let answer = self.within(cmd.query_async::<T>(&mut managed.conn.clone())).await;
+                let answer = self.within(query.on::<T, _>(&mut managed.conn.clone())).await;
                 managed.record(&answer);
                 answer
             }
             Backend::Cluster { client, conn } => {
                 let mut conn = self.cluster_conn(client, conn).await?;
-                self.within(cmd.query_async::<T>(&mut conn)).await
+                self.within(query.on::<T, _>(&mut conn)).await
             }
             Backend::Sentinel(sentinel) => {
                 let master = self.sentinel_master(sentinel).await?;
-                let answer = self.within(cmd.query_async::<T>(&mut master.read.clone())).await;
+                let answer = self.within(query.on::<T, _>(&mut master.read.clone())).await;
                 if answer.is_err() {
                     // Dropped, refused, READONLY or silent: ask the sentinels next time.
                     sentinel.forget(master.generation);
@@ -213,6 +299,46 @@ impl RedisStore {
         }
     }
 
+    /// The id of the announcement log's last entry (the start when empty).
+    pub async fn log_tail(&self) -> Result<LogId, StoreError> {
+        log::parse_tail(self.query::<redis::Value>(&log::tail(&self.log)).await?)
+    }
+
+    /// Announcement log entries after `after`, and whether some may have
+    /// been trimmed unread ([`super::log`]).
+    pub async fn log_after(&self, after: &LogId) -> Result<Batch, StoreError> {
+        let pipe = log::read_after(&self.log, after);
+        log::parse_read(self.run::<(redis::Value, redis::Value)>(Query::Pipe(&pipe)).await?, after)
+    }
+
+    /// Sends `publish` in a task of its own, awaited by nobody: the answer
+    /// to the write is already decided. Given up after the deadline (Redis
+    /// still delivers what it received); counted when it fails.
+    fn announce(&self, publish: redis::Cmd, on: AnnounceOn) {
+        let deadline = self.deadline;
+        tokio::spawn(async move {
+            let kind = match tokio::time::timeout(deadline, on.publish(&publish)).await {
+                Ok(Ok(_)) => return,
+                Ok(Err(err)) => {
+                    tracing::debug!(error = %err, "revocation announcement failed; the replicas read it from the log");
+                    "error"
+                }
+                Err(_) => "timeout",
+            };
+            metrics::counter!("jwtgate_store_errors_total", "op" => "announce", "kind" => kind).increment(1);
+        });
+    }
+
+    /// This backend's announcement connection; Sentinel's comes with the
+    /// master the write went to.
+    fn announce_on(&self) -> Option<AnnounceOn> {
+        match &self.announcer {
+            Announcer::Single(conn) => Some(AnnounceOn::Single(conn.clone())),
+            Announcer::Cluster { client, conn } => Some(AnnounceOn::Cluster(client.clone(), conn.clone())),
+            Announcer::Sentinel => None,
+        }
+    }
+
     /// With Sentinel, the master the sentinels name now (`host:port`); the
     /// store leaves a master they no longer name. `None` without Sentinel
     /// (or when no sentinel answers).
@@ -225,17 +351,18 @@ impl RedisStore {
 }
 
 impl RedisStore {
-    /// A write on a Sentinel master, confirmed by `min_replicas_acked`
-    /// replicas (`WAIT`) when set.
+    /// A write and its log entry in one `MULTI` on a Sentinel master,
+    /// confirmed by `min_replicas_acked` replicas (`WAIT`, after the `EXEC`)
+    /// when set. Returns the master's announcement connection.
     async fn sentinel_write(
         &self,
         sentinel: &SentinelMaster,
         write: redis::Cmd,
-        publish: redis::Cmd,
-    ) -> Result<(), StoreError> {
+        append: redis::Cmd,
+    ) -> Result<MultiplexedConnection, StoreError> {
         let master = self.sentinel_master(sentinel).await?;
         let mut pipe = redis::pipe();
-        pipe.add_command(write).ignore().add_command(publish).ignore();
+        pipe.cmd("MULTI").ignore().add_command(write).ignore().add_command(append).ignore().cmd("EXEC").ignore();
         let wanted = sentinel.min_replicas_acked;
         if wanted > 0 {
             // Half the deadline for the replicas, so the answer fits in it.
@@ -255,7 +382,7 @@ impl RedisStore {
                 let _ = tokio::time::timeout(self.deadline, sentinel.named()).await;
                 Err(StoreError::Unconfirmed { confirmed: n, wanted })
             }
-            _ => Ok(()),
+            _ => Ok(master.announce),
         }
     }
 }
@@ -290,25 +417,37 @@ impl RevocationStore for RedisStore {
                     cmd
                 }
             };
-            let mut publish = redis::cmd("PUBLISH");
-            publish.arg(&self.channel).arg(message);
-            match &self.backend {
+            let append = log::append(&self.log, &message);
+            let on = match &self.backend {
                 // One round trip on a single server.
                 Backend::Single(single) => {
                     let mut pipe = redis::pipe();
-                    pipe.add_command(write).ignore().add_command(publish).ignore();
+                    pipe.atomic().add_command(write).ignore().add_command(append).ignore();
                     let managed = single.current();
                     let answer = self.within(pipe.query_async::<()>(&mut managed.conn.clone())).await;
                     managed.record(&answer);
-                    answer
+                    answer?;
+                    self.announce_on()
                 }
-                Backend::Sentinel(sentinel) => self.sentinel_write(sentinel, write, publish).await,
-                // The key's shard, then any node (pub/sub is cluster-wide).
+                Backend::Sentinel(sentinel) => Some(AnnounceOn::Sentinel(self.sentinel_write(sentinel, write, append).await?)),
+                // The key's shard, then the log's (another slot: no MULTI).
+                // A write whose log entry failed twice answers 503: the
+                // client's retry writes both again (both are idempotent in
+                // effect), and a 200 always means "logged".
                 Backend::Cluster { .. } => {
                     self.query::<redis::Value>(&write).await?;
-                    self.query::<redis::Value>(&publish).await.map(|_| ())
+                    if self.query::<redis::Value>(&append).await.is_err() {
+                        self.query::<redis::Value>(&append).await?;
+                    }
+                    self.announce_on()
                 }
+            };
+            let mut publish = redis::cmd("PUBLISH");
+            publish.arg(&self.channel).arg(message);
+            if let Some(on) = on {
+                self.announce(publish, on);
             }
+            Ok(())
         })
     }
 }

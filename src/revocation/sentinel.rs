@@ -8,8 +8,10 @@
 //!   connection or `READONLY` from the demoted master), and when the
 //!   subscriber's periodic check finds the sentinels naming another master
 //!   (a partition can leave the old one reachable and writable).
-//! - Two connections: reads, and writes (a write's `WAIT` for replicas
-//!   blocks its connection, and must not hold the look-ups behind it).
+//! - Three connections: reads, writes (a write's `WAIT` for replicas
+//!   blocks its connection, and must not hold the look-ups behind it), and
+//!   announcements (a `PUBLISH` answers only once Redis has written it to
+//!   every subscriber, and must not hold the next write behind it).
 
 use super::StoreError;
 use futures_util::future::{BoxFuture, FutureExt, Shared};
@@ -27,6 +29,7 @@ const LOOKUP_PATIENCE: Duration = Duration::from_secs(10);
 pub struct Master {
     pub read: MultiplexedConnection,
     pub write: MultiplexedConnection,
+    pub announce: MultiplexedConnection,
     /// `host:port` the sentinels named, to notice a move.
     addr: String,
     /// Which look-up found it: a failure forgets only its own master.
@@ -119,9 +122,9 @@ impl SentinelMaster {
                 Err(poisoned) => poisoned.into_inner(),
             };
             st.finding = None;
-            let (read, write, addr) = found?;
+            let (read, write, announce, addr) = found?;
             st.generation += 1;
-            let master = Master { read, write, addr, generation: st.generation };
+            let master = Master { read, write, announce, addr, generation: st.generation };
             tracing::info!(master = %master.addr, "redis master found through sentinel");
             st.current = Some(master.clone());
             Ok(master)
@@ -180,13 +183,13 @@ impl SentinelMaster {
 async fn find(
     sentinels: &tokio::sync::Mutex<SentinelClient>,
     config: &redis::AsyncConnectionConfig,
-) -> Result<(MultiplexedConnection, MultiplexedConnection, String), StoreError> {
+) -> Result<(MultiplexedConnection, MultiplexedConnection, MultiplexedConnection, String), StoreError> {
     let client = master_client(sentinels).await?;
     let addr = client.get_connection_info().addr().to_string();
     let connect = || client.get_multiplexed_async_connection_with_config(config);
-    let (read, write) = tokio::try_join!(connect(), connect())
+    let (read, write, announce) = tokio::try_join!(connect(), connect(), connect())
         .map_err(|e| StoreError::Master { addr: addr.clone(), source: Arc::new(e) })?;
-    Ok((read, write, addr))
+    Ok((read, write, announce, addr))
 }
 
 /// Asks the sentinels (one question at a time) for the master's client.

@@ -24,8 +24,27 @@
 //! `heartbeat`, a slow answer delays the next PING, and the bound holds.
 //! The Sentinel master check runs beside the PINGs, so a slow sentinel
 //! cannot hold one back.
+//!
+//! A message lost or late on a connection that stays alive (a `PUBLISH`
+//! that failed or is stuck on the writing replica: no loss signal here) is
+//! made good from the announcement log ([`super::log`]): beside each PING
+//! the log is read from the last entry applied, and what it holds is
+//! applied. A write confirmed at `t` is read by the first read sent after
+//! `t`; reads leave with the PINGs, at most `heartbeat` apart while a round
+//! (the slower of the PING and the read, each cut off at `ping_timeout` and
+//! `timeout`) fits in it, so the write is applied, or the cache emptied,
+//! within `heartbeat + max(ping_timeout, timeout)` of `t` (1.25 s by
+//! default; `max(heartbeat, m) + m` with `m = max(ping_timeout, timeout)`
+//! in general). A read that fails, or finds the log trimmed past the
+//! last entry applied, empties the cache (the subscription stays: fresh
+//! answers are cached again and the next read catches up). The log is also
+//! read on every re-subscription, so open tunnels learn of what was missed.
+//! Where the log starts for this replica is read before it first
+//! subscribes: every write after that is replayed, and before it nothing
+//! was cached.
 
 use super::cache::Slot;
+use super::log::{LogId, READ_BATCH};
 use super::{now_ms, Change, LocalCache, RedisStore, RevocationStore, StoreError};
 use futures_util::future::BoxFuture;
 use futures_util::StreamExt;
@@ -63,11 +82,13 @@ impl Subscriber {
     pub async fn run(self) {
         let mut backoff = Duration::from_millis(20);
         let mut next = 0usize;
+        // The last announcement log entry applied; `None` until first read.
+        let mut applied: Option<LogId> = None;
         loop {
             let attempt = next;
             next = next.wrapping_add(1);
             let session = match self.store.subscribe_client(attempt).await {
-                Ok(client) => self.session(&client).await,
+                Ok(client) => self.session(&client, &mut applied).await,
                 Err(err) => Err(err),
             };
             match session {
@@ -86,8 +107,14 @@ impl Subscriber {
     }
 
     /// One subscription, until it drops. `Ok` means it had been established.
-    async fn session(&self, client: &redis::Client) -> Result<(), StoreError> {
+    async fn session(&self, client: &redis::Client, applied: &mut Option<LogId>) -> Result<(), StoreError> {
         let subscribed = client.get_connection_info().addr().to_string();
+        // Before the first subscription: writes after this are replayed,
+        // and nothing was cached before the subscription.
+        let applied = match applied {
+            Some(id) => id,
+            None => applied.insert(self.store.log_tail().await?),
+        };
         let connect = async {
             let mut pubsub = client.get_async_pubsub().await?;
             pubsub.subscribe(&self.channel).await?;
@@ -104,9 +131,11 @@ impl Subscriber {
         metrics::gauge!("jwtgate_pubsub_connected").set(1.0);
         tracing::info!(channel = %self.channel, "subscribed to revocations");
         // Writes made while unsubscribed were never heard of: what is open
-        // on a token they revoked would stay open. Retried at each
-        // heartbeat until the store answers.
-        let mut recheck_due = !self.recheck().await;
+        // on a token they revoked would stay open. The log brings them (and
+        // tells the tunnels); the store re-check covers a log trimmed past
+        // them. Retried at each heartbeat until the store answers.
+        let mut recheck_due = self.catch_up(applied).await == CaughtUp::Gap;
+        recheck_due |= !self.recheck().await;
         let mut heartbeat = tokio::time::interval(self.heartbeat);
         // After an answer slower than `heartbeat`, the next PING waits a whole
         // interval rather than leaving at once to catch up.
@@ -126,11 +155,13 @@ impl Subscriber {
                 // In subscribed mode RESP2 answers PING with ["pong", ""]:
                 // any reply proves the connection alive.
                 _ = heartbeat.tick() => {
-                    let ping = tokio::time::timeout(self.ping_timeout, sink.ping::<redis::Value>()).await;
+                    let ping = tokio::time::timeout(self.ping_timeout, sink.ping::<redis::Value>());
+                    let (ping, caught_up) = tokio::join!(ping, self.catch_up(applied));
                     if !matches!(ping, Ok(Ok(_))) {
                         tracing::warn!(timeout = %humantime::format_duration(self.ping_timeout), "revocation subscription: heartbeat PING unanswered");
                         return Ok(());
                     }
+                    recheck_due |= caught_up == CaughtUp::Gap;
                     if recheck_due {
                         recheck_due = !self.recheck().await;
                     }
@@ -149,6 +180,46 @@ impl Subscriber {
                 }
             }
         }
+    }
+
+    /// Applies the announcement log's entries after `applied` (which moves
+    /// on with them). Reads until a batch is short. A failed read or a gap
+    /// empties the cache: announcements may have been missed.
+    async fn catch_up(&self, applied: &mut LogId) -> CaughtUp {
+        let mut gap = false;
+        loop {
+            let batch = match self.store.log_after(applied).await {
+                Ok(batch) => batch,
+                Err(err) => {
+                    tracing::warn!(error = %err, "revocation log unreadable; local cache emptied");
+                    self.cache.forget_answers();
+                    return CaughtUp::Failed;
+                }
+            };
+            gap |= batch.gap;
+            let full = batch.entries.len() >= READ_BATCH;
+            for (id, change) in batch.entries {
+                if let Some(change) = change {
+                    self.replay(&change);
+                }
+                *applied = id;
+            }
+            if !full {
+                break;
+            }
+        }
+        if !gap {
+            return CaughtUp::Current;
+        }
+        tracing::warn!("revocation log trimmed past the last entry applied here; local cache emptied");
+        // Ids come from the server's clock: after a restart with a clock
+        // behind, the log goes on from its tail, not from an id ahead of it.
+        // Emptied after the tail is read: what lies before it is in the store.
+        if let Ok(tail) = self.store.log_tail().await {
+            *applied = tail;
+        }
+        self.cache.forget_answers();
+        CaughtUp::Gap
     }
 
     /// Replays what the store holds for every watched key (open tunnels)
@@ -178,18 +249,47 @@ impl Subscriber {
         true
     }
 
+    /// A pub/sub message.
     fn apply(&self, payload: &[u8]) {
-        let Ok(change) = serde_json::from_slice::<Change>(payload) else {
-            tracing::debug!("ignoring a malformed revocation message");
-            return;
-        };
+        let Some(change) = decode(payload) else { return };
         metrics::counter!("jwtgate_pubsub_messages_total").increment(1);
         if change.sent_ms > 0 {
             let lag_ms = now_ms().saturating_sub(change.sent_ms);
             metrics::histogram!("jwtgate_propagation_lag_seconds").record(lag_ms as f64 / 1000.0);
         }
+        self.apply_change(change);
+    }
+
+    /// A log entry: most were applied from pub/sub already, and applying
+    /// one again inserts the same answer and tells the tunnels again (none
+    /// is left open on it by then).
+    fn replay(&self, payload: &[u8]) {
+        let Some(change) = decode(payload) else { return };
+        metrics::counter!("jwtgate_revocation_log_replayed_total").increment(1);
+        self.apply_change(change);
+    }
+
+    fn apply_change(&self, change: Change) {
         let slot = change.value.as_deref().map(|v| Slot::Present(v.parse().unwrap_or(1)));
         let remaining = change.expires_at.saturating_sub(crate::auth::now_unix()).max(0) as u64;
         self.cache.apply(change.key, slot, Instant::now() + Duration::from_secs(remaining));
     }
+}
+
+/// How a read of the announcement log ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CaughtUp {
+    Current,
+    /// Entries may have been trimmed unread: the cache was emptied.
+    Gap,
+    /// The log could not be read: the cache was emptied.
+    Failed,
+}
+
+fn decode(payload: &[u8]) -> Option<Change> {
+    let change = serde_json::from_slice::<Change>(payload);
+    if change.is_err() {
+        tracing::debug!("ignoring a malformed revocation message");
+    }
+    change.ok()
 }
