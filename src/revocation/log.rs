@@ -112,7 +112,8 @@ fn entries(reply: Value) -> Result<Vec<(LogId, Option<Vec<u8>>)>, StoreError> {
     items
         .into_iter()
         .map(|item| {
-            let (id, fields): (String, Vec<Vec<u8>>) = redis::from_redis_value(item).map_err(|e| StoreError::command(e.into()))?;
+            let (id, fields): (String, Vec<Vec<u8>>) =
+                redis::from_redis_value(item).map_err(|e| StoreError::command(e.into()))?;
             let change = fields.chunks(2).find(|kv| kv.len() == 2 && kv[0] == FIELD.as_bytes()).map(|kv| kv[1].clone());
             Ok((LogId(id), change))
         })

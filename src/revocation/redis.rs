@@ -74,7 +74,10 @@ pub struct RedisStore {
 enum Announcer {
     Single(ConnectionManager),
     /// A cluster connection of its own (pub/sub is cluster-wide: any node).
-    Cluster { client: ClusterClient, conn: Arc<OnceCell<ClusterConnection>> },
+    Cluster {
+        client: ClusterClient,
+        conn: Arc<OnceCell<ClusterConnection>>,
+    },
     /// The master's `announce` connection, found with its write connection.
     Sentinel,
 }
@@ -144,8 +147,8 @@ impl RedisStore {
             .set_number_of_retries(1)
             .set_min_delay(Duration::from_millis(10))
             .set_max_delay(Duration::from_millis(500));
-        let announcer = ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
-            .map_err(StoreError::setup)?;
+        let announcer =
+            ConnectionManager::new_lazy_with_config(client.clone(), config.clone()).map_err(StoreError::setup)?;
         let single = Single::new(client.clone(), config)?;
         Ok(Self {
             backend: Backend::Single(Box::new(single)),
@@ -429,7 +432,9 @@ impl RevocationStore for RedisStore {
                     answer?;
                     self.announce_on()
                 }
-                Backend::Sentinel(sentinel) => Some(AnnounceOn::Sentinel(self.sentinel_write(sentinel, write, append).await?)),
+                Backend::Sentinel(sentinel) => {
+                    Some(AnnounceOn::Sentinel(self.sentinel_write(sentinel, write, append).await?))
+                }
                 // The key's shard, then the log's (another slot: no MULTI).
                 // A write whose log entry failed twice answers 503: the
                 // client's retry writes both again (both are idempotent in

@@ -29,16 +29,19 @@
 //! that failed or is stuck on the writing replica: no loss signal here) is
 //! made good from the announcement log ([`super::log`]): beside each PING
 //! the log is read from the last entry applied, and what it holds is
-//! applied. A write confirmed at `t` is read by the first read sent after
-//! `t`; reads leave with the PINGs, at most `heartbeat` apart while a round
-//! (the slower of the PING and the read, each cut off at `ping_timeout` and
-//! `timeout`) fits in it, so the write is applied, or the cache emptied,
-//! within `heartbeat + max(ping_timeout, timeout)` of `t` (1.25 s by
-//! default; `max(heartbeat, m) + m` with `m = max(ping_timeout, timeout)`
-//! in general). A read that fails, or finds the log trimmed past the
-//! last entry applied, empties the cache (the subscription stays: fresh
-//! answers are cached again and the next read catches up). The log is also
-//! read on every re-subscription, so open tunnels learn of what was missed.
+//! applied. A write confirmed at `t` is seen by the first read sent after
+//! `t`, which is answered (entries applied), fails or is cut off at
+//! `timeout` (cache emptied), or loses the race to an unanswered PING
+//! (subscription lost: cache emptied) within `timeout` of leaving. Reads
+//! leave with the PINGs, `heartbeat` apart while a round (the slower of the
+//! PING and the read) fits in it, so the write is applied or the cache
+//! emptied within **`heartbeat + timeout`** of `t` (1.05 s by default);
+//! `max(heartbeat, ping_timeout, timeout) + timeout` when `ping_timeout`
+//! exceeds `heartbeat`, plus one `timeout` per further 500 entries to read.
+//! A read that fails, or finds the log trimmed past the last entry
+//! applied, empties the cache (the subscription stays: fresh answers are
+//! cached again and the next read catches up). The log is also read on
+//! every re-subscription, so open tunnels learn of what was missed.
 //! Where the log starts for this replica is read before it first
 //! subscribes: every write after that is replayed, and before it nothing
 //! was cached.
@@ -154,13 +157,21 @@ impl Subscriber {
                 },
                 // In subscribed mode RESP2 answers PING with ["pong", ""]:
                 // any reply proves the connection alive.
+                // The log is read beside the PING; an unanswered PING ends
+                // the round at once (a read cut short moves nothing: entries
+                // are applied as a batch arrives).
                 _ = heartbeat.tick() => {
-                    let ping = tokio::time::timeout(self.ping_timeout, sink.ping::<redis::Value>());
-                    let (ping, caught_up) = tokio::join!(ping, self.catch_up(applied));
-                    if !matches!(ping, Ok(Ok(_))) {
+                    let ping = async {
+                        match tokio::time::timeout(self.ping_timeout, sink.ping::<redis::Value>()).await {
+                            Ok(Ok(_)) => Ok(()),
+                            _ => Err(()),
+                        }
+                    };
+                    let caught_up = async { Ok(self.catch_up(applied).await) };
+                    let Ok(((), caught_up)) = tokio::try_join!(ping, caught_up) else {
                         tracing::warn!(timeout = %humantime::format_duration(self.ping_timeout), "revocation subscription: heartbeat PING unanswered");
                         return Ok(());
-                    }
+                    };
                     recheck_due |= caught_up == CaughtUp::Gap;
                     if recheck_due {
                         recheck_due = !self.recheck().await;
@@ -212,13 +223,15 @@ impl Subscriber {
             return CaughtUp::Current;
         }
         tracing::warn!("revocation log trimmed past the last entry applied here; local cache emptied");
+        self.cache.forget_answers();
         // Ids come from the server's clock: after a restart with a clock
         // behind, the log goes on from its tail, not from an id ahead of it.
-        // Emptied after the tail is read: what lies before it is in the store.
+        // Emptied again once the tail is read: a look-up cached in between
+        // may predate a write before the tail, which is not replayed.
         if let Ok(tail) = self.store.log_tail().await {
             *applied = tail;
+            self.cache.forget_answers();
         }
-        self.cache.forget_answers();
         CaughtUp::Gap
     }
 

@@ -16,6 +16,8 @@ mod admin;
 #[cfg(test)]
 mod affinity;
 #[cfg(test)]
+mod announce;
+#[cfg(test)]
 mod auth;
 #[cfg(test)]
 mod auth_claims;

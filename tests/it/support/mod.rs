@@ -19,7 +19,7 @@ pub mod ws;
 pub use config::Cfg;
 pub use gate::{Gate, Rsp};
 pub use redis::Redis;
-pub use relay::Relay;
+pub use relay::{Announcements, Relay};
 pub use upstream::{Behaviour, Upstream};
 
 use std::future::Future;

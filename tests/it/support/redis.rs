@@ -144,6 +144,14 @@ impl Redis {
         .await;
     }
 
+    /// Waits until `channel` has at most `n` subscribers (one went away).
+    pub async fn await_subscribers_at_most(&self, channel: &str, n: i64) {
+        super::eventually(Duration::from_secs(10), &format!("at most {n} subscriber(s) on {channel}"), || async {
+            (self.numsub(channel).await <= n).then_some(())
+        })
+        .await;
+    }
+
     /// `CLIENT KILL TYPE pubsub`: drops every subscription; returns how many.
     pub async fn kill_pubsub_clients(&self) -> i64 {
         self.cmd(redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("pubsub")).await
