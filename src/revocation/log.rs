@@ -53,11 +53,13 @@ impl std::fmt::Display for LogId {
     }
 }
 
+/// An entry's id and its `change` field (absent in a foreign entry).
+pub type Entry = (LogId, Option<Vec<u8>>);
+
 /// Entries read after an id, in log order.
 #[derive(Debug, Default)]
 pub struct Batch {
-    /// Each entry's id and its `change` field (absent in a foreign entry).
-    pub entries: Vec<(LogId, Option<Vec<u8>>)>,
+    pub entries: Vec<Entry>,
     /// Entries after the id read from may have been trimmed unread.
     pub gap: bool,
 }
@@ -107,7 +109,7 @@ pub fn parse_read(reply: (Value, Value), after: &LogId) -> Result<Batch, StoreEr
 }
 
 /// An `XRANGE` reply: `[[id, [field, value, …]], …]`.
-fn entries(reply: Value) -> Result<Vec<(LogId, Option<Vec<u8>>)>, StoreError> {
+fn entries(reply: Value) -> Result<Vec<Entry>, StoreError> {
     let Value::Array(items) = reply else { return Err(malformed(&reply)) };
     items
         .into_iter()

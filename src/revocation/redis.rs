@@ -75,7 +75,7 @@ enum Announcer {
     Single(ConnectionManager),
     /// A cluster connection of its own (pub/sub is cluster-wide: any node).
     Cluster {
-        client: ClusterClient,
+        client: Arc<ClusterClient>,
         conn: Arc<OnceCell<ClusterConnection>>,
     },
     /// The master's `announce` connection, found with its write connection.
@@ -85,7 +85,7 @@ enum Announcer {
 /// An announcement's connection, owned by its task.
 enum AnnounceOn {
     Single(ConnectionManager),
-    Cluster(ClusterClient, Arc<OnceCell<ClusterConnection>>),
+    Cluster(Arc<ClusterClient>, Arc<OnceCell<ClusterConnection>>),
     Sentinel(MultiplexedConnection),
 }
 
@@ -188,7 +188,7 @@ impl RedisStore {
             .build()
             .map_err(StoreError::setup)?;
         Ok(Self {
-            announcer: Announcer::Cluster { client: client.clone(), conn: Arc::new(OnceCell::new()) },
+            announcer: Announcer::Cluster { client: Arc::new(client.clone()), conn: Arc::new(OnceCell::new()) },
             backend: Backend::Cluster { client: Box::new(client), conn: OnceCell::new() },
             subscribe_to,
             deadline,
