@@ -144,6 +144,8 @@ async fn a_lost_announcement_is_caught_up_from_the_log_within_the_bound() {
     eprintln!("lost announcements: {took:?}; slowest refusal {slowest:?} (bound {BOUND:?} + {MARGIN:?})");
     assert!(slowest <= BOUND + MARGIN, "slowest refusal {slowest:?} exceeds {BOUND:?} + {MARGIN:?}: {took:?}");
     assert!(relay.held_announcements() >= LOGOUT_AFTER.len(), "the relay dropped no announcement");
+    let logged = redis.log_len("jwtgate:revocations:log").await;
+    assert_eq!(logged, LOGOUT_AFTER.len() as i64, "one log entry per logout, written with it");
     assert_from_the_log(&b, LOGOUT_AFTER.len()).await;
     assert_eq!(b.get("/api/control", &control).await.status, 200, "control: another token still accepted");
     // A's PUBLISH never got an answer: counted, and the logouts still 200.

@@ -153,8 +153,15 @@ async fn revocations_spread_over_cluster_shards_and_reach_every_replica() {
     for tok in &tokens {
         assert_eq!(one.logout(tok).await.status, 200);
     }
+    // One key per revoked token, and the announcement log (on its own slot)
+    // with one entry per logout.
     let counts = cluster.key_counts().await;
-    assert_eq!(counts.iter().sum::<i64>(), 24, "one key per revoked token: {counts:?}");
+    assert_eq!(counts.iter().sum::<i64>(), 24 + 1, "one key per revoked token, and the log: {counts:?}");
+    let mut logged = 0;
+    for url in cluster.node_urls() {
+        logged += query::<i64>(&url, redis::cmd("XLEN").arg("jwtgate:revocations:log")).await.unwrap_or(0);
+    }
+    assert_eq!(logged, 24, "one log entry per logout");
     assert!(counts.iter().filter(|c| **c > 0).count() >= 2, "keys on a single shard: {counts:?}");
 
     // Publishes go to any node and reach the others over the cluster bus,

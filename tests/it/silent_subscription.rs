@@ -89,9 +89,10 @@ async fn one_silence(a: &Gate, b: &Gate, redis: &Redis, relay: &Relay, after: Du
         "silenced {after:?} into the cycle: refused by B {refused:?} after the silence ({:?} after the logout)",
         refused - logged_out
     );
-    // The heartbeat found it: the PING's answer is due only `PING_TIMEOUT`
-    // after it left (and the announcement never arrived).
-    assert!(refused + Duration::from_millis(10) >= PING_TIMEOUT, "refused after {refused:?}: not by the heartbeat");
+    // Since the announcement log (issue 15), B's read of it beside the next
+    // PING (B's command connection is healthy) usually brings the logout
+    // before the PING is given up; either way within the bound. That the
+    // PING found the dead subscription is checked once all trials ran.
     refused
 }
 

@@ -170,7 +170,10 @@ async fn a_back_channel_logout_on_another_replica_closes_the_subjects_tunnels() 
 async fn a_revocation_missed_while_unsubscribed_closes_the_tunnel_once_re_subscribed() {
     // A reaches Redis through a relay that silences its subscription (no
     // FIN, no RST): B's announcement never arrives, and A's cache emptying
-    // does not close a tunnel. Only A's re-check after re-subscribing can.
+    // does not close a tunnel. A's read of the announcement log beside its
+    // next heartbeat PING (its command connection is healthy) replays the
+    // logout and closes it; the store re-check after re-subscribing (for a
+    // log trimmed past what A applied) then finds nothing left to close.
     let (redis, app) = (Redis::spawn().await, app().await);
     let relay = Relay::spawn(redis.addr()).await;
     let a = Gate::spawn(&Cfg { redis_timeout: "500ms".into(), ..replica(&app, relay.url()) }).await;
@@ -193,7 +196,9 @@ async fn a_revocation_missed_while_unsubscribed_closes_the_tunnel_once_re_subscr
         .await;
     let logs = a.logs();
     assert!(logs.contains("heartbeat PING unanswered"), "A found its subscription dead:\n{logs}");
-    assert!(logs.contains("closed=1"), "the re-check closed the tunnel:\n{logs}");
+    let replayed = metric(&a.metrics().await, "jwtgate_revocation_log_replayed_total", &[]).unwrap_or(0.0);
+    assert!(replayed >= 1.0, "A replayed no log entry:\n{logs}");
+    assert!(logs.contains("closed=0"), "the log closed the tunnel before the re-check:\n{logs}");
 
     control.echo(b"still open").await;
     assert_eq!(app.tunnels_closed(), 1, "only the revoked token's tunnel");

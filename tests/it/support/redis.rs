@@ -7,6 +7,9 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// How the announcement log's key ends (after the key prefix).
+pub const LOG_SUFFIX: &str = "revocations:log";
+
 pub struct Redis {
     port: u16,
     child: Option<Child>,
@@ -165,8 +168,17 @@ impl Redis {
         self.cmd(redis::cmd("TTL").arg(key)).await
     }
 
+    /// Revocation records matching `pattern`: every key but the
+    /// announcement log (`<prefix>revocations:log`, see [`Redis::log_len`]),
+    /// which every write appends to.
     pub async fn keys(&self, pattern: &str) -> Vec<String> {
-        self.cmd(redis::cmd("KEYS").arg(pattern)).await
+        let keys: Vec<String> = self.cmd(redis::cmd("KEYS").arg(pattern)).await;
+        keys.into_iter().filter(|k| !k.ends_with(LOG_SUFFIX)).collect()
+    }
+
+    /// Entries in the announcement log `log` (`XLEN`, 0 when absent).
+    pub async fn log_len(&self, log: &str) -> i64 {
+        self.cmd(redis::cmd("XLEN").arg(log)).await
     }
 }
 
