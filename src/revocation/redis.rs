@@ -47,6 +47,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::OnceCell;
 
+/// How long an announcement may take (see [`RedisStore::announce`]).
+const ANNOUNCE_PATIENCE: Duration = Duration::from_secs(2);
+
 enum Backend {
     Single(Box<Single>),
     /// Connected on first use (and retried until it works), so jwtgate
@@ -90,7 +93,11 @@ enum AnnounceOn {
 }
 
 impl AnnounceOn {
-    async fn publish(self, publish: &redis::Cmd) -> redis::RedisResult<redis::Value> {
+    async fn connect(self) {
+        let _ = self.send(&redis::cmd("PING")).await;
+    }
+
+    async fn send(self, publish: &redis::Cmd) -> redis::RedisResult<redis::Value> {
         match self {
             AnnounceOn::Single(mut conn) => publish.query_async(&mut conn).await,
             AnnounceOn::Cluster(client, cell) => {
@@ -147,8 +154,12 @@ impl RedisStore {
             .set_number_of_retries(1)
             .set_min_delay(Duration::from_millis(10))
             .set_max_delay(Duration::from_millis(500));
+        // Nobody waits for an announcement: it may take longer than a
+        // command (connecting, a fan-out to thousands of subscribers), and
+        // one cut off before it was sent is lost until the next log read.
+        let announcing = config.clone().set_response_timeout(Some(ANNOUNCE_PATIENCE));
         let announcer =
-            ConnectionManager::new_lazy_with_config(client.clone(), config.clone()).map_err(StoreError::setup)?;
+            ConnectionManager::new_lazy_with_config(client.clone(), announcing).map_err(StoreError::setup)?;
         let single = Single::new(client.clone(), config)?;
         Ok(Self {
             backend: Backend::Single(Box::new(single)),
@@ -232,6 +243,11 @@ impl RedisStore {
             }
             Backend::Sentinel(master) => tokio::time::timeout(PATIENCE, master.get()).await.map(|_| ()),
         };
+        // The announcement connection too, so the first logout's message
+        // does not wait for a connect.
+        if let Some(on) = self.announce_on() {
+            let _ = tokio::time::timeout(PATIENCE, on.connect()).await;
+        }
     }
 
     /// A client for the pub/sub subscription's `attempt`-th try: the nodes
@@ -315,12 +331,13 @@ impl RedisStore {
     }
 
     /// Sends `publish` in a task of its own, awaited by nobody: the answer
-    /// to the write is already decided. Given up after the deadline (Redis
-    /// still delivers what it received); counted when it fails.
+    /// to the write is already decided. Given up after
+    /// [`ANNOUNCE_PATIENCE`], not the command deadline: a `PUBLISH` cut
+    /// off while its connection is still being made is never sent.
+    /// Counted when it fails.
     fn announce(&self, publish: redis::Cmd, on: AnnounceOn) {
-        let deadline = self.deadline;
         tokio::spawn(async move {
-            let kind = match tokio::time::timeout(deadline, on.publish(&publish)).await {
+            let kind = match tokio::time::timeout(ANNOUNCE_PATIENCE, on.send(&publish)).await {
                 Ok(Ok(_)) => return,
                 Ok(Err(err)) => {
                     tracing::debug!(error = %err, "revocation announcement failed; the replicas read it from the log");
