@@ -19,8 +19,9 @@ const CHANNEL: &str = "jwtgate:revocations";
 /// and the reference config state.
 const BOUND: Duration = Duration::from_millis(1050);
 /// Beyond the bound: the poll, one request, and timers and scheduling on a
-/// loaded 2-core CI box.
-const MARGIN: Duration = Duration::from_millis(150);
+/// loaded 2-core CI box (all of the suite runs at once there); still far
+/// under LATE_BY, so a refusal in time came from the log.
+const MARGIN: Duration = Duration::from_millis(450);
 const POLL: Duration = Duration::from_millis(10);
 /// Far beyond the bound: a refusal inside the bound is not the late message.
 const LATE_BY: Duration = Duration::from_secs(3);

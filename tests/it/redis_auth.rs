@@ -8,6 +8,9 @@ use crate::support::{assert_refused, eventually, key_path, Cfg, Challenge, Gate,
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+/// The announcement log beside the records (`<prefix>revocations:log`).
+const LOG_KEY: &str = "jwtgate:revocations:log";
+
 struct Server(Child);
 
 impl Drop for Server {
@@ -86,7 +89,8 @@ async fn rediss_with_a_private_ca_stores_revocations_over_tls() {
     let gate = Gate::spawn_yaml(&yaml).await;
     logout_is_stored_and_enforced(&gate, &app).await;
     let keys: Vec<String> = query(&admin, redis::cmd("KEYS").arg("jwtgate:*")).await.unwrap();
-    assert_eq!(keys.len(), 1, "revocation written over TLS: {keys:?}");
+    let (log, records): (Vec<_>, Vec<_>) = keys.iter().partition(|k| k.as_str() == LOG_KEY);
+    assert_eq!((records.len(), log.len()), (1, 1), "revocation and its log entry written over TLS: {keys:?}");
 
     // Without the CA the server certificate is not trusted: fail closed.
     let untrusted = Gate::spawn_yaml(&with_store(&app, &format!("    url: {url}\n"))).await;
@@ -123,7 +127,8 @@ async fn acl_user_password_and_db_index_come_from_the_url() {
     let gate = Gate::spawn_yaml(&with_store(&app, &format!("    url: \"{url}\"\n"))).await;
     logout_is_stored_and_enforced(&gate, &app).await;
     let in_db3: Vec<String> = query(&admin, redis::cmd("KEYS").arg("jwtgate:*")).await.unwrap();
-    assert_eq!(in_db3.len(), 1, "revocation written to db 3: {in_db3:?}");
+    let (log, records): (Vec<_>, Vec<_>) = in_db3.iter().partition(|k| k.as_str() == LOG_KEY);
+    assert_eq!((records.len(), log.len()), (1, 1), "revocation and its log entry written to db 3: {in_db3:?}");
     let db0 = redis::Client::open(format!("redis://gate:s3cret-pass@127.0.0.1:{port}/0")).unwrap();
     let in_db0: Vec<String> = query(&db0, redis::cmd("KEYS").arg("jwtgate:*")).await.unwrap();
     assert!(in_db0.is_empty(), "db index ignored: {in_db0:?}");
