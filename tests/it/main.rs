@@ -102,6 +102,8 @@ mod requirements;
 #[cfg(test)]
 mod revocation;
 #[cfg(test)]
+mod review_issue14;
+#[cfg(test)]
 mod route_auth;
 #[cfg(test)]
 mod route_match;
