@@ -100,9 +100,9 @@ mod reload;
 #[cfg(test)]
 mod requirements;
 #[cfg(test)]
-mod revocation;
-#[cfg(test)]
 mod review_issue14;
+#[cfg(test)]
+mod revocation;
 #[cfg(test)]
 mod route_auth;
 #[cfg(test)]

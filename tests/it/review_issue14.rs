@@ -188,8 +188,11 @@ async fn a_subject_cut_off_closes_only_tunnels_of_tokens_issued_at_or_before_it(
     let old = claims().hs256().sub("alice").iat(now - 100).sign();
     let at = claims().hs256().sub("alice").iat(cut_off).sign();
     let later = claims().hs256().sub("alice").iat(now - 5).sign();
-    let (mut t_old, mut t_at, mut t_later) =
-        (Ws::open(&gate, "/ws/old", &old).await, Ws::open(&gate, "/ws/at", &at).await, Ws::open(&gate, "/ws/later", &later).await);
+    let (mut t_old, mut t_at, mut t_later) = (
+        Ws::open(&gate, "/ws/old", &old).await,
+        Ws::open(&gate, "/ws/at", &at).await,
+        Ws::open(&gate, "/ws/later", &later).await,
+    );
     for t in [&mut t_old, &mut t_at, &mut t_later] {
         t.echo(b"hi").await;
     }
@@ -241,7 +244,9 @@ async fn held_app() -> HeldApp {
                 let head = String::from_utf8_lossy(&buf[..end]).into_owned();
                 let key = head
                     .lines()
-                    .find_map(|l| l.strip_prefix("sec-websocket-key: ").or_else(|| l.strip_prefix("Sec-WebSocket-Key: ")))
+                    .find_map(|l| {
+                        l.strip_prefix("sec-websocket-key: ").or_else(|| l.strip_prefix("Sec-WebSocket-Key: "))
+                    })
                     .expect("a key")
                     .trim()
                     .to_owned();
@@ -291,10 +296,9 @@ async fn a_revocation_while_the_app_answers_the_handshake_closes_the_tunnel_as_i
     });
     assert_eq!(raced.closed_by_gate(WAIT).await, POLICY_VIOLATION, "closed as soon as it opened");
     drop(raced);
-    let to_app = eventually(WAIT, "the app's side ended", || async {
-        app.received.lock().expect("lock").first().cloned()
-    })
-    .await;
+    let to_app =
+        eventually(WAIT, "the app's side ended", || async { app.received.lock().expect("lock").first().cloned() })
+            .await;
     let frames = ws::parse_all(&to_app);
     assert_eq!(frames.len(), 1, "only the close reached the app: {frames:?}");
     assert!(frames[0].masked && frames[0].close_code() == Some(POLICY_VIOLATION), "{frames:?}");
@@ -315,10 +319,15 @@ async fn tunnels_ended_every_way_leave_nothing_registered() {
     // subscription, which logs how many keys it re-read: with one tunnel
     // (jti + sub) left open out of many, it must be 2.
     let (redis, app) = (Redis::spawn().await, echo_app().await);
-    app.on("/ws/refused", Behaviour::Status(426));
-    app.on("/ws/liar", Behaviour::WebSocketWrongAccept);
+    app.on("/api/refused", Behaviour::Status(426));
+    app.on("/api/liar", Behaviour::WebSocketWrongAccept);
     let relay = Relay::spawn(redis.addr()).await;
-    let cfg = Cfg { redis_url: Some(relay.url()), redis_timeout: "500ms".into(), not_revoked_ttl: "300s".into(), ..Cfg::new(&app) };
+    let cfg = Cfg {
+        redis_url: Some(relay.url()),
+        redis_timeout: "500ms".into(),
+        not_revoked_ttl: "300s".into(),
+        ..Cfg::new(&app)
+    };
     let a = Gate::spawn(&cfg.routes(ROUTES).admin()).await;
     redis.await_subscribers(CHANNEL, 1).await;
     eventually(WAIT, "A subscribed through the relay", || async { (relay.live_subscriptions() == 1).then_some(()) })
@@ -336,9 +345,9 @@ async fn tunnels_ended_every_way_leave_nothing_registered() {
         assert_eq!(t.closed_by_gate(WAIT).await, POLICY_VIOLATION);
         // Handshakes the app refused, or answered with a lie (502).
         let tok = access(&format!("n{i}"), 5).sign();
-        let refused = a.raw(handshake("/ws/refused", &tok).as_bytes()).await;
+        let refused = a.raw(handshake("/api/refused", &tok).as_bytes()).await;
         assert_eq!(refused.status, 426);
-        let liar = a.raw(handshake("/ws/liar", &tok).as_bytes()).await;
+        let liar = a.raw(handshake("/api/liar", &tok).as_bytes()).await;
         assert_eq!(liar.status, 502);
     }
     let keep = access("keeper", 5).sign();
@@ -553,4 +562,37 @@ async fn a_redirected_discovery_document_is_not_followed() {
         (direct.get("/api/ok", &rsa(&idp.issuer())).await.status == 200).then_some(())
     })
     .await;
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_cannot_hold_a_revoked_tunnel_open() {
+    // The client writes and never reads: the echo fills every buffer back
+    // to it, so both relays are stuck writing when the logout lands. The
+    // close frames can never be written; the tunnel must still be dropped
+    // within the close grace, on the app's side too.
+    let app = echo_app().await;
+    let gate = Gate::spawn(&Cfg::new(&app).routes(ROUTES).admin()).await;
+    let (victim, bystander) = (access("alice", 5).sign(), access("bob", 5).sign());
+    let mut stuck = Ws::open(&gate, "/ws/stuck", &victim).await;
+    let mut control = Ws::open(&gate, "/ws/control", &bystander).await;
+    let frame = client_frame(0x2, &[0x55; 64 * 1024]);
+    let mut full = false;
+    for _ in 0..4096 {
+        // Bounded: at most 256 MiB before the buffers must be full.
+        if tokio::time::timeout(Duration::from_millis(500), stuck.s.write_all(&frame)).await.is_err() {
+            full = true;
+            break;
+        }
+    }
+    assert!(full, "the buffers never filled: the client's writes never blocked");
+    assert_eq!(gate.logout(&victim).await.status, 200, "logout");
+    let revoked_at = Instant::now();
+    eventually(GRACE_BOUND, "the app's side dropped", || async { (app.tunnels_closed() >= 1).then_some(()) }).await;
+    assert!(revoked_at.elapsed() < GRACE_BOUND, "held {:?}", revoked_at.elapsed());
+    eventually(WAIT, "counted as revoked, one tunnel left", || async {
+        (closed_as(&gate, "revoked").await == 1.0 && open_tunnels(&gate).await == Some(1.0)).then_some(())
+    })
+    .await;
+    control.echo(b"still open").await;
+    drop(stuck);
 }
