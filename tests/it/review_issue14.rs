@@ -3,7 +3,8 @@
 //! asserting the safe behaviour beside a positive control.
 //!
 //! Tunnels: a frame that never ends (a 64-bit length of u64::MAX) cannot
-//! hold a revoked tunnel open past the close grace; a revocation landing
+//! hold a revoked tunnel open past the close grace, nor can a client that
+//! never reads; a revocation landing
 //! while the app is still answering the handshake closes the tunnel as soon
 //! as it opens; a subject cut-off closes only the tunnels of tokens issued
 //! at or before it; fragmented messages with control frames between the
