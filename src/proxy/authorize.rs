@@ -50,6 +50,9 @@ pub enum Flavour {
     /// Envoy's (or Istio's) gRPC `Check`: the request it carries is the
     /// original already.
     Grpc,
+    /// The HTTP listener (bound at start) after a reload that took
+    /// `forward_auth.proxy` away: no way to read a check, every one refused.
+    Unconfigured,
 }
 
 static X_ORIGINAL_METHOD: HeaderName = HeaderName::from_static("x-original-method");
@@ -63,12 +66,15 @@ static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host"
 pub static ENVOY_HEADERS_TO_REMOVE: HeaderName = HeaderName::from_static("x-envoy-auth-headers-to-remove");
 
 impl Flavour {
-    /// The configured proxy's (a forward-auth listener has one).
+    /// The configured proxy's; none after a reload dropped it (never a
+    /// guess: read as another proxy's, the check's own request line would
+    /// be decided on).
     pub fn of(rule: Option<&ForwardAuthRule>) -> Flavour {
         match rule.map(|r| r.proxy) {
             Some(FrontProxy::Nginx) => Flavour::Nginx,
             Some(FrontProxy::Traefik) => Flavour::Traefik,
-            Some(FrontProxy::Envoy) | None => Flavour::Envoy,
+            Some(FrontProxy::Envoy) => Flavour::Envoy,
+            None => Flavour::Unconfigured,
         }
     }
 }
@@ -84,6 +90,7 @@ pub enum Unreadable {
     BadUri,
     OutsidePrefix,
     ClaimLookalike,
+    Unconfigured,
 }
 
 impl Unreadable {
@@ -95,6 +102,7 @@ impl Unreadable {
             Unreadable::BadMethod => "the original method is not a method",
             Unreadable::BadUri => "the original URI is missing, has a fragment, or is not in origin or absolute form",
             Unreadable::OutsidePrefix => "the path is not under forward_auth.path_prefix",
+            Unreadable::Unconfigured => "forward_auth.proxy is no longer configured: restart to close this listener",
             Unreadable::ClaimLookalike => {
                 "a header spells a claim header with underscores, which the proxy would pass on"
             }
@@ -167,6 +175,7 @@ fn read(flavour: Flavour, prefix: Option<&str>, head: &mut Parts) -> Result<(), 
         }
         Flavour::Envoy => (head.method.clone(), unprefixed(&head.uri, prefix)?, None),
         Flavour::Grpc => return Ok(()),
+        Flavour::Unconfigured => return Err(Unreadable::Unconfigured),
     };
     for name in [&X_ORIGINAL_METHOD, &X_ORIGINAL_URI, &X_ORIGINAL_URL, &X_FORWARDED_METHOD, &X_FORWARDED_URI] {
         head.headers.remove(name);
@@ -339,6 +348,13 @@ mod tests {
         let envoy = head("PATCH", "/authz/api/v?x=1", &[("host", "app")]);
         assert_eq!(read_as(envoy, Some("/authz")).unwrap(), (Method::PATCH, "/api/v?x=1".into(), Some("app".into())));
         assert_eq!(read_as(head("GET", "/authz", &[]), Some("/authz")).unwrap().1, "/");
+    }
+
+    #[test]
+    fn a_listener_whose_proxy_a_reload_removed_reads_no_check() {
+        assert_eq!(Flavour::of(None), Flavour::Unconfigured);
+        let mut check = head("GET", "/auth", &[("x-original-method", "GET"), ("x-original-uri", "/public")]);
+        assert_eq!(read(Flavour::Unconfigured, None, &mut check), Err(Unreadable::Unconfigured));
     }
 
     #[test]

@@ -330,3 +330,32 @@ async fn an_http_1_0_check_gets_its_verdict() {
     let rsp = read_response(&mut stream).await.unwrap();
     assert_eq!(rsp.status, 200, "{}", rsp.text());
 }
+
+/// `forward_auth.listen` is fixed at start, `proxy` reloads with the rest:
+/// a reload without it leaves the listener up but unable to read a check,
+/// so it refuses every one (never reads the check's own request line).
+#[tokio::test]
+async fn a_reload_that_drops_the_proxy_leaves_the_listener_refusing() {
+    let app = Upstream::spawn().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("jwtgate.yaml");
+    let yaml = cfg(&app).yaml();
+    std::fs::write(&file, &yaml).expect("write config");
+    let gate = Gate::spawn_file(&file).await;
+    let token = mint();
+    assert_eq!(nginx(&gate, "GET", "/api/x", Some(&token), &[]).await.status, 200, "control");
+    let without =
+        yaml.replace("  proxy: nginx\n", "").replace("  listen: 127.0.0.1:0\n", "  grpc_listen: 127.0.0.1:0\n");
+    assert_ne!(without, yaml);
+    crate::support::configmap::replace_file(&file, &without);
+    gate.sighup();
+    let refused = crate::support::eventually(std::time::Duration::from_secs(10), "the reload applied", || async {
+        let rsp = nginx(&gate, "GET", "/api/x", Some(&token), &[]).await;
+        (rsp.status != 200).then_some(rsp)
+    })
+    .await;
+    assert_refused(&refused, 400, "invalid_forward_auth_request", Challenge::Absent);
+    assert!(refused.text().contains("no longer configured"), "{}", refused.text());
+    assert!(gate.logs().contains("fixed at start"), "the reload warns:\n{}", gate.logs());
+    assert_eq!(app.total(), 0);
+}

@@ -102,6 +102,8 @@ mod reload;
 #[cfg(test)]
 mod requirements;
 #[cfg(test)]
+mod review_issue14;
+#[cfg(test)]
 mod revocation;
 #[cfg(test)]
 mod route_auth;
