@@ -18,7 +18,9 @@
 //! A look-up races with invalidations: it reads the store, a revocation
 //! arrives, then it caches its (now stale) answer. `epoch` counts
 //! invalidations; an answer is cached only if no invalidation happened
-//! since its look-up began.
+//! since its look-up began. It moves both before and after each change of
+//! the answers, so a verdict memoised on a token at some epoch never
+//! outlives a change it could have raced.
 //!
 //! Time is `tokio::time::Instant`: the same clock as `std`'s in the binary,
 //! and one that tokio's paused test time moves.
@@ -143,32 +145,40 @@ impl LocalCache {
     /// insert: something registered after it looks here and finds it.
     /// Returns how many watched things the write ended.
     pub fn apply(&self, key: String, slot: Option<Slot>, expires_at: Instant) -> usize {
-        self.epoch.fetch_add(1, Ordering::AcqRel);
-        match slot {
-            Some(slot) => {
-                self.answers.insert(key.clone(), Answer { slot, valid_until: expires_at });
-                self.watch.revoked(&key, slot)
-            }
+        self.invalidate(|answers| match slot {
+            Some(slot) => answers.insert(key.clone(), Answer { slot, valid_until: expires_at }),
             None => {
-                self.answers.remove(key.as_str());
-                0
+                answers.remove(key.as_str());
             }
+        });
+        match slot {
+            Some(slot) => self.watch.revoked(&key, slot),
+            None => 0,
         }
+    }
+
+    /// Changes the answers between two epoch moves. The one before voids
+    /// look-ups in flight (their answers are not cached); the one after
+    /// voids every verdict memoised on the old answers: a reader can take
+    /// the epoch after the first move and still find the old answer before
+    /// the change lands, and its memo must not outlive the change.
+    fn invalidate(&self, change: impl FnOnce(&Cache<String, Answer>)) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        change(&self.answers);
+        self.epoch.fetch_add(1, Ordering::AcqRel);
     }
 
     /// An announcement may have been missed although the push channel is
     /// up (the log could not be read, or was trimmed past what this replica
     /// applied): forget every answer, and go on caching fresh ones.
     pub fn forget_answers(&self) {
-        self.epoch.fetch_add(1, Ordering::AcqRel);
-        self.answers.clear();
+        self.invalidate(Cache::clear);
     }
 
     /// The push channel dropped: forget everything, cache nothing new.
     pub fn push_lost(&self) {
         self.push_healthy.store(false, Ordering::Release);
-        self.epoch.fetch_add(1, Ordering::AcqRel);
-        self.answers.clear();
+        self.invalidate(Cache::clear);
     }
 
     /// The push channel is back (subscribed before this call).
@@ -221,5 +231,55 @@ mod tests {
         cache.push_restored();
         cache.remember_fetched("a".into(), Slot::Absent, cache.epoch(), None);
         assert_eq!(cache.lookup("a"), Some(Slot::Absent));
+    }
+
+    /// A reader that takes the epoch and then looks a key up (what a
+    /// memoised verdict rests on) while the answers change: once the change
+    /// has returned, no epoch such a reader saw with the old answer may be
+    /// current, or its memo would outlive the change. Threads race for
+    /// real, many rounds (the window is an instant wide); a build that
+    /// moved the epoch only before the change fails within a few thousand.
+    fn no_epoch_seen_before_the_change_stays_current(change: impl Fn(&LocalCache, &str)) {
+        use std::sync::Arc;
+        let mut raced = 0;
+        for round in 0..20_000 {
+            let cache = Arc::new(LocalCache::new(10, Duration::from_secs(60), true));
+            let key = format!("k{round}");
+            cache.remember_fetched(key.clone(), Slot::Absent, cache.epoch(), None);
+            let stop = Arc::new(AtomicBool::new(false));
+            let reader = {
+                let (cache, key, stop) = (cache.clone(), key.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    let mut last_absent = None;
+                    while !stop.load(Ordering::Acquire) {
+                        let epoch = cache.epoch();
+                        if cache.lookup(&key) == Some(Slot::Absent) {
+                            last_absent = Some(epoch);
+                        }
+                    }
+                    last_absent
+                })
+            };
+            change(&cache, &key);
+            stop.store(true, Ordering::Release);
+            let seen = reader.join().expect("reader thread");
+            raced += usize::from(seen.is_some());
+            assert_ne!(seen, Some(cache.epoch()), "round {round}: a verdict memoised before the change still holds");
+        }
+        assert!(raced > 0, "the reader never ran beside a change: the test proved nothing");
+    }
+
+    #[test]
+    fn a_verdict_memoised_while_a_write_is_applied_ends_with_it() {
+        let far = Instant::now() + Duration::from_secs(60);
+        no_epoch_seen_before_the_change_stays_current(|cache, key| {
+            cache.apply(key.to_string(), Some(Slot::Present(1)), far);
+        });
+    }
+
+    #[test]
+    fn a_verdict_memoised_while_answers_are_forgotten_ends_with_them() {
+        no_epoch_seen_before_the_change_stays_current(|cache, _| cache.forget_answers());
+        no_epoch_seen_before_the_change_stays_current(|cache, _| cache.push_lost());
     }
 }
