@@ -164,14 +164,18 @@ fn routes(rt: &Runtime, out: &mut String) {
 pub fn describe_store(store: &StoreSettings) -> String {
     match store {
         StoreSettings::Memory => "memory".into(),
-        StoreSettings::Redis { nodes, cluster, sentinel, timeout, .. } => {
-            let nodes: Vec<String> = nodes.iter().map(|n| redact_url(n)).collect();
+        StoreSettings::Redis { nodes, cluster, sentinel, timeout, subscribe_nodes, .. } => {
+            let redacted = |nodes: &[String]| nodes.iter().map(|n| redact_url(n)).collect::<Vec<_>>().join(", ");
             let kind = match (sentinel, cluster) {
                 (Some(master), _) => format!("redis sentinel master `{}` via", master.master_name),
                 (None, true) => "redis cluster".into(),
                 (None, false) => "redis".into(),
             };
-            format!("{kind} {} (timeout: {})", nodes.join(", "), spelling::duration(*timeout))
+            let subscribed = match subscribe_nodes.is_empty() {
+                true => String::new(),
+                false => format!(", subscribed on {}", redacted(subscribe_nodes)),
+            };
+            format!("{kind} {} (timeout: {}){subscribed}", redacted(nodes), spelling::duration(*timeout))
         }
     }
 }

@@ -496,6 +496,12 @@ pub struct RedisSpec {
     /// A master watched by Redis Sentinel (instead of `url`).
     #[serde(default)]
     pub sentinel: Option<SentinelSpec>,
+    /// Nodes to hold the pub/sub subscription on instead of the store's own
+    /// (tried in turn): replicas of the master, which get every `PUBLISH`
+    /// through replication, so the fan-out to thousands of replicas costs
+    /// the master nothing. Empty: the store's nodes.
+    #[serde(default)]
+    pub subscribe_nodes: Vec<String>,
     /// PEM CA certificate(s) that sign the server's TLS certificate, for
     /// `rediss://` with a private CA (default: the system trust store).
     #[serde(default)]

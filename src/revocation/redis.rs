@@ -65,6 +65,9 @@ pub struct RedisStore {
     backend: Backend,
     /// Clients for the pub/sub subscription (one per node, tried in turn).
     subscribe_to: Vec<redis::Client>,
+    /// True when `subscribe_to` was configured (`subscribe_nodes`): held
+    /// there under Sentinel too, and not left when the master changes.
+    subscribe_elsewhere: bool,
     /// The connection announcements go out on (Sentinel: the master's).
     announcer: Announcer,
     deadline: Duration,
@@ -164,6 +167,7 @@ impl RedisStore {
         Ok(Self {
             backend: Backend::Single(Box::new(single)),
             subscribe_to: vec![client],
+            subscribe_elsewhere: false,
             announcer: Announcer::Single(announcer),
             deadline,
             log: super::keys::log(&channel),
@@ -173,14 +177,45 @@ impl RedisStore {
 
     /// The store a config asks for; `None` for the memory store.
     pub fn from_settings(store: &StoreSettings, channel: String) -> Result<Option<Self>, StoreError> {
-        let StoreSettings::Redis { nodes, cluster, sentinel, timeout, tls_ca, .. } = store else { return Ok(None) };
+        let StoreSettings::Redis { nodes, cluster, sentinel, timeout, tls_ca, subscribe_nodes, .. } = store else {
+            return Ok(None);
+        };
         let built = match (sentinel, cluster, nodes.first()) {
             (Some(master), _, _) => Self::sentinel(nodes, master, *timeout, channel),
             (None, true, _) => Self::cluster(nodes, *timeout, channel),
             (None, false, Some(url)) => Self::connect_lazy(url, tls_ca.as_deref(), *timeout, channel),
             (None, false, None) => Err(StoreError::NoNode),
         };
-        built.map(Some)
+        built?.subscribing_on(subscribe_nodes, tls_ca.as_deref()).map(Some)
+    }
+
+    /// Holds the subscription on `nodes` (in turn) rather than on the
+    /// store's own; no change when empty. Every node of a replication
+    /// group gets each `PUBLISH` (replicas through replication), so
+    /// subscribing on replicas moves the fan-out, whose cost grows with
+    /// the number of subscribers, off the master that answers logouts and
+    /// look-ups. A replica cut off from its master hears nothing while its
+    /// PINGs still answer: the announcement log, read from the master
+    /// every heartbeat, keeps the bound.
+    fn subscribing_on(mut self, nodes: &[String], tls_ca: Option<&[u8]>) -> Result<Self, StoreError> {
+        if nodes.is_empty() {
+            return Ok(self);
+        }
+        self.subscribe_to = nodes
+            .iter()
+            .map(|url| {
+                match tls_ca {
+                    None => redis::Client::open(url.as_str()),
+                    Some(ca) => redis::Client::build_with_tls(
+                        url.as_str(),
+                        redis::TlsCertificates { client_tls: None, root_cert: Some(ca.to_vec()) },
+                    ),
+                }
+                .map_err(|e| StoreError::InvalidUrl { url: redact_url(url), source: Arc::new(e) })
+            })
+            .collect::<Result<_, _>>()?;
+        self.subscribe_elsewhere = true;
+        Ok(self)
     }
 
     /// A Redis Cluster reached through any of `nodes`.
@@ -202,6 +237,7 @@ impl RedisStore {
             announcer: Announcer::Cluster { client: Arc::new(client.clone()), conn: Arc::new(OnceCell::new()) },
             backend: Backend::Cluster { client: Box::new(client), conn: OnceCell::new() },
             subscribe_to,
+            subscribe_elsewhere: false,
             deadline,
             log: super::keys::log(&channel),
             channel,
@@ -219,6 +255,7 @@ impl RedisStore {
         Ok(Self {
             backend: Backend::Sentinel(Box::new(master)),
             subscribe_to: Vec::new(),
+            subscribe_elsewhere: false,
             announcer: Announcer::Sentinel,
             deadline,
             log: super::keys::log(&channel),
@@ -254,7 +291,7 @@ impl RedisStore {
     /// in turn, or the master the sentinels name now.
     pub async fn subscribe_client(&self, attempt: usize) -> Result<redis::Client, StoreError> {
         match &self.backend {
-            Backend::Sentinel(master) => master.client().await,
+            Backend::Sentinel(master) if !self.subscribe_elsewhere => master.client().await,
             _ => self.subscribe_to.get(attempt % self.subscribe_to.len().max(1)).cloned().ok_or(StoreError::NoNode),
         }
     }
@@ -362,9 +399,10 @@ impl RedisStore {
     /// With Sentinel, the master the sentinels name now (`host:port`); the
     /// store leaves a master they no longer name. `None` without Sentinel
     /// (or when no sentinel answers).
+    /// `None` too when the subscription is held on `subscribe_nodes`.
     pub async fn named_master(&self) -> Option<String> {
         match &self.backend {
-            Backend::Sentinel(sentinel) => sentinel.named().await,
+            Backend::Sentinel(sentinel) if !self.subscribe_elsewhere => sentinel.named().await,
             _ => None,
         }
     }

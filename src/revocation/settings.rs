@@ -22,6 +22,9 @@ pub enum StoreSettings {
         heartbeat: Duration,
         ping_timeout: Duration,
         tls_ca: Option<Vec<u8>>,
+        /// Where the subscription is held when not on `nodes`
+        /// (`subscribe_nodes`).
+        subscribe_nodes: Vec<String>,
     },
 }
 
@@ -107,6 +110,10 @@ fn compile_redis(r: &RedisSpec, origin: &Origin<'_>) -> Result<StoreSettings, Co
         let field = if r.url.is_some() { "url".to_string() } else { format!("{list}[{i}]") };
         redis::Client::open(node.as_str()).map_err(|e| err(&field, format!("not a usable redis url: {e}")))?;
     }
+    for (i, node) in r.subscribe_nodes.iter().enumerate() {
+        let field = format!("subscribe_nodes[{i}]");
+        redis::Client::open(node.as_str()).map_err(|e| err(&field, format!("not a usable redis url: {e}")))?;
+    }
     let tls_ca = match &r.tls_ca_file {
         None => None,
         Some(p) => {
@@ -126,7 +133,8 @@ fn compile_redis(r: &RedisSpec, origin: &Origin<'_>) -> Result<StoreSettings, Co
     }
     let cluster = !r.cluster_nodes.is_empty();
     let (timeout, heartbeat, ping_timeout) = (r.timeout, r.heartbeat, r.ping_timeout);
-    Ok(StoreSettings::Redis { nodes, cluster, sentinel, timeout, heartbeat, ping_timeout, tls_ca })
+    let subscribe_nodes = r.subscribe_nodes.clone();
+    Ok(StoreSettings::Redis { nodes, cluster, sentinel, timeout, heartbeat, ping_timeout, tls_ca, subscribe_nodes })
 }
 
 fn compile_sentinel(spec: &SentinelSpec, origin: &Origin<'_>) -> Result<SentinelSettings, ConfigError> {
@@ -184,6 +192,20 @@ revocation:
     }
 
     #[test]
+    fn subscribe_nodes_are_kept_beside_the_store_nodes() {
+        let text =
+            REVOCATION.replace("heartbeat: 500ms", "heartbeat: 500ms\n    subscribe_nodes: [redis://10.0.0.2:6379]");
+        let (store, _) = compiled(&text).unwrap();
+        let StoreSettings::Redis { nodes, subscribe_nodes, .. } = store else { panic!("{store:?}") };
+        assert_eq!(
+            (nodes, subscribe_nodes),
+            (vec!["redis://127.0.0.1:6379/0".into()], vec!["redis://10.0.0.2:6379".into()])
+        );
+        let (plain, _) = compiled(REVOCATION).unwrap();
+        assert!(matches!(plain, StoreSettings::Redis { subscribe_nodes, .. } if subscribe_nodes.is_empty()));
+    }
+
+    #[test]
     fn the_default_section_is_the_memory_store() {
         let (store, policy) = compiled("revocation: {}\n").unwrap();
         assert_eq!(store, StoreSettings::Memory);
@@ -196,6 +218,12 @@ revocation:
             ("  redis:\n    url: redis://127.0.0.1:6379/0\n", "  redis:\n", "revocation.redis", 3),
             ("url: redis://127.0.0.1:6379/0", "url: http://x", "revocation.redis.url", 4),
             ("heartbeat: 500ms", "heartbeat: 0s", "revocation.redis.heartbeat", 6),
+            (
+                "heartbeat: 500ms",
+                "heartbeat: 500ms\n    subscribe_nodes:\n      - redis://127.0.0.1:6380\n      - http://x",
+                "revocation.redis.subscribe_nodes[1]",
+                9,
+            ),
             ("store: redis\n  redis:", "store: redis\n  legacy: { keys: [] }\n  redis:", "revocation.legacy.keys", 3),
         ] {
             let text = REVOCATION.replace(from, to);

@@ -120,6 +120,8 @@ mod streaming;
 #[cfg(test)]
 mod subject;
 #[cfg(test)]
+mod subscribe_nodes;
+#[cfg(test)]
 mod tls;
 #[cfg(test)]
 mod upstreams;

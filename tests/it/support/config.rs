@@ -37,6 +37,8 @@ pub struct Cfg {
     pub routes: String,
     /// `revocation.redis.heartbeat` (absent: the default, 1s).
     pub heartbeat: Option<String>,
+    /// `revocation.redis.subscribe_nodes` (empty: absent).
+    pub subscribe_nodes: Vec<String>,
     /// `revocation.max_token_lifetime` (absent: the default, 24h).
     pub max_token_lifetime: Option<String>,
     /// `revocation.circuit` as `(failures, cooldown)` (absent: 5, 1s).
@@ -83,6 +85,7 @@ impl Cfg {
             hs_keys: vec![format!("{{ kid: hs-1, insecure_secret: \"{HS_SECRET}\" }}")],
             routes: ROUTES.into(),
             heartbeat: None,
+            subscribe_nodes: Vec::new(),
             max_token_lifetime: None,
             circuit: None,
             legacy: None,
@@ -139,10 +142,14 @@ impl Cfg {
         let store = match &self.redis_url {
             None => "  store: memory\n".to_owned(),
             Some(url) => format!(
-                "  store: redis\n  redis:\n    url: {url}\n    key_prefix: \"{}\"\n    timeout: {}\n{}",
+                "  store: redis\n  redis:\n    url: {url}\n    key_prefix: \"{}\"\n    timeout: {}\n{}{}",
                 self.key_prefix,
                 self.redis_timeout,
                 self.heartbeat.as_ref().map(|h| format!("    heartbeat: {h}\n")).unwrap_or_default(),
+                match self.subscribe_nodes.is_empty() {
+                    true => String::new(),
+                    false => format!("    subscribe_nodes: [{}]\n", self.subscribe_nodes.join(", ")),
+                },
             ),
         };
         let mut revocation_extra = String::new();
