@@ -10,6 +10,8 @@ use crate::config::{
 use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq)]
+// Built once per config load and compared on reload: its size costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum StoreSettings {
     Memory,
     /// `nodes`: the server's URL, a cluster's seed nodes, or (with
