@@ -84,7 +84,10 @@ impl Subscriber {
     /// Runs forever; spawn it.
     pub async fn run(self) {
         let mut backoff = Duration::from_millis(20);
-        let mut next = 0usize;
+        // Where in the node list (cluster seeds, `subscribe_nodes`) this
+        // replica starts: at random, so a fleet spreads its subscriptions,
+        // and their fan-out, over the nodes instead of piling onto the first.
+        let mut next: usize = rand::random();
         // The last announcement log entry applied; `None` until first read.
         let mut applied: Option<LogId> = None;
         loop {

@@ -134,3 +134,27 @@ async fn a_subscribe_node_that_is_down_is_skipped_for_the_next_one() {
     assert_refused(&two.get("/api/poll", &raw).await, 401, "token_revoked", Challenge::InvalidToken);
     assert_eq!(app.seen("/api/poll"), polls, "a refused request reached the app");
 }
+
+/// Each replica starts at a random place in `subscribe_nodes`, so a fleet
+/// spreads its subscriptions (and the fan-out) over the nodes. 16 replicas
+/// on two nodes all land on one with probability 2^-15.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_spreads_its_subscriptions_over_the_subscribe_nodes() {
+    let (app, (master, first)) = (Upstream::spawn().await, replicated().await);
+    let second = Redis::spawn().await;
+    let port = master.addr().port().to_string();
+    let _: () = second.cmd(redis::cmd("REPLICAOF").arg("127.0.0.1").arg(&port)).await;
+    let cfg = Cfg { subscribe_nodes: vec![first.url(), second.url()], ..gate_cfg(&app, &master, &first, "1h") };
+    let mut fleet = Vec::new();
+    for _ in 0..16 {
+        fleet.push(Gate::spawn(&cfg).await);
+    }
+    eventually(Duration::from_secs(10), "16 subscriptions held", || async {
+        (first.numsub(CHANNEL).await + second.numsub(CHANNEL).await == 16).then_some(())
+    })
+    .await;
+    let (on_first, on_second) = (first.numsub(CHANNEL).await, second.numsub(CHANNEL).await);
+    eprintln!("subscriptions: {on_first} on the first node, {on_second} on the second");
+    assert!(on_first > 0 && on_second > 0, "all on one node: {on_first} + {on_second}");
+    assert_eq!(master.numsub(CHANNEL).await, 0);
+}
