@@ -11,7 +11,9 @@
 //! within the bound. Run with `--nocapture` to see the figures.
 
 use crate::support::token::claims;
-use crate::support::{assert_refused, eventually, metric, Announcements, Cfg, Challenge, Gate, Redis, Relay, Upstream};
+use crate::support::{
+    assert_refused, eventually, metric, refused_by, Announcements, Cfg, Challenge, Gate, Redis, Relay, Upstream,
+};
 use std::time::{Duration, Instant};
 
 const CHANNEL: &str = "jwtgate:revocations";
@@ -22,7 +24,6 @@ const BOUND: Duration = Duration::from_millis(1050);
 /// loaded 2-core CI box (all of the suite runs at once there); still far
 /// under LATE_BY, so a refusal in time came from the log.
 const MARGIN: Duration = Duration::from_millis(450);
-const POLL: Duration = Duration::from_millis(10);
 /// Far beyond the bound: a refusal inside the bound is not the late message.
 const LATE_BY: Duration = Duration::from_secs(3);
 /// Where in B's heartbeat cycle each trial's logout lands.
@@ -71,14 +72,7 @@ async fn logout_on_a_refused_by_b(a: &Gate, b: &Gate, redis: &Redis, after: Dura
     assert!(answered < LATE_BY, "the answer waited for the held announcement: {answered:?}");
     assert_refused(&a.get("/api/here", &raw).await, 401, "token_revoked", Challenge::InvalidToken);
     let acked = Instant::now();
-    let rsp = loop {
-        let rsp = b.get("/api/poll", &raw).await;
-        if rsp.status != 200 {
-            break rsp;
-        }
-        assert!(acked.elapsed() < 2 * LATE_BY, "B still accepts the revoked token after {:?}", acked.elapsed());
-        tokio::time::sleep(POLL).await;
-    };
+    let rsp = refused_by(b, "/api/poll", &raw, acked, 2 * LATE_BY).await;
     let refused = acked.elapsed();
     assert_refused(&rsp, 401, "token_revoked", Challenge::InvalidToken);
     assert_refused(&b.get("/api/after", &raw).await, 401, "token_revoked", Challenge::InvalidToken);

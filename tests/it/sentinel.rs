@@ -81,12 +81,17 @@ impl Deployment {
     /// A generous store deadline: a loaded CI machine can make a replica's
     /// `WAIT` acknowledgement slow, and the deadline is not under test here.
     fn yaml(&self, app: &Upstream) -> String {
+        self.yaml_of(&Cfg::new(app))
+    }
+
+    /// `cfg`'s config with this deployment as its store.
+    fn yaml_of(&self, cfg: &Cfg) -> String {
         let redis = format!(
             "  store: redis\n  redis:\n    sentinel:\n      master_name: {MASTER_NAME}\n      nodes: [\"redis://127.0.0.1:{}\"]\n\
              \x20   key_prefix: \"{PREFIX}\"\n    timeout: 2s\n",
             self.sentinel
         );
-        Cfg::new(app).yaml().replacen("  store: memory\n", &redis, 1)
+        cfg.yaml().replacen("  store: memory\n", &redis, 1)
     }
 }
 
@@ -163,4 +168,47 @@ async fn revocations_reach_every_replica_before_and_after_a_sentinel_failover() 
         assert_refused(&gate.get("/api/before-again", &before).await, 401, "token_revoked", Challenge::InvalidToken);
     }
     assert_eq!(app.seen("/api/before-again"), 0, "a revoked token reached the upstream");
+}
+
+/// `subscribe_nodes` under Sentinel: the subscriptions are held on the
+/// replica, not on the master the sentinels name, and stay there past the
+/// subscriber's 5 s master check (which would otherwise see a node other
+/// than the named master and leave it); revocations still arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_on_the_sentinel_masters_replica_stay_there_and_deliver() {
+    use crate::support::config::ADMIN_TOKEN;
+    use crate::support::metric;
+    let redis = Deployment::spawn().await;
+    let app = Upstream::spawn().await;
+    let on_replica = format!("    subscribe_nodes: [\"redis://127.0.0.1:{}\"]\n    key_prefix:", redis.replica);
+    let yaml = redis.yaml_of(&Cfg::new(&app).admin()).replacen("    key_prefix:", &on_replica, 1);
+    let (one, mut two) = (Gate::spawn_yaml(&yaml).await, Gate::spawn_yaml(&yaml).await);
+    two.admin_token = Some(ADMIN_TOKEN.into());
+    let channel = format!("{PREFIX}revocations");
+    let numsub = |port: u16| {
+        let channel = channel.clone();
+        async move { query::<(String, i64)>(port, redis::cmd("PUBSUB").arg("NUMSUB").arg(channel)).await.map(|s| s.1) }
+    };
+    eventually(LIMIT, "both replicas subscribed on the sentinel's replica", || async {
+        (numsub(redis.replica).await? >= 2).then_some(())
+    })
+    .await;
+    assert_eq!(numsub(redis.master).await, Some(0), "no subscription on the master");
+    // Past one master check (every 5 s): a subscriber that left the replica
+    // for not being the named master would have counted a reconnect.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let reconnects = metric(&two.metrics().await, "jwtgate_pubsub_reconnects_total", &[]).unwrap_or(0.0);
+    assert_eq!(reconnects, 0.0, "the subscription left the replica");
+    assert_eq!(numsub(redis.replica).await, Some(2));
+
+    let raw = claims().hs256().sign();
+    assert_eq!(two.get("/api/warm", &raw).await.status, 200, "positive control");
+    assert_eq!(one.logout(&raw).await.status, 200);
+    eventually(LIMIT, "replica two refuses the logged-out token", || async {
+        (two.get("/api/poll", &raw).await.status == 401).then_some(())
+    })
+    .await;
+    let polls = app.seen("/api/poll");
+    assert_refused(&two.get("/api/poll", &raw).await, 401, "token_revoked", Challenge::InvalidToken);
+    assert_eq!(app.seen("/api/poll"), polls, "a refused request reached the upstream");
 }

@@ -20,7 +20,7 @@
 //! lands at a different point of B's heartbeat cycle in each trial.
 
 use crate::support::token::claims;
-use crate::support::{assert_refused, eventually, Cfg, Challenge, Gate, Redis, Relay, Upstream};
+use crate::support::{assert_refused, eventually, refused_by, Cfg, Challenge, Gate, Redis, Relay, Upstream};
 use std::time::{Duration, Instant};
 
 const CHANNEL: &str = "jwtgate:revocations";
@@ -30,7 +30,6 @@ const PING_TIMEOUT: Duration = Duration::from_millis(250);
 /// Beyond the bound: the 10 ms poll, one look-up through the relay, and
 /// timers and scheduling on a loaded 2-core CI box.
 const MARGIN: Duration = Duration::from_millis(150);
-const POLL: Duration = Duration::from_millis(10);
 /// How long after B's subscription is known up each trial silences it:
 /// spread over one heartbeat.
 const SILENCE_AFTER: [Duration; 5] = [
@@ -74,14 +73,7 @@ async fn one_silence(a: &Gate, b: &Gate, redis: &Redis, relay: &Relay, after: Du
     let rsp = a.logout(&raw).await;
     assert_eq!(rsp.status, 200, "logout on A: {}", rsp.text());
     let logged_out = silenced.elapsed();
-    let rsp = loop {
-        let rsp = b.get("/api/poll", &raw).await;
-        if rsp.status != 200 {
-            break rsp;
-        }
-        assert!(silenced.elapsed() < 4 * HEARTBEAT, "B still accepts the revoked token after {:?}", silenced.elapsed());
-        tokio::time::sleep(POLL).await;
-    };
+    let rsp = refused_by(b, "/api/poll", &raw, silenced, 4 * HEARTBEAT).await;
     let refused = silenced.elapsed();
     assert_refused(&rsp, 401, "token_revoked", Challenge::InvalidToken);
     assert_refused(&b.get("/api/after", &raw).await, 401, "token_revoked", Challenge::InvalidToken);

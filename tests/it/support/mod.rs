@@ -101,6 +101,23 @@ where
     }
 }
 
+/// Sends `raw` to `path` on `gate` every `pause` until it is refused;
+/// fails once `deadline` has passed since `since` (the event the refusal
+/// should follow). For bounds measured in milliseconds, where the 25 ms
+/// step of [`eventually`] is too coarse.
+pub async fn refused_by(gate: &Gate, path: &str, raw: &str, since: std::time::Instant, deadline: Duration) -> Rsp {
+    const PAUSE: Duration = Duration::from_millis(10);
+    loop {
+        let rsp = gate.get(path, raw).await;
+        if rsp.status != 200 {
+            return rsp;
+        }
+        let elapsed = since.elapsed();
+        assert!(elapsed < deadline, "{} still accepts the revoked token after {elapsed:?}", gate.addr);
+        tokio::time::sleep(PAUSE).await;
+    }
+}
+
 /// Sum of the Prometheus samples of `name` whose label set contains every
 /// `labels` fragment (e.g. `outcome="forwarded"`); `None` when no series matches.
 pub fn metric(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
