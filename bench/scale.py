@@ -30,6 +30,13 @@ Fan-out designs (--fanout):
            the three replicas (revocation.redis.subscribe_nodes) SUBSCRIBE
            on the replica, which gets every PUBLISH through replication;
            writes, look-ups and log reads stay on the master
+  track    (needs --holder) no extra subscriptions: each extra client
+           turns on RESP3 key-based tracking (CLIENT TRACKING ON) and reads
+           10 of the preloaded keys, the way a replica tracking what it
+           cached would; Redis then notifies only the clients that read a
+           written key (none of the fresh tokens logged out here). Reported:
+           Redis CPU per tracked read and tracking memory per client
+  read     the same reads without tracking, the baseline for `track`
 
 Not part of the test suite: needs redis-server (and redis-cli), a release
 jwtgate, `ulimit -n` above twice the largest count. Stdlib only.
@@ -399,6 +406,8 @@ class Deployment:
             return sum(int(c.call("PUBSUB", "SHARDNUMSUB", CHANNEL)[1]) for c in self.clients.values())
         if self.args.fanout == "bcast":
             return int(self.clients[self.ports[0]].info("clients").get("tracking_clients", 0))
+        if self.args.fanout in ("track", "read"):
+            return int(self.clients[self.ports[0]].call("PUBSUB", "NUMSUB", CHANNEL)[1])
         return sum(int(c.call("PUBSUB", "NUMSUB", CHANNEL)[1]) for c in self.clients.values())
 
     def commandstats(self):
@@ -447,10 +456,12 @@ async def run_count(args, count, tmp, secret_file, secret, up_port):
         memory_before_subscribers = dep.used_memory()
         # Niced: on the replicas' core, the replicas come first.
         if args.holder:
-            hold_cmd = [args.holder, str(count), args.fanout, dep.subscriber_targets(), CHANNEL, PREFIX + "jti:"]
+            key_prefix = PREFIX + (f"jti:{issuer_tag()}:preloaded-" if args.fanout in ("track", "read") else "jti:")
+            hold_cmd = [args.holder, str(count), args.fanout, dep.subscriber_targets(), CHANNEL, key_prefix]
         else:
             hold_cmd = [sys.executable, os.path.abspath(__file__), "hold", "--count", str(count), "--mode",
                         args.fanout, "--targets", dep.subscriber_targets()]
+        setup_cpu, setup_memory = dep.cpu(), dep.used_memory()
         holder = start(["nice", "-n", "19"] + hold_cmd, args.load_cpu,
                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) if count else None
         if holder:
@@ -493,6 +504,8 @@ access_log: false
                 time.sleep(0.05)
         async def subscribed(want):
             deadline = time.monotonic() + 60
+            if args.fanout in ("track", "read"):
+                want = 3  # the holder says when its clients have read
             while dep.subscribers() + (3 if args.fanout in ("bcast", "sharded") else 0) < want:
                 if time.monotonic() > deadline:
                     sys.exit(f"only {dep.subscribers()} subscribers of {want}")
@@ -506,6 +519,7 @@ access_log: false
             if line.strip() != "ready":
                 sys.exit(f"subscriber holder failed: {line!r}")
         await subscribed(count + 3)
+        setup_cpu, setup_memory = dep.cpu() - setup_cpu, dep.used_memory() - setup_memory
 
         bytes_per_subscriber = (dep.used_memory() - memory_before_subscribers) / max(1, count)
         one, two, three = (Http(p) for p in ports)
@@ -634,6 +648,10 @@ access_log: false
             "redis_cpu_share": cpu_used / wall,
             "bytes_per_key": bytes_per_key,
             "bytes_per_subscriber": bytes_per_subscriber,
+            "setup_redis_cpu_us_per_client": setup_cpu * 1e6 / max(1, count),
+            "setup_bytes_per_client": setup_memory / max(1, count),
+            "tracking_keys": int(dep.clients[dep.ports[0]].info("clients").get("tracking_clients", 0)),
+            "tracking_total_keys": int(dep.clients[dep.ports[0]].info("stats").get("tracking_total_keys", 0)),
             "lookups": args.lookups,
             "lookups_per_s": args.lookups / lookup_wall if args.lookups else 0,
             "redis_cpu_us_per_lookup": lookups_cpu * 1e6 / max(1, args.lookups),
@@ -719,7 +737,8 @@ def main():
     h.add_argument("--targets", required=True)
     parser.add_argument("--jwtgate", default="target/release/jwtgate")
     parser.add_argument("--counts", default="1000,5000,10000")
-    parser.add_argument("--fanout", choices=["pubsub", "bcast", "sharded", "cluster", "replica"], default="pubsub")
+    parser.add_argument("--fanout", choices=["pubsub", "bcast", "sharded", "cluster", "replica", "track", "read"],
+                        default="pubsub")
     parser.add_argument("--shards", type=int, default=3)
     parser.add_argument("--keys", type=int, default=1_000_000)
     parser.add_argument("--logouts", type=int, default=50)
