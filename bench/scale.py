@@ -302,6 +302,14 @@ class Deployment:
 
     def __init__(self, args, tmp):
         self.args, self.tmp, self.procs = args, tmp, []
+        try:
+            self._start()
+        except BaseException:  # sys.exit too: never leave servers behind
+            self.stop()
+            raise
+
+    def _start(self):
+        args, tmp = self.args, self.tmp
         self.cluster = args.fanout in ("sharded", "cluster")
         if self.cluster:
             self.ports = [free_cluster_port() for _ in range(args.shards)]
