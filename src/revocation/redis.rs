@@ -131,6 +131,19 @@ impl Query<'_> {
     }
 }
 
+/// A client for `url`; `tls_ca`: PEM roots for `rediss://` servers with a
+/// private CA (the system's otherwise).
+fn client_for(url: &str, tls_ca: Option<&[u8]>) -> Result<redis::Client, StoreError> {
+    match tls_ca {
+        None => redis::Client::open(url),
+        Some(ca) => redis::Client::build_with_tls(
+            url,
+            redis::TlsCertificates { client_tls: None, root_cert: Some(ca.to_vec()) },
+        ),
+    }
+    .map_err(|e| StoreError::InvalidUrl { url: redact_url(url), source: Arc::new(e) })
+}
+
 impl RedisStore {
     /// Prepares the connection without waiting for Redis: jwtgate starts
     /// (and answers per `on_store_error`) even while Redis is down.
@@ -141,14 +154,7 @@ impl RedisStore {
         deadline: Duration,
         channel: String,
     ) -> Result<Self, StoreError> {
-        let client = match tls_ca {
-            None => redis::Client::open(url),
-            Some(ca) => redis::Client::build_with_tls(
-                url,
-                redis::TlsCertificates { client_tls: None, root_cert: Some(ca.to_vec()) },
-            ),
-        }
-        .map_err(|e| StoreError::InvalidUrl { url: redact_url(url), source: Arc::new(e) })?;
+        let client = client_for(url, tls_ca)?;
         let config = ConnectionManagerConfig::new()
             // A TLS handshake may need longer than one command's deadline;
             // requests still wait at most `deadline` (see `within`).
@@ -201,32 +207,14 @@ impl RedisStore {
         if nodes.is_empty() {
             return Ok(self);
         }
-        self.subscribe_to = nodes
-            .iter()
-            .map(|url| {
-                match tls_ca {
-                    None => redis::Client::open(url.as_str()),
-                    Some(ca) => redis::Client::build_with_tls(
-                        url.as_str(),
-                        redis::TlsCertificates { client_tls: None, root_cert: Some(ca.to_vec()) },
-                    ),
-                }
-                .map_err(|e| StoreError::InvalidUrl { url: redact_url(url), source: Arc::new(e) })
-            })
-            .collect::<Result<_, _>>()?;
+        self.subscribe_to = nodes.iter().map(|url| client_for(url, tls_ca)).collect::<Result<_, _>>()?;
         self.subscribe_elsewhere = true;
         Ok(self)
     }
 
     /// A Redis Cluster reached through any of `nodes`.
     pub fn cluster(nodes: &[String], deadline: Duration, channel: String) -> Result<Self, StoreError> {
-        let subscribe_to = nodes
-            .iter()
-            .map(|n| {
-                redis::Client::open(n.as_str())
-                    .map_err(|e| StoreError::InvalidUrl { url: redact_url(n), source: Arc::new(e) })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let subscribe_to = nodes.iter().map(|n| client_for(n, None)).collect::<Result<Vec<_>, _>>()?;
         let client = ClusterClient::builder(nodes.to_vec())
             .connection_timeout(deadline)
             .response_timeout(deadline)

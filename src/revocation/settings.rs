@@ -108,12 +108,12 @@ fn compile_redis(r: &RedisSpec, origin: &Origin<'_>) -> Result<StoreSettings, Co
         return Err(err(list, "at least one node is required".into()));
     }
     let sentinel = r.sentinel.as_ref().map(|s| compile_sentinel(s, origin)).transpose()?;
-    for (i, node) in nodes.iter().enumerate() {
-        let field = if r.url.is_some() { "url".to_string() } else { format!("{list}[{i}]") };
-        redis::Client::open(node.as_str()).map_err(|e| err(&field, format!("not a usable redis url: {e}")))?;
-    }
-    for (i, node) in r.subscribe_nodes.iter().enumerate() {
-        let field = format!("subscribe_nodes[{i}]");
+    let store_nodes = nodes.iter().enumerate().map(|(i, node)| match r.url {
+        Some(_) => ("url".to_string(), node),
+        None => (format!("{list}[{i}]"), node),
+    });
+    let subscribe_nodes = r.subscribe_nodes.iter().enumerate().map(|(i, node)| (format!("subscribe_nodes[{i}]"), node));
+    for (field, node) in store_nodes.chain(subscribe_nodes) {
         redis::Client::open(node.as_str()).map_err(|e| err(&field, format!("not a usable redis url: {e}")))?;
     }
     let tls_ca = match &r.tls_ca_file {

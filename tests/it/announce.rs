@@ -12,7 +12,8 @@
 
 use crate::support::token::claims;
 use crate::support::{
-    assert_refused, eventually, metric, refused_by, Announcements, Cfg, Challenge, Gate, Redis, Relay, Upstream,
+    assert_refused, cached_on, eventually, metric, refused_by, Announcements, Cfg, Challenge, Gate, Redis, Relay,
+    Upstream,
 };
 use std::time::{Duration, Instant};
 
@@ -46,17 +47,6 @@ async fn pair(app: &Upstream, redis: &Redis, relay: &Relay) -> (Gate, Gate) {
         .await;
     }
     (a, b)
-}
-
-/// Until `raw` is answered from `gate`'s cache: a second request makes no MGET.
-async fn cached_on(gate: &Gate, redis: &Redis, raw: &str) {
-    eventually(Duration::from_secs(5), "token cached as not revoked", || async {
-        assert_eq!(gate.get("/api/warm", raw).await.status, 200, "control: accepted before logout");
-        let before = redis.calls("mget").await;
-        assert_eq!(gate.get("/api/warm", raw).await.status, 200);
-        (redis.calls("mget").await == before).then_some(())
-    })
-    .await;
 }
 
 /// One trial: logs a token cached on B out on A; returns how long A took

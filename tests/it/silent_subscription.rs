@@ -20,7 +20,7 @@
 //! lands at a different point of B's heartbeat cycle in each trial.
 
 use crate::support::token::claims;
-use crate::support::{assert_refused, eventually, refused_by, Cfg, Challenge, Gate, Redis, Relay, Upstream};
+use crate::support::{assert_refused, cached_on, eventually, refused_by, Cfg, Challenge, Gate, Redis, Relay, Upstream};
 use std::time::{Duration, Instant};
 
 const CHANNEL: &str = "jwtgate:revocations";
@@ -46,17 +46,6 @@ const SILENCE_AFTER: [Duration; 5] = [
 /// loaded CI box (the bound does not depend on it).
 fn replica(app: &Upstream, redis_url: String) -> Cfg {
     Cfg { not_revoked_ttl: "300s".into(), redis_timeout: "500ms".into(), redis_url: Some(redis_url), ..Cfg::new(app) }
-}
-
-/// Until `raw` is answered from B's cache: a second request makes no MGET.
-async fn cached_on(gate: &Gate, redis: &Redis, raw: &str) {
-    eventually(Duration::from_secs(5), "token cached as not revoked", || async {
-        assert_eq!(gate.get("/api/warm", raw).await.status, 200, "control: accepted before logout");
-        let before = redis.calls("mget").await;
-        assert_eq!(gate.get("/api/warm", raw).await.status, 200);
-        (redis.calls("mget").await == before).then_some(())
-    })
-    .await;
 }
 
 /// One trial: the time from silencing B's subscription to B's refusal.

@@ -101,7 +101,19 @@ where
     }
 }
 
-/// Sends `raw` to `path` on `gate` every `pause` until it is refused;
+/// Until `raw` is answered from `gate`'s cache ("not revoked"): a second
+/// request makes no `MGET`.
+pub async fn cached_on(gate: &Gate, redis: &Redis, raw: &str) {
+    eventually(Duration::from_secs(5), "token cached as not revoked", || async {
+        assert_eq!(gate.get("/api/warm", raw).await.status, 200, "control: accepted before logout");
+        let before = redis.calls("mget").await;
+        assert_eq!(gate.get("/api/warm", raw).await.status, 200);
+        (redis.calls("mget").await == before).then_some(())
+    })
+    .await;
+}
+
+/// Sends `raw` to `path` on `gate` every 10 ms until it is refused;
 /// fails once `deadline` has passed since `since` (the event the refusal
 /// should follow). For bounds measured in milliseconds, where the 25 ms
 /// step of [`eventually`] is too coarse.
